@@ -1,0 +1,34 @@
+"""Run states and the order they may change in (design.md, "Runs: identity, states").
+
+The syncer uses `RANK` to refuse regressions: a run never moves out of a
+terminal state, and never back to an earlier one.
+"""
+
+from __future__ import annotations
+
+SCHEDULED = "scheduled"  # orchestrator waiting for its start time
+WAITING = "waiting"  # pre-execution constraints not met yet
+STARTING = "starting"  # executor asked to start it
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+KILLED = "killed"
+SKIPPED = "skipped"  # a constraint or skipNextInstance said no
+MISSED = "missed"  # the slot passed and catch-up did not apply
+LOST = "lost"  # the executor can no longer find it
+
+ACTIVE = (SCHEDULED, WAITING, STARTING, RUNNING)
+TERMINAL = (SUCCEEDED, FAILED, KILLED, SKIPPED, MISSED, LOST)
+ALL = ACTIVE + TERMINAL
+RANK = {SCHEDULED: 0, WAITING: 1, STARTING: 2, RUNNING: 3, **{s: 4 for s in TERMINAL}}
+
+TRIGGERS = ("schedule", "manual", "action", "catchup")
+
+
+def may_move(old: str | None, new: str) -> bool:
+    """True when a run in state `old` may change to `new`."""
+    if old is None:
+        return True
+    if old in TERMINAL:
+        return False
+    return RANK[new] >= RANK[old]
