@@ -1,0 +1,12 @@
+"""Itinerary's entry point: `python itinerary.py [serve|migrate|token|apply] [flags]`."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import sys  # noqa: E402
+
+from itinerary.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

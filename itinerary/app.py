@@ -1,0 +1,226 @@
+"""Builds the queues and components, starts them in the seed's order, stops them in reverse.
+
+Start-up (seed, "Application Startup Sequence"): configuration is parsed by the
+CLI; here the database is opened and pinged, migrations run, the stats
+collector, webhook handler and syncer start, then the scheduler (job
+definitions loaded, index built, loop started), then the HTTP server.
+
+Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
+orchestrators are cancelled or finish within the timeout), the webhook handler
+completes in-flight deliveries, the stats collector hands its last period to
+the syncer, the syncer flushes everything, then the database closes. The seed
+lists the syncer before the stats collector; we stop stats first because its
+rows are written through the syncer and must not be lost.
+
+Every component greenlet is linked: if one crashes, the crash is logged and
+the whole process shuts down cleanly rather than limping on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+from gevent.pywsgi import WSGIServer
+from gevent.queue import Queue
+
+from itinerary import db as dbmod
+from itinerary.clock import Clock, RealClock
+from itinerary.config import Config
+from itinerary.context import Context
+from itinerary.http import make_root
+from itinerary.messages import Queues, ShutDown
+from itinerary.migrate import MigrationError, is_current, migrate
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """Itinerary cannot start; the message is the one line the user sees."""
+
+
+def connect(config: Config) -> dbmod.Database:
+    """Open the database and prove it answers; StartupError with the reason otherwise."""
+    dsn = config.dsn
+    database = dbmod.Database(dsn, pool_size=config.db_pool_size)
+    try:
+        with gevent.Timeout(30, StartupError(f"database {dsn.redacted()} did not answer in 30s")):
+            database.ping()
+    except StartupError:
+        database.close()
+        raise
+    except Exception as exc:
+        database.close()
+        raise StartupError(
+            f"cannot connect to database {dsn.redacted()}: {_first_line(exc)}"
+        ) from None
+    return database
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc.args, tuple) and len(exc.args) == 2 and isinstance(exc.args[0], int):
+        text = str(exc.args[1])  # PyMySQL: (code, message)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def prepare_schema(config: Config, database: dbmod.Database) -> int | None:
+    """Apply migrations (or check them when skipped); StartupError when the schema is unusable."""
+    try:
+        if config.skip_migrations:
+            current, reason = is_current(database, config.migrations_dir)
+            if not current:
+                log.warning("migrations skipped and the schema is not current: %s", reason)
+            return None
+        return migrate(database, config.migrations_dir)
+    except MigrationError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def make_executor(config: Config, clock: Clock) -> Any:
+    if config.executor == "kubernetes":
+        from itinerary.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(config, clock)
+    from itinerary.executors.local import LocalExecutor
+
+    return LocalExecutor(config, clock)
+
+
+class App:
+    """One Itinerary process: `start()` returns once serving, `stop()` shuts down in order."""
+
+    def __init__(self, config: Config, clock: Clock | None = None, executor: Any = None) -> None:
+        self.config = config
+        self.clock = clock or RealClock()
+        self.executor = executor
+        self.group = Group()
+        self.crashed = Event()
+        self.database: dbmod.Database | None = None
+        self.server: WSGIServer | None = None
+        self.url = ""
+        self._greenlets: dict[str, gevent.Greenlet] = {}
+
+    def _spawn(self, name: str, fn: Any) -> None:
+        greenlet = self.group.spawn(fn)
+        greenlet.name = name
+        greenlet.link_exception(self._on_crash)
+        self._greenlets[name] = greenlet
+
+    def _on_crash(self, greenlet: gevent.Greenlet) -> None:
+        log.error(
+            "component %s crashed: %r; shutting down",
+            greenlet.name,
+            greenlet.exception,
+            exc_info=greenlet.exc_info,
+        )
+        self.crashed.set()
+
+    def start(self) -> None:
+        from itinerary.scheduler import Scheduler
+        from itinerary.stats import StatsCollector
+        from itinerary.syncer import Syncer
+        from itinerary.webhooks.handler import WebhookHandler
+
+        config, clock = self.config, self.clock
+        self.database = database = connect(config)
+        version = prepare_schema(config, database)
+        dbmod.bind(database)
+        self.queues = queues = Queues(
+            scheduler=Queue(),
+            syncer=Queue(maxsize=config.syncer_inbox_size),
+            stats=Queue(),
+            webhooks=Queue(),
+        )
+        self.stats = StatsCollector(queues.stats, queues.syncer, clock, config)
+        self.webhooks = WebhookHandler(queues.webhooks, queues.syncer, queues.stats, clock, config)
+        self.syncer = Syncer(queues.syncer, database, clock, queues.stats, config)
+        self._spawn("stats", self.stats.run)
+        self._spawn("webhooks", self.webhooks.run)
+        self._spawn("syncer", self.syncer.run)
+
+        if self.executor is None:
+            self.executor = make_executor(config, clock)
+        self.scheduler = Scheduler(config, queues, clock, self.executor, database)
+        self.scheduler.start_up()
+        self._spawn("scheduler", self.scheduler.run)
+
+        self.context = ctx = Context(
+            config=config,
+            database=database,
+            queues=queues,
+            clock=clock,
+            executor=self.executor,
+            metrics=self.stats.registry,
+        )
+        ctx.readiness.update(
+            database=self._database_ready,
+            schema=lambda: is_current(database, config.migrations_dir),
+            syncer=self.syncer.ready,
+            scheduler=self.scheduler.ready,
+        )
+        self.server = self._serve(ctx)
+        log.info(
+            "itinerary started: database %s (schema version %s), %s executor, listening on %s",
+            config.dsn.redacted(),
+            version or "unchecked",
+            config.executor,
+            self.url,
+        )
+
+    def _database_ready(self) -> tuple[bool, str]:
+        assert self.database is not None
+        try:
+            self.database.read(lambda: self.database.reader.execute_sql("SELECT 1").fetchone())
+            return True, ""
+        except Exception as exc:
+            return False, f"database unreachable: {_first_line(exc)}"
+
+    def _serve(self, ctx: Context) -> WSGIServer:
+        from itinerary.api import auth_mode, make_api
+
+        log.info("API authentication: %s", auth_mode(self.config))
+        root = make_root(ctx, make_api(ctx))
+        server = WSGIServer(
+            (self.config.host, self.config.port),
+            root,
+            log=None,
+            error_log=logging.getLogger("itinerary.http"),
+        )
+        try:
+            server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from None
+        host, port = server.address[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+        return server
+
+    def stop(self) -> None:
+        """Stop everything in order, flushing what each component holds."""
+        timeout = self.config.shutdown_timeout
+        log.info("shutting down (timeout %gs)", timeout)
+        if self.server is not None:
+            self.server.stop(timeout=min(5.0, timeout))
+        if "scheduler" in self._greenlets:
+            self.scheduler.stop()
+            self._greenlets["scheduler"].join(timeout)
+        for name, inbox in (("webhooks", "webhooks"), ("stats", "stats"), ("syncer", "syncer")):
+            greenlet = self._greenlets.get(name)
+            if greenlet is not None and not greenlet.dead:
+                getattr(self.queues, inbox).put(ShutDown(self.clock.now()))
+                greenlet.join(timeout)
+        alive = [g.name for g in self._greenlets.values() if not g.dead]
+        if alive:
+            log.error("still running after %gs, stopping them: %s", timeout, ", ".join(alive))
+        self.group.kill(timeout=5)
+        if self.executor is not None:
+            self.executor.close()
+        if self.database is not None:
+            self.database.close()
+        log.info("stopped")

@@ -1,0 +1,93 @@
+"""The root WSGI application: health, readiness, metrics, and the API under /api/v1.
+
+`/healthz` answers as long as the process serves HTTP. `/readyz` runs every
+readiness check of the context (database reachable, schema current, syncer
+writing, scheduler loop ticking) and answers 503 with the reasons otherwise, so
+a load balancer or Kubernetes stops sending traffic to a replica that cannot
+do its work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import bottle
+import gevent
+
+from itinerary.context import Context
+
+log = logging.getLogger(__name__)
+READY_CHECK_TIMEOUT_S = 3.0
+
+
+def _json(status: int, body: dict[str, Any]) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(
+        status=status,
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def run_checks(ctx: Context) -> tuple[bool, dict[str, str]]:
+    """Every readiness check, each bounded in time; (all ready, name -> 'ok' or reason)."""
+    results: dict[str, str] = {}
+    for name, check in ctx.readiness.items():
+        try:
+            with gevent.Timeout(READY_CHECK_TIMEOUT_S):
+                ok, reason = check()
+        except gevent.Timeout:
+            ok, reason = False, f"no answer within {READY_CHECK_TIMEOUT_S:g}s"
+        except Exception as exc:  # a failing check is a reason, not a crash
+            ok, reason = False, f"{type(exc).__name__}: {exc}"
+        results[name] = "ok" if ok else reason
+    return all(v == "ok" for v in results.values()), results
+
+
+def make_root(ctx: Context, api: bottle.Bottle | None = None) -> bottle.Bottle:
+    root = bottle.Bottle(catchall=False)
+
+    @root.get("/healthz")
+    def healthz() -> bottle.HTTPResponse:
+        return _json(200, {"status": "alive"})
+
+    @root.get("/readyz")
+    def readyz() -> bottle.HTTPResponse:
+        ready, checks = run_checks(ctx)
+        if ready:
+            return _json(200, {"status": "ready", "checks": checks})
+        reasons = "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        return _json(503, {"status": "unready", "reason": reasons, "checks": checks})
+
+    @root.get("/metrics")
+    def metrics() -> bottle.HTTPResponse:
+        from itinerary.metrics import render
+
+        body, content_type = render(ctx.metrics)
+        return bottle.HTTPResponse(body=body, headers={"Content-Type": content_type})
+
+    @root.get("/")
+    def index() -> bottle.HTTPResponse:
+        return _json(
+            200,
+            {
+                "name": "itinerary",
+                "links": {
+                    "api": "/api/v1",
+                    "openapi": "/api/v1/openapi.json",
+                    "health": "/healthz",
+                    "ready": "/readyz",
+                    "metrics": "/metrics",
+                },
+            },
+        )
+
+    @root.error(404)
+    def not_found(err: bottle.HTTPError) -> str:
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": {"code": "not_found", "message": "no such page"}})
+
+    if api is not None:
+        root.mount("/api/v1", api)
+    return root
