@@ -85,7 +85,8 @@ def _server_dsn(driver: str, name: str) -> str:
     admin = dbmod.parse_dsn(PG_ADMIN if driver == "postgres" else MY_ADMIN)
     auth = admin.user + (f":{admin.password}" if admin.password else "")
     scheme = "postgresql" if driver == "postgres" else "mysql"
-    return f"{scheme}://{auth}@{admin.host}:{admin.port or (5432 if driver == 'postgres' else 3306)}/{name}"
+    port = admin.port or (5432 if driver == "postgres" else 3306)
+    return f"{scheme}://{auth}@{admin.host}:{port}/{name}"
 
 
 def create_database(driver: str, tmp_path: Path) -> Iterator[str]:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import MIGRATIONS, ROOT
 
 from itinerary.db import Database, parse_dsn
-
-from conftest import MIGRATIONS, ROOT
 
 ENTRY = str(ROOT / "itinerary.py")
 
