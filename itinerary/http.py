@@ -46,7 +46,7 @@ def run_checks(ctx: Context) -> tuple[bool, dict[str, str]]:
 
 
 def make_root(ctx: Context, api: bottle.Bottle | None = None) -> bottle.Bottle:
-    root = bottle.Bottle(catchall=False)
+    root = bottle.Bottle()
 
     @root.get("/healthz")
     def healthz() -> bottle.HTTPResponse:
@@ -87,6 +87,14 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> bottle.Bottle:
     def not_found(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
         return json.dumps({"error": {"code": "not_found", "message": "no such page"}})
+
+    @root.error(500)
+    def server_error(err: bottle.HTTPError) -> str:
+        log.error(
+            "unhandled error on %s: %s", bottle.request.path, err.exception, exc_info=err.exception
+        )
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": {"code": "internal", "message": "internal error; see logs"}})
 
     if api is not None:
         root.mount("/api/v1", api)
