@@ -218,6 +218,8 @@ class Database:
             if not ok:
                 raise value
             return value
+        if not db.is_closed():  # a nested call on this greenlet: keep using its connection
+            return fn(*args)
         with db.connection_context():
             return fn(*args)
 

@@ -132,3 +132,11 @@ def test_it_keeps_live_job_names_unique(database: Database):
     # It should free the name once the first is archived, keeping its history.
     database.write(lambda: jobstore.save_job(database.writer, spec, now))
     assert len(database.read(jobstore.load_jobs, None)) == 1
+
+
+def test_a_nested_read_keeps_the_outer_connection(database: Database):
+    def outer():
+        database.read(lambda: database.reader.execute_sql("SELECT 1").fetchone())
+        return database.reader.execute_sql("SELECT 2").fetchone()[0]
+
+    assert database.read(outer) == 2
