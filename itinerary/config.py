@@ -136,6 +136,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("syncer_batch_size", "int", 500, "rows per batch before a flush"),
     Setting("syncer_flush_interval", "duration", 0.2, "longest a row waits before a flush"),
+    Setting(
+        "syncer_thresholds",
+        "str",
+        "",
+        "per-kind batch overrides, kind=size/interval comma-separated (kinds: jobs, claims, "
+        "runs, violations, actions, webhooks, stats), e.g. runs=1000/500ms,stats=50/5s",
+    ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -176,6 +183,7 @@ class Config:
     syncer_batch_size: int
     syncer_flush_interval: float
     stats_period: float
+    syncer_thresholds: str = ""
     config_file: str | None = None
 
     @property

@@ -161,6 +161,7 @@ class ClaimSlot:
     args: tuple[str, ...] | None = None
     reason: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
+    parent_run_id: str | None = None  # the run whose action started this one
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ class RunUpdate:
     behind_schedule: bool | None = None
     executor: str | None = None
     handle: dict[str, Any] | None = None
+    # The attempt's own outcome when it differs from the run's: attempt 1 failed and
+    # the run goes on to attempt 2 (run_attempts.status; defaults to `status`).
+    attempt_status: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,205 @@
+"""The syncer on all three databases: batching, merging, acknowledgements, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import gevent
+import pytest
+from gevent.queue import Queue
+
+from itinerary import config as configmod
+from itinerary import jobstore, messages, states
+from itinerary.clock import FakeClock, settle
+from itinerary.db import ConfigError, Database, JobRun, RunAttempt
+from itinerary.jobs import parse_job
+from itinerary.syncer import Syncer, thresholds
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_config(**changes):
+    return dataclasses.replace(configmod.load(None, {}), **changes)
+
+
+def start(database, clock, **changes):
+    """A running syncer with its inbox and stats inbox."""
+    inbox, stats = Queue(maxsize=changes.pop("inbox", 1000)), Queue()
+    syncer = Syncer(inbox, database, clock, stats, make_config(**changes))
+    return syncer, gevent.spawn(syncer.run)
+
+
+def wait(result, seconds=10):
+    """Real I/O is involved: wait for a reply without advancing the fake clock."""
+    return result.get(timeout=seconds)
+
+
+def save_job(database, name="job"):
+    spec = parse_job({"name": name, "commands": [["true"]]})
+    return database.write(lambda: jobstore.save_job(database.writer, spec, T0))
+
+
+def claim(job_id, minute=0, run_id=None, status=states.SCHEDULED):
+    return messages.ClaimSlot(
+        run_id=run_id or f"r{job_id:05d}m{minute:09d}",
+        job_id=job_id,
+        scheduled_at=T0 + timedelta(minutes=minute),
+        trigger="schedule",
+        status=status,
+        at=T0,
+    )
+
+
+def flush(syncer_inbox, clock):
+    msg = messages.Flush(clock.now())
+    syncer_inbox.put(msg)
+    return wait(msg.reply)
+
+
+def run_row(database, run_id):
+    return database.read(lambda: JobRun.get(JobRun.run_id == run_id))
+
+
+def stop(inbox, greenlet):
+    inbox.put(messages.ShutDown())
+    greenlet.join(timeout=10)
+    assert greenlet.dead and greenlet.successful()
+
+
+def test_it_claims_a_slot_once(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    first, second = claim(job.id, run_id="rfirst"), claim(job.id, run_id="rsecond")
+    syncer.inbox.put(first)
+    syncer.inbox.put(second)
+    # It should answer the first claim True and the second, for the same slot, False.
+    assert wait(first.reply) is True
+    assert wait(second.reply) is False
+    assert run_row(database, "rfirst").status == states.SCHEDULED
+    stop(syncer.inbox, g)
+
+
+def test_it_answers_true_to_a_retried_claim(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    for _ in range(2):
+        msg = claim(job.id, run_id="rsame")
+        syncer.inbox.put(msg)
+        # It should treat its own slot row as claimed (the first reply may have been lost).
+        assert wait(msg.reply) is True
+    stop(syncer.inbox, g)
+
+
+def test_it_merges_updates_in_order(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    syncer.inbox.put(claim(job.id, run_id="rrun"))
+    t = T0 + timedelta(seconds=1)
+    for i, status in enumerate((states.STARTING, states.RUNNING, states.FAILED)):
+        at = t + timedelta(seconds=i)
+        syncer.inbox.put(messages.RunUpdate("rrun", at, status=status, started_at=t))
+    syncer.inbox.put(messages.RunUpdate("rrun", t + timedelta(seconds=9), exit_code=3))
+    flush(syncer.inbox, clock)
+    row = run_row(database, "rrun")
+    assert (row.status, row.success, row.exit_code, row.started_at) == ("failed", False, 3, t)
+    assert row.updated_at == t + timedelta(seconds=9)
+    stop(syncer.inbox, g)
+
+
+def test_it_never_leaves_a_terminal_state_or_goes_back(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    syncer.inbox.put(claim(job.id, run_id="rterm"))
+    t = T0 + timedelta(seconds=5)
+    syncer.inbox.put(messages.RunUpdate("rterm", t, status=states.SUCCEEDED))
+    flush(syncer.inbox, clock)
+    # Separate flushes, so the rules are checked against the stored row too.
+    syncer.inbox.put(messages.RunUpdate("rterm", t + timedelta(1), status=states.RUNNING))
+    syncer.inbox.put(messages.RunUpdate("rterm", t + timedelta(2), status=states.FAILED))
+    syncer.inbox.put(messages.RunUpdate("rterm", t - timedelta(1), reason="stale"))
+    flush(syncer.inbox, clock)
+    row = run_row(database, "rterm")
+    assert (row.status, row.success, row.reason) == ("succeeded", True, None)
+    stop(syncer.inbox, g)
+
+
+def test_it_refuses_to_go_backwards_in_a_batch(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    syncer.inbox.put(claim(job.id, run_id="rback"))
+    syncer.inbox.put(messages.RunUpdate("rback", T0 + timedelta(seconds=2), status="running"))
+    syncer.inbox.put(messages.RunUpdate("rback", T0 + timedelta(seconds=3), status="waiting"))
+    flush(syncer.inbox, clock)
+    assert run_row(database, "rback").status == states.RUNNING
+    stop(syncer.inbox, g)
+
+
+def test_it_keeps_one_row_per_attempt(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    syncer.inbox.put(claim(job.id, run_id="rretry"))
+    t = T0 + timedelta(seconds=1)
+    syncer.inbox.put(messages.RunUpdate("rretry", t, status="running", attempt=1, started_at=t))
+    syncer.inbox.put(
+        messages.RunUpdate("rretry", t, attempt=1, exit_code=1, attempt_status="failed")
+    )
+    syncer.inbox.put(messages.RunUpdate("rretry", t, attempt=2, started_at=t, handle={"pid": 7}))
+    syncer.inbox.put(messages.RunUpdate("rretry", t, status="succeeded", attempt=2, exit_code=0))
+    flush(syncer.inbox, clock)
+    attempts = database.read(
+        lambda: [(a.attempt, a.status, a.exit_code, a.handle) for a in RunAttempt.select()]
+    )
+    assert sorted(attempts) == [(1, "failed", 1, None), (2, "succeeded", 0, {"pid": 7})]
+    assert run_row(database, "rretry").attempt == 2
+    stop(syncer.inbox, g)
+
+
+def test_it_saves_and_archives_jobs_with_replies(database: Database, clock: FakeClock):
+    syncer, g = start(database, clock)
+    msg = messages.SaveJob(parse_job({"name": "api-job", "commands": [["true"]]}), T0)
+    syncer.inbox.put(msg)
+    saved = wait(msg.reply)
+    assert database.read(jobstore.get_job, saved.id).name == "api-job"
+    clash = messages.SaveJob(parse_job({"name": "api-job", "commands": [["true"]]}), T0)
+    syncer.inbox.put(clash)
+    # It should hand the sender jobstore.Conflict and keep going.
+    with pytest.raises(jobstore.Conflict):
+        wait(clash.reply)
+    archive = messages.ArchiveJob(saved.id, T0)
+    syncer.inbox.put(archive)
+    assert wait(archive.reply) is True
+    stop(syncer.inbox, g)
+
+
+def test_it_refuses_a_stale_job_update(database: Database, clock: FakeClock):
+    saved = save_job(database, "stale")
+    syncer, g = start(database, clock)
+    changed = dataclasses.replace(saved, description="new")
+    msg = messages.SaveJob(changed, T0, expected_updated_at=T0 - timedelta(seconds=1))
+    syncer.inbox.put(msg)
+    with pytest.raises(jobstore.Conflict, match="reload"):
+        wait(msg.reply)
+    stop(syncer.inbox, g)
+
+
+def test_it_parses_per_kind_thresholds():
+    limits = thresholds(make_config(syncer_thresholds="runs=1000/2s, stats=5/1m"))
+    assert (limits["runs"].size, limits["runs"].interval) == (1000, 2.0)
+    assert limits["stats"].interval == 60.0
+    assert limits["claims"].interval == 0.0
+    with pytest.raises(ConfigError, match="kind=size/interval"):
+        thresholds(make_config(syncer_thresholds="bogus=1/1s"))
+
+
+def test_it_writes_everything_pending_on_shutdown(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock, syncer_flush_interval=3600.0)
+    syncer.inbox.put(claim(job.id, run_id="rshut"))
+    for minute in range(1, 50):
+        syncer.inbox.put(claim(job.id, minute))
+    syncer.inbox.put(messages.RunUpdate("rshut", T0 + timedelta(1), status="running"))
+    settle()
+    stop(syncer.inbox, g)
+    assert database.read(lambda: JobRun.select().count()) == 50
+    assert run_row(database, "rshut").status == states.RUNNING
