@@ -1,0 +1,256 @@
+"""Job routes: list, read, create, update, archive, pause/resume, next runs.
+
+Reads go through `Database.read`; every write is a `SaveJob`/`ArchiveJob` to the
+syncer inbox (`queues.syncer`), followed by `JobUpserted`/`JobRemoved` to the
+scheduler inbox (`queues.scheduler`) so the loop rebuilds its index at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from itinerary import apply, jobstore, messages
+from itinerary.api import pagination, params, queries
+from itinerary.api.errors import ApiError, invalid, not_found
+from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.jobs import JobSpec, ValidationError, parse_job
+
+MAX_ID = 2**63 - 1
+JOB_ID = PathParam("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "numeric job id")
+
+
+def job_id_of(text: str) -> int:
+    """A numeric job id from the path, or 404 (a name or a run id never names a job here)."""
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
+        raise not_found(f"job {text!r}")
+    return int(text)
+
+
+def load_job(call: Call, text: str, *, live: bool = False) -> JobSpec:
+    """The job named by `text` in the path (archived ones too unless `live`), or 404/409."""
+    job_id = job_id_of(text)
+    job = call.ctx.database.read(jobstore.get_job, job_id)
+    if job is None:
+        raise not_found(f"job {job_id}")
+    if live and job.archived_at is not None:
+        raise ApiError(409, f"job {job_id} is archived", code="archived")
+    return job
+
+
+def save(call: Call, spec: JobSpec) -> JobSpec:
+    """Store through the syncer, then tell the loop; 409 on a duplicate name."""
+    msg = messages.SaveJob(spec, call.now)
+    call.ctx.queues.syncer.put(msg)
+    try:
+        stored: JobSpec = wait_reply(msg.reply, "the syncer")
+    except jobstore.Conflict as exc:
+        raise ApiError(
+            409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
+        ) from None
+    call.ctx.queues.scheduler.put(messages.JobUpserted(stored, call.now))
+    return stored
+
+
+def _parse(body: Any, base: JobSpec | None = None) -> JobSpec:
+    try:
+        return parse_job(body, base=base)
+    except ValidationError as exc:
+        raise invalid(exc.fields) from None
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+def list_jobs(call: Call) -> Any:
+    q = call.query
+    enabled = None if q["enabled"] is None else q["enabled"] == "true"
+    export = q["format"] == "yaml"
+    f = queries.JobFilter(
+        name_pattern=q["name_pattern"],
+        tags=tuple(q["tags"] or ()),
+        tag_pattern=q["tag_pattern"],
+        schedule=q["schedule"],
+        enabled=enabled,
+        include_archived=q["archived"],
+        limit=None if export else q["limit"],
+        cursor=None if export else q["cursor"],
+    )
+    specs, cursor = call.ctx.database.read(queries.list_jobs, f)
+    if export:
+        return Reply(200, apply.export_yaml(specs), "application/yaml")
+    return pagination.page([s.to_dict() for s in specs], cursor)
+
+
+def get_job(call: Call) -> Any:
+    return load_job(call, call.path["job_id"]).to_dict()
+
+
+def create_job(call: Call) -> Any:
+    stored = save(call, _parse(call.body))
+    return Reply(201, stored.to_dict(), headers={"Location": f"jobs/{stored.id}"})
+
+
+def update_job(call: Call) -> Any:
+    job = load_job(call, call.path["job_id"], live=True)
+    if isinstance(call.body, dict) and call.body.get("id") not in (None, job.id):
+        raise invalid({"id": f"does not match the job in the path ({job.id})"})
+    return save(call, _parse(call.body, base=job)).to_dict()
+
+
+def archive_job(call: Call) -> Any:
+    job_id = job_id_of(call.path["job_id"])
+    msg = messages.ArchiveJob(job_id, call.now)
+    call.ctx.queues.syncer.put(msg)
+    if not wait_reply(msg.reply, "the syncer"):
+        raise not_found(f"live job {job_id}")
+    call.ctx.queues.scheduler.put(messages.JobRemoved(job_id, call.now))
+    return Reply(204)
+
+
+def pause_job(call: Call) -> Any:
+    body = call.body or {}
+    unknown = sorted(set(body) - {"reason"}) if isinstance(body, dict) else ["body"]
+    if unknown:
+        raise invalid({k: "unknown field" for k in unknown})
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise invalid({"reason": "must be a string of at most 500 characters"})
+    job = load_job(call, call.path["job_id"], live=True)
+    return save(call, replace(job, enabled=False, paused_reason=reason or None)).to_dict()
+
+
+def resume_job(call: Call) -> Any:
+    job = load_job(call, call.path["job_id"], live=True)
+    return save(call, replace(job, enabled=True, paused_reason=None)).to_dict()
+
+
+def next_runs(call: Call) -> Any:
+    job = load_job(call, call.path["job_id"])
+    after = call.query["from"] or call.now
+    cron = job.cron
+    return {
+        "jobId": job.id,
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "enabled": job.enabled and job.archived_at is None,
+        "description": cron.describe() if cron else "manual only (no schedule)",
+        "nextRuns": [params.iso(t) for t in cron.next_n(after, call.query["count"])]
+        if cron
+        else [],
+    }
+
+
+JOB_LIST_PARAMS = (
+    params.string("name_pattern", "job name glob (`*`, `?`); without a wildcard, a substring"),
+    params.csv("tags", "jobs carrying all of these tags"),
+    params.string("tag_pattern", "jobs with a tag matching this glob"),
+    params.string("schedule", "jobs with exactly this cron expression (empty: manual-only jobs)"),
+    params.choice("enabled", "only enabled (true) or paused (false) jobs", ("true", "false"), None),
+    params.boolean("archived", "include archived jobs"),
+    params.choice(
+        "format", "yaml: every matching job as an apply-able document", ("json", "yaml"), "json"
+    ),
+    pagination.LIMIT,
+    pagination.CURSOR,
+)
+
+ROUTES = (
+    Route(
+        "GET",
+        "/jobs",
+        list_jobs,
+        "viewer",
+        "List jobs",
+        "jobs",
+        response="JobPage",
+        params=JOB_LIST_PARAMS,
+        alt_content={"application/yaml": {"type": "string"}},
+    ),
+    Route(
+        "POST",
+        "/jobs",
+        create_job,
+        "admin",
+        "Create a job",
+        "jobs",
+        ok=201,
+        response="Job",
+        body="JobInput",
+        errors=(409,),
+    ),
+    Route(
+        "GET",
+        "/jobs/{job_id}",
+        get_job,
+        "viewer",
+        "Get a job",
+        "jobs",
+        response="Job",
+        path_params=(JOB_ID,),
+        errors=(404,),
+    ),
+    Route(
+        "PUT",
+        "/jobs/{job_id}",
+        update_job,
+        "admin",
+        "Update a job (fields left out keep their value)",
+        "jobs",
+        response="Job",
+        path_params=(JOB_ID,),
+        body="JobInput",
+        errors=(404, 409),
+    ),
+    Route(
+        "DELETE",
+        "/jobs/{job_id}",
+        archive_job,
+        "admin",
+        "Archive a job (its runs are kept)",
+        "jobs",
+        ok=204,
+        path_params=(JOB_ID,),
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/jobs/{job_id}/pause",
+        pause_job,
+        "operator",
+        "Pause a job",
+        "jobs",
+        response="Job",
+        path_params=(JOB_ID,),
+        body="PauseInput",
+        body_required=False,
+        errors=(404, 409),
+    ),
+    Route(
+        "POST",
+        "/jobs/{job_id}/resume",
+        resume_job,
+        "operator",
+        "Resume a paused job",
+        "jobs",
+        response="Job",
+        path_params=(JOB_ID,),
+        errors=(404, 409),
+    ),
+    Route(
+        "GET",
+        "/jobs/{job_id}/next-runs",
+        next_runs,
+        "viewer",
+        "The job's next scheduled times",
+        "jobs",
+        response="NextRuns",
+        path_params=(JOB_ID,),
+        errors=(404,),
+        params=(
+            params.integer("count", "how many", default=10, lo=1, hi=100),
+            params.time("from", "compute after this time (default now)"),
+        ),
+    ),
+)

@@ -1,0 +1,297 @@
+"""The OpenAPI 3.1 document, built from the route table so it cannot drift from the routes.
+
+Paths, methods, roles, parameters, bodies and statuses come from each `Route`;
+the component schemas below describe the JSON the handlers produce and accept,
+and tests/test_openapi.py checks them against real responses with schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itinerary.api.errors import CODES
+from itinerary.api.routing import Route
+from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, MODIFIABLE_FIELDS, TRIGGERS
+from itinerary.states import ALL as RUN_STATES
+from itinerary.states import TRIGGERS as RUN_TRIGGERS
+
+STR = {"type": "string"}
+NSTR = {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time"}
+NTIME = {"type": ["string", "null"], "format": "date-time"}
+STRS = {"type": "array", "items": STR}
+INT = {"type": "integer"}
+NINT = {"type": ["integer", "null"]}
+OBJ = {"type": "object"}
+NOBJ = {"type": ["object", "null"]}
+ENV = {"type": "object", "additionalProperties": STR}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] | None = None, **extra: Any) -> dict:
+    schema = {"type": "object", "properties": props, **extra}
+    schema["required"] = list(props if required is None else required)
+    return schema
+
+
+ACTION = _obj(
+    {
+        "type": {"enum": list(ACTION_TYPES)},
+        "trigger": {"enum": list(TRIGGERS)},
+        "config": OBJ,
+        "constraint": {"enum": list(CONSTRAINT_TYPES)},
+    },
+    ("type", "trigger"),
+    additionalProperties=False,
+)
+JOB_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "maxLength": 52, "description": "unique, a DNS-1123 label"},
+    "description": STR,
+    "schedule": {"type": ["string", "null"], "description": "cron; null or '' = manual only"},
+    "timezone": {"type": "string", "description": "IANA zone the schedule is evaluated in"},
+    "enabled": {"type": "boolean", "description": "false = paused"},
+    "pausedReason": NSTR,
+    "namespace": STR,
+    "images": STRS,
+    "commands": {"type": "array", "items": STRS},
+    "args": STRS,
+    "serviceAccounts": STRS,
+    "env": ENV,
+    "envSecret": {"type": ["array", "object", "null"]},
+    "resources": NOBJ,
+    "podSpec": {"type": ["object", "null"], "description": "a Kubernetes PodSpec"},
+    "tags": STRS,
+    "constraints": {
+        "type": "object",
+        "propertyNames": {"enum": list(CONSTRAINT_TYPES)},
+    },
+    "actions": {"type": "array", "items": ACTION},
+    "manuallyRunnable": {"type": "boolean"},
+    "manualRunModifiableFields": {"type": "array", "items": {"enum": list(MODIFIABLE_FIELDS)}},
+}
+READ_ONLY = {"id": INT, "createdAt": NTIME, "updatedAt": NTIME, "archivedAt": NTIME}
+RUN_FIELDS: dict[str, Any] = {
+    "runId": STR,
+    "jobId": INT,
+    "jobName": NSTR,
+    "scheduledAt": TIME,
+    "trigger": {"enum": list(RUN_TRIGGERS)},
+    "attempt": INT,
+    "state": {"enum": list(RUN_STATES)},
+    "reason": NSTR,
+    "success": {"type": ["boolean", "null"]},
+    "behindSchedule": {"type": "boolean"},
+    "args": {"type": ["array", "null"], "items": STR},
+    "startedAt": NTIME,
+    "endedAt": NTIME,
+    "durationSeconds": {"type": ["number", "null"]},
+    "exitCode": NINT,
+    "error": NSTR,
+    "executor": NSTR,
+    "handle": {"type": ["object", "null"], "description": "Kubernetes Job/pod or pid/log file"},
+    "parentRunId": NSTR,
+    "createdAt": TIME,
+    "updatedAt": TIME,
+}
+ATTEMPT = _obj(
+    {
+        "attempt": INT,
+        "state": {"enum": list(RUN_STATES)},
+        "startedAt": NTIME,
+        "endedAt": NTIME,
+        "exitCode": NINT,
+        "error": NSTR,
+        "executor": NSTR,
+        "handle": NOBJ,
+    }
+)
+RUN = _obj(
+    {**RUN_FIELDS, "attempts": {"type": "array", "items": ATTEMPT}},
+    tuple(RUN_FIELDS),
+)
+SUMS = {"type": "object", "additionalProperties": {"type": "number"}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {"error": _obj({"code": {"enum": list(CODES.values())}, "message": STR, "fields": ENV})}
+    ),
+    "JobInput": {
+        "type": "object",
+        "properties": {**JOB_FIELDS, **{k: {**v, "readOnly": True} for k, v in READ_ONLY.items()}},
+        "additionalProperties": False,
+        "description": "POST needs name and commands (or podSpec); PUT keeps fields left out",
+    },
+    "Job": _obj({**READ_ONLY, **JOB_FIELDS}),
+    "JobPage": _obj({"items": {"type": "array", "items": ref("Job")}, "nextCursor": NSTR}),
+    "PauseInput": _obj({"reason": NSTR}, (), additionalProperties=False),
+    "NextRuns": _obj(
+        {
+            "jobId": INT,
+            "schedule": NSTR,
+            "timezone": STR,
+            "enabled": {"type": "boolean"},
+            "description": STR,
+            "nextRuns": {"type": "array", "items": TIME},
+        }
+    ),
+    "Run": RUN,
+    "RunPage": _obj({"items": {"type": "array", "items": ref("Run")}, "nextCursor": NSTR}),
+    "RunOrPage": {"oneOf": [ref("Run"), ref("RunPage")]},
+    "RunInput": _obj(
+        {
+            "args": STRS,
+            "resources": OBJ,
+            "env": ENV,
+            "startTime": {"type": "string", "description": "RFC 3339 or +10m; default now"},
+            "start-time": {"type": "string", "description": "the seed's spelling of startTime"},
+        },
+        (),
+        additionalProperties=False,
+    ),
+    "RunAccepted": _obj({"runId": STR, "jobId": INT, "startAt": TIME}),
+    "RunCancelled": _obj({"runId": STR, "cancelled": {"const": True}}),
+    "ViolationList": _obj(
+        {
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": STR,
+                        "runId": STR,
+                        "constraint": STR,
+                        "at": TIME,
+                        "details": OBJ,
+                    }
+                ),
+            }
+        }
+    ),
+    "ActionList": _obj(
+        {
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": STR,
+                        "runId": STR,
+                        "action": STR,
+                        "trigger": STR,
+                        "violationId": NSTR,
+                        "executedAt": TIME,
+                        "success": {"type": "boolean"},
+                        "error": NSTR,
+                        "details": OBJ,
+                    }
+                ),
+            }
+        }
+    ),
+    "Logs": _obj({"runId": STR, "attempt": INT, "text": STR}),
+    "SchedulePreviewInput": _obj(
+        {
+            "schedule": STR,
+            "timezone": STR,
+            "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
+            "from": {"type": "string", "description": "RFC 3339 or -5m; default now"},
+        },
+        ("schedule",),
+        additionalProperties=False,
+    ),
+    "SchedulePreview": _obj({"description": STR, "nextRuns": {"type": "array", "items": TIME}}),
+    "Stats": _obj(
+        {
+            "from": TIME,
+            "to": TIME,
+            "runsByState": {"type": "object", "additionalProperties": INT},
+            "jobs": _obj({"total": INT, "paused": INT}),
+            "scheduler": SUMS,
+            "syncer": SUMS,
+            "webhooks": SUMS,
+        }
+    ),
+    "OpenAPI": OBJ,
+}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": p.name,
+            "in": "path",
+            "required": True,
+            "schema": p.schema,
+            "description": p.description,
+        }
+        for p in route.path_params
+    ]
+    for p in route.params:
+        param = {
+            "name": p.name,
+            "in": "query",
+            "required": False,
+            "schema": p.schema,
+            "description": p.description,
+        }
+        if p.schema.get("type") == "array":
+            param.update(style="form", explode=True)
+        parameters.append(param)
+    responses: dict[str, Any] = {}
+    for status in route.statuses():
+        if status == route.ok:
+            ok: dict[str, Any] = {"description": "success"}
+            if route.response:
+                content = {route.content_type: {"schema": ref(route.response)}}
+                content.update({k: {"schema": v} for k, v in route.alt_content.items()})
+                ok["content"] = content
+            responses[str(status)] = ok
+        else:
+            responses[str(status)] = {
+                "description": CODES[status].replace("_", " "),
+                "content": {"application/json": {"schema": ref("Error")}},
+            }
+    role = f" Role: {route.role}." if route.role else " Public."
+    op: dict[str, Any] = {
+        "operationId": route.method.lower()
+        + route.path.replace("/", "_")
+        .replace("{", "")
+        .replace("}", "")
+        .replace("-", "_")
+        .replace(".", "_"),
+        "summary": route.summary,
+        "description": route.summary + "." + role,
+        "tags": [route.tag],
+        "parameters": parameters,
+        "responses": responses,
+        "security": [{"bearer": []}] if route.role else [],
+    }
+    if route.body:
+        op["requestBody"] = {
+            "required": route.body_required,
+            "content": {"application/json": {"schema": ref(route.body)}},
+        }
+    return op
+
+
+def build(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """The whole document for `routes`."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Itinerary API",
+            "version": "1",
+            "description": "Jobs, runs and schedules of Itinerary. Errors have the body "
+            '{"error": {"code", "message", "fields"}}. Times are RFC 3339 UTC.',
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,343 @@
+"""Run routes: list and read runs, start one by hand, cancel, violations, actions, logs.
+
+Reads go through `Database.read`. Manual runs (`RunNow`) and cancellations
+(`CancelRun`) go to the scheduler inbox (`queues.scheduler`), which owns every
+active run; logs come from the executor by the run's stored handle.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from itinerary import jobstore, messages, states
+from itinerary.api import pagination, params, queries
+from itinerary.api.errors import ApiError, invalid, not_found
+from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
+from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.executors.base import ExecutorError
+from itinerary.ids import is_run_id
+from itinerary.jobs import ValidationError, parse_job
+
+RUN_ID = PathParam("run_id", {"type": "string", "pattern": "^r[a-z0-9]{15}$"}, "run id")
+RUN_OR_JOB = PathParam(
+    "id",
+    {"type": "string", "pattern": "^(r[a-z0-9]{15}|[1-9][0-9]{0,17})$"},
+    "a run id (r + 15 characters) for one run, or a numeric job id for that job's runs",
+)
+START_FUTURE_MAX = timedelta(days=366)
+START_PAST_SLACK = timedelta(minutes=1)
+OVERRIDES = ("args", "resources", "env")
+
+
+def _run_id(call: Call, name: str = "run_id") -> str:
+    run_id = call.path[name]
+    if not is_run_id(run_id):
+        raise not_found(f"run {run_id!r}")
+    return run_id
+
+
+def _job_ids(values: list[str] | None) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    if not all(re.fullmatch(r"[0-9]{1,19}", v) and int(v) <= MAX_ID for v in values):
+        raise invalid({"job_id": "must be numeric job ids"})
+    return tuple(int(v) for v in values)
+
+
+def list_runs(call: Call) -> Any:
+    q = call.query
+    f = queries.RunFilter(
+        job_ids=_job_ids(q["job_id"]),
+        name=q["name"],
+        tags=tuple(q["tags"] or ()),
+        status=tuple(q["status"] or ()),
+        started_after=q["started_after_time"],
+        ended_before=q["ended_before_time"],
+        running_after=q["running_after_time"],
+        running_before=q["running_before_time"],
+        limit=q["limit"],
+        cursor=q["cursor"],
+    )
+    return call.ctx.database.read(queries.list_runs, f, call.now)
+
+
+def _job_runs(call: Call, job_id: int) -> Any:
+    job = call.ctx.database.read(jobstore.get_job, job_id)
+    if job is None:
+        raise not_found(f"job {job_id}")
+    q = call.query
+    f = queries.RunFilter(
+        job_ids=(job_id,),
+        status=tuple(q["status"] or ()),
+        scheduled_from=q["start_time"],
+        scheduled_to=q["end_time"],
+        limit=q["limit"],
+        cursor=q["cursor"],
+    )
+    return call.ctx.database.read(queries.list_runs, f, call.now)
+
+
+def get_run_or_job_runs(call: Call) -> Any:
+    ident = call.path["id"]
+    if is_run_id(ident):
+        run = call.ctx.database.read(queries.get_run, ident, call.now)
+        if run is None:
+            raise not_found(f"run {ident}")
+        return run
+    return _job_runs(call, job_id_of(ident))
+
+
+def job_runs(call: Call) -> Any:
+    return _job_runs(call, job_id_of(call.path["job_id"]))
+
+
+def _overrides(body: dict[str, Any], job: Any) -> dict[str, Any]:
+    """The body's overrides, each allowed by the job and valid like the job's own field."""
+    given = {k: body[k] for k in OVERRIDES if body.get(k) is not None}
+    refused = {
+        k: "not modifiable for manual runs of this job"
+        for k in given
+        if k not in job.manual_run_modifiable_fields
+    }
+    if refused:
+        raise ApiError(
+            403,
+            "this job does not allow overriding " + ", ".join(refused),
+            code="not_modifiable",
+            fields=refused,
+        )
+    try:
+        parse_job(given, base=job)
+    except ValidationError as exc:
+        raise invalid(
+            {k: v for k, v in exc.fields.items() if k.split(".")[0] in given} or exc.fields
+        ) from None
+    return given
+
+
+def _start_at(call: Call, body: dict[str, Any]) -> Any:
+    if "startTime" in body and "start-time" in body:
+        raise invalid({"startTime": "give startTime or start-time, not both"})
+    key = "start-time" if "start-time" in body else "startTime"
+    raw = body.get(key)
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        start = params.parse_time(raw, call.now)
+    except ValueError as exc:
+        raise invalid({key: str(exc)}) from None
+    if not call.now - START_PAST_SLACK <= start <= call.now + START_FUTURE_MAX:
+        raise invalid({key: "must be from now to a year ahead"})
+    return start
+
+
+def start_run(call: Call) -> Any:
+    ident = call.path["id"]
+    body = call.body
+    if not isinstance(body, dict):
+        raise invalid({"body": "must be a JSON object"})
+    unknown = sorted(set(body) - {*OVERRIDES, "startTime", "start-time"})
+    if unknown:
+        raise invalid({k: "unknown field" for k in unknown})
+    job = load_job(call, ident, live=True)
+    if not job.manually_runnable:
+        raise ApiError(403, f"job {job.name!r} is not manually runnable", code="not_runnable")
+    overrides = _overrides(body, job)
+    start_at = _start_at(call, body)
+    args = overrides.pop("args", None)
+    msg = messages.RunNow(
+        job_id=job.id,
+        at=call.now,
+        start_at=start_at,
+        args=None if args is None else tuple(args),
+        overrides=overrides,
+    )
+    call.ctx.queues.scheduler.put(msg)
+    try:
+        run_id = wait_reply(msg.reply, "the scheduler")
+    except KeyError as exc:
+        raise not_found(str(exc.args[0]) if exc.args else f"job {job.id}") from None
+    except ValueError as exc:
+        raise ApiError(403, str(exc), code="not_runnable") from None
+    started = params.iso(start_at or call.now)
+    return Reply(
+        202,
+        {"runId": run_id, "jobId": job.id, "startAt": started},
+        headers={"Location": f"runs/{run_id}"},
+    )
+
+
+def cancel_run(call: Call) -> Any:
+    run_id = _run_id(call, "id")
+    row = call.ctx.database.read(queries.get_run_row, run_id)
+    if row is None:
+        raise not_found(f"run {run_id}")
+    reason = call.query["reason"] or "cancelled through the API"
+    msg = messages.CancelRun(run_id, reason, call.now)
+    call.ctx.queues.scheduler.put(msg)
+    if not wait_reply(msg.reply, "the scheduler"):
+        row = call.ctx.database.read(queries.get_run_row, run_id)
+        raise ApiError(
+            409,
+            f"run {run_id} is {row.status}, not active",
+            code="not_active",
+            fields={"state": row.status},
+        )
+    return Reply(202, {"runId": run_id, "cancelled": True})
+
+
+def _items_for(call: Call, fetch: Any) -> Any:
+    run_id = _run_id(call)
+    if call.ctx.database.read(queries.get_run_row, run_id) is None:
+        raise not_found(f"run {run_id}")
+    return {"items": call.ctx.database.read(fetch, run_id)}
+
+
+def violations(call: Call) -> Any:
+    return _items_for(call, queries.violations)
+
+
+def actions(call: Call) -> Any:
+    return _items_for(call, queries.actions)
+
+
+def logs(call: Call) -> Any:
+    run_id = _run_id(call)
+    found = call.ctx.database.read(queries.attempt_handle, run_id, call.query["attempt"] or None)
+    if found is None:
+        raise not_found(f"run {run_id}")
+    attempt, handle = found
+    if handle is None:
+        raise ApiError(409, f"run {run_id} attempt {attempt} has not started", code="not_started")
+    if call.ctx.executor is None:
+        raise ApiError(503, "no executor is configured to read logs from")
+    try:
+        text = call.ctx.executor.logs(handle, call.query["tail"])
+    except ExecutorError as exc:
+        raise ApiError(503, f"the executor could not read the logs: {exc}") from None
+    return {"runId": run_id, "attempt": attempt, "text": text}
+
+
+TIME_WINDOW = (
+    params.time("start_time", "runs whose slot is at or after this time"),
+    params.time("end_time", "runs whose slot is before this time"),
+)
+STATUS = params.csv("status", "runs in these states", states.ALL)
+RUN_FILTERS = (
+    params.csv("job_id", "runs of these numeric job ids"),
+    params.string("name", "runs of jobs whose name matches this glob (`*`, `?`) or substring"),
+    params.csv("tags", "runs of jobs carrying all of these tags"),
+    STATUS,
+    params.time("started_after_time", "runs started at or after this time"),
+    params.time("ended_before_time", "runs ended at or before this time"),
+    params.time("running_after_time", "runs still running at or after this time (overlap)"),
+    params.time("running_before_time", "runs already running at or before this time (overlap)"),
+    pagination.LIMIT,
+    pagination.CURSOR,
+)
+JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, pagination.LIMIT, pagination.CURSOR)
+
+ROUTES = (
+    Route(
+        "GET",
+        "/runs",
+        list_runs,
+        "viewer",
+        "List runs, newest slot first",
+        "runs",
+        response="RunPage",
+        params=RUN_FILTERS,
+    ),
+    Route(
+        "GET",
+        "/runs/{id}",
+        get_run_or_job_runs,
+        "viewer",
+        "A run by run id, or a job's runs by numeric job id (filters apply to the latter)",
+        "runs",
+        response="RunOrPage",
+        path_params=(RUN_OR_JOB,),
+        params=JOB_RUN_PARAMS,
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/runs/{id}",
+        start_run,
+        "operator",
+        "Start a run of the job with this numeric id now (or at startTime)",
+        "runs",
+        ok=202,
+        response="RunAccepted",
+        path_params=(RUN_OR_JOB,),
+        body="RunInput",
+        body_required=False,
+        errors=(403, 404, 409),
+    ),
+    Route(
+        "DELETE",
+        "/runs/{id}",
+        cancel_run,
+        "operator",
+        "Cancel the run with this run id (kills its workload)",
+        "runs",
+        ok=202,
+        response="RunCancelled",
+        path_params=(RUN_OR_JOB,),
+        errors=(404, 409),
+        params=(params.string("reason", "why, recorded on the run", max_length=500),),
+    ),
+    Route(
+        "GET",
+        "/runs/{run_id}/violations",
+        violations,
+        "viewer",
+        "Constraint violations of a run",
+        "runs",
+        response="ViolationList",
+        path_params=(RUN_ID,),
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/runs/{run_id}/actions",
+        actions,
+        "viewer",
+        "Actions taken for a run",
+        "runs",
+        response="ActionList",
+        path_params=(RUN_ID,),
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/runs/{run_id}/logs",
+        logs,
+        "viewer",
+        "A run attempt's output",
+        "runs",
+        response="Logs",
+        path_params=(RUN_ID,),
+        errors=(404, 409),
+        params=(
+            params.integer("tail", "only the last N lines", default=1000, lo=1, hi=100000),
+            params.integer("attempt", "attempt number (0: the latest)", default=0, lo=0, hi=1000),
+        ),
+    ),
+    Route(
+        "GET",
+        "/jobs/{job_id}/runs",
+        job_runs,
+        "viewer",
+        "A job's runs, newest slot first",
+        "jobs",
+        response="RunPage",
+        path_params=(JOB_ID,),
+        params=JOB_RUN_PARAMS,
+        errors=(404,),
+    ),
+)
