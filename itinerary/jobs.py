@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import kubernetes_validate
+
 from itinerary.cron import CronError, Schedule, zone
 from itinerary.durations import parse_duration
 
@@ -40,6 +42,7 @@ NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 52
 DURATION_CONSTRAINTS = ("catchUpWindow", "maxExpectedRunTime", "maxAllowedRunTime")
 HOOK_CONSTRAINTS = ("preRunHook", "postRunHook")
+KUBERNETES_SCHEMA_VERSION = "1.37.0"  # podSpecs are checked against this API version
 
 
 class ValidationError(ValueError):
@@ -229,6 +232,13 @@ def _pod_spec(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("containers"), list):
         raise ValueError("must be a Kubernetes PodSpec object with a 'containers' list")
+    # The cluster would refuse it only at run time; strict mode also catches misspelt fields.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": value}
+    try:
+        kubernetes_validate.validate(pod, KUBERNETES_SCHEMA_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in list(exc.path)[1:])
+        raise ValueError(f"{where + ': ' if where else ''}{exc.message}") from None
     return value
 
 

@@ -128,7 +128,9 @@ def save_job(writer: pw.Database, spec: JobSpec, now: datetime) -> JobSpec:
         job_id = Job.insert(created_at=now, **values).execute(writer)
     else:
         updated = Job.update(**values).where(Job.id == spec.id).execute(writer)
-        if not updated:
+        # MySQL counts changed rows, not matched ones: an identical update within one second
+        # (its TIMESTAMP precision) reports 0, so look before calling the job missing.
+        if not updated and not Job.select().where(Job.id == spec.id).bind(writer).exists():
             raise Conflict(f"job {spec.id} does not exist")
         job_id = spec.id
         JobTag.delete().where(JobTag.job_id == job_id).execute(writer)
