@@ -1,0 +1,528 @@
+"""The central scheduler: the loop that owns all scheduling state (seed, "Central scheduler").
+
+Every `LOOP_INTERVAL` the loop runs the seed's seven steps in `tick`:
+
+1. shutdown check (in `run`: orchestrators not yet started are released, running
+   ones get `shutdown_timeout` to finish, then are released for the next process);
+2. rebuild the `ScheduledRunIndex` when `INDEX_REBUILD_INTERVAL` passed or a job changed;
+3. launch an orchestrator for each slot in `(now - GRACE_PERIOD, now + PRE_SCHEDULE_INTERVAL]`
+   that has none yet (the `slots` map is the grace-period dedup), plus slots found
+   missed on start-up or after a stall; a burst of slots due at one instant is spread
+   over the iterations before it is due, so no single iteration launches them all;
+4. drain the inbox (`queues.scheduler`): job changes, manual runs, cancellations,
+   kill/skip actions, state notices, queries;
+5. forget finished orchestrators once `scheduled_at + GRACE_PERIOD` has passed;
+6. hand the loop's own state changes to the syncer (`queues.syncer`);
+7. send `LoopIteration` figures to the stats collector (`queues.stats`).
+
+No I/O in the loop: `start_up` reads the job definitions and the runs a previous
+process left unfinished (restart recovery) before the loop starts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import gevent
+import peewee as pw
+from gevent.event import Event
+from gevent.pool import Group
+
+from itinerary import states
+from itinerary.clock import Clock
+from itinerary.db import Database, JobRun
+from itinerary.executors.base import Executor, RunRequest
+from itinerary.ids import new_run_id
+from itinerary.index import IndexBuilder, ScheduledRunIndex
+from itinerary.jobs import JobSpec
+from itinerary.jobstore import load_jobs
+from itinerary.messages import (
+    ActiveRun,
+    CancelRun,
+    GetLoopStats,
+    JobRemoved,
+    JobUpserted,
+    KillInstances,
+    LoopIteration,
+    QueryActive,
+    Queues,
+    RunFinished,
+    RunNow,
+    RunStateChanged,
+    RunUpdate,
+    ShutDown,
+    SkipNext,
+)
+from itinerary.orchestrator import Orchestrator, Slot
+
+log = logging.getLogger(__name__)
+
+# Missed slots are looked for this far back on start-up, and at most this many per job are
+# recorded (the most recent), so a long outage does not flood the history.
+MISSED_LOOKBACK = timedelta(days=1)
+MISSED_LIMIT = 100
+# The loop is reported not ready when it has not ticked for this many intervals.
+READY_INTERVALS = 5
+
+
+@dataclass
+class _Entry:
+    """activeOrchestrators[run_id]: what the loop knows about one orchestrator."""
+
+    orchestrator: Orchestrator
+    job_id: int
+    scheduled_at: datetime
+    trigger: str
+    status: str
+    started_at: datetime | None = None
+    done: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self, config: Any, queues: Queues, clock: Clock, executor: Executor, database: Database
+    ) -> None:
+        self.config = config
+        self.queues = queues
+        self.inbox = queues.scheduler
+        self.clock = clock
+        self.executor = executor
+        self.database = database
+        self.interval = config.loop_interval
+        self.grace = timedelta(seconds=config.grace_period)
+        self.pre = timedelta(seconds=config.pre_schedule_interval)
+        self.jobs: dict[int, JobSpec] = {}
+        self.builder = IndexBuilder(config.grace_period, config.lookahead_window)
+        self.index = ScheduledRunIndex.empty(clock.now())
+        self.active: dict[str, _Entry] = {}
+        self.slots: dict[tuple[int, datetime], str] = {}
+        self.group = Group()
+        self._due: deque[tuple[datetime, int]] = deque()  # queried, not launched yet
+        self._queued: set[tuple[int, datetime]] = set()
+        self._backlog: list[Slot] = []  # recovered and missed slots, launched first
+        self._expiry: list[tuple[datetime, str]] = []  # (forget after, run_id) of finished runs
+        self._skips: dict[int, tuple[datetime, str]] = {}  # job -> (slot to skip, reason)
+        self._outbox: list[RunUpdate] = []
+        self._stopping = Event()
+        self._rebuild = True
+        self._requery = True  # a job changed: look at the whole grace window again
+        self._last_rebuild: datetime | None = None
+        self._covered: datetime | None = None  # upper end of the last launch query
+        self._last_tick: float | None = None
+        self.stats: dict[str, Any] = {"iterations": 0, "launched": 0, "rebuild_s": 0.0}
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._late_by: list[float] = []
+        self._missed = 0
+        self._cancelled = 0
+        self._launched = 0
+
+    # --- start-up (I/O allowed: the loop is not running yet) -----------------------------
+
+    def start_up(self) -> None:
+        """Load jobs and unfinished runs, recover them, find missed slots, build the index."""
+        now = self.clock.now()
+        jobs, rows, last = self.database.read(_load_state)
+        self.jobs = {j.id: j for j in jobs if j.id is not None}
+        self.builder.set_jobs(jobs)
+        self._rebuild_index(now)
+        known = dict(self.jobs)
+        missing = {r.job_id for r in rows} - set(known)
+        if missing:
+            for job in self.database.read(load_jobs, list(missing), include_archived=True):
+                known[job.id] = job
+        for row in rows:
+            self._recover(row, known.get(row.job_id), now)
+        for job in self.jobs.values():
+            since = last.get(job.id) or job.created_at or now
+            self._find_missed(job, since, now - self.grace, "Itinerary was not running")
+        self._covered = now - self.grace
+        log.info(
+            "scheduler loaded %d jobs, recovered %d unfinished runs, %d slots to decide",
+            len(self.jobs),
+            len(rows),
+            len(self._backlog),
+        )
+
+    def _recover(self, row: JobRun, job: JobSpec | None, now: datetime) -> None:
+        """Adopt a run a previous process left unfinished, or record it lost."""
+        if job is None:
+            self._lost(row.run_id, now, "its job no longer exists")
+            return
+        slot = Slot(
+            run_id=row.run_id,
+            job=job,
+            scheduled_at=row.scheduled_at,
+            trigger=row.trigger,
+            args=tuple(row.args) if row.args is not None else None,
+            claimed=True,
+            attempt=row.attempt or 1,
+            started_at=row.started_at,
+        )
+        if row.status in (states.STARTING, states.RUNNING):
+            if not row.handle:
+                self._lost(row.run_id, now, "Itinerary stopped while starting it")
+                return
+            request = RunRequest(
+                row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args
+            )
+            slot.adopt = self.executor.adopt(request, row.handle)
+            if slot.adopt is None:
+                self._lost(row.run_id, now, f"the {self.executor.name} executor cannot find it")
+                return
+        elif row.scheduled_at <= now - self.grace:
+            slot.missed_reason = "Itinerary was not running at its start time"
+        self._backlog.append(slot)
+        self.slots[(job.id or 0, row.scheduled_at)] = row.run_id
+
+    def _lost(self, run_id: str, now: datetime, why: str) -> None:
+        reason = f"lost after a restart: {why}"
+        self._outbox.append(
+            RunUpdate(
+                run_id, now, status=states.LOST, reason=reason, error=reason, completed_at=now
+            )
+        )
+
+    def _find_missed(self, job: JobSpec, since: datetime, until: datetime, why: str) -> None:
+        """Queue the job's slots in `(since, until]` as missed (catch-up decides their fate)."""
+        if not job.schedule or not job.enabled or job.id is None:
+            return
+        start = max(since, until - MISSED_LOOKBACK)
+        found: deque[datetime] = deque(maxlen=MISSED_LIMIT)
+        for fire in job.cron.iter_after(start):  # type: ignore[union-attr]
+            if fire > until:
+                break
+            if (job.id, fire) not in self.slots:
+                found.append(fire)
+        for fire in found:
+            reason = f"{why} at {fire.isoformat().replace('+00:00', 'Z')}"
+            slot = Slot(new_run_id(), job, fire, missed_reason=reason)
+            self._backlog.append(slot)
+            self.slots[(job.id, fire)] = slot.run_id
+        self._missed += len(found)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop (safe from a signal handler greenlet)."""
+        self._stopping.set()
+
+    def ready(self) -> tuple[bool, str]:
+        if self._last_tick is None:
+            return False, "the scheduler loop has not ticked yet"
+        ago = self.clock.monotonic() - self._last_tick
+        if ago > READY_INTERVALS * self.interval:
+            return False, f"the scheduler loop last ticked {ago:.1f}s ago"
+        return True, "the scheduler loop is ticking"
+
+    def run(self) -> None:
+        """The loop greenlet: tick every interval until stopped, then shut down."""
+        while not self._stopping.is_set():
+            began = self.clock.monotonic()
+            self.tick(self.clock.now())
+            spent = self.clock.monotonic() - began
+            self.clock.wait(self._stopping, max(0.0, self.interval - spent))
+        self._shut_down()
+
+    def tick(self, now: datetime) -> None:
+        """One iteration of the seed's steps 2-7."""
+        began = self.clock.monotonic()
+        self._last_tick = began
+        if (
+            self._rebuild
+            or self._last_rebuild is None
+            or (now - self._last_rebuild).total_seconds() >= self.config.index_rebuild_interval
+            or now + self.pre > self.index.hi
+        ):
+            self._rebuild_index(now)
+        self._launch_due(now)
+        inbox_length = self.inbox.qsize()
+        waited = self._drain(now)
+        self._forget(now)
+        for update in self._outbox:
+            self.queues.syncer.put(update)
+        self._outbox.clear()
+        self.stats["iterations"] += 1
+        duration = self.clock.monotonic() - began
+        self.stats["last_iteration_s"] = duration
+        self.queues.stats.put(
+            LoopIteration(
+                at=now,
+                duration_s=duration,
+                inbox_length=inbox_length,
+                messages=len(waited),
+                time_in_inbox_s=tuple(waited),
+                launched=self._launched,
+                late=len(self._late_by),
+                late_by_s=tuple(self._late_by),
+                missed=self._missed,
+                cancelled=self._cancelled,
+                active_runs=len(self.active),
+            )
+        )
+        self._reset_counters()
+
+    # step 2
+    def _rebuild_index(self, now: datetime) -> None:
+        began = self.clock.monotonic()
+        self.index = self.builder.rebuild(now)
+        self._last_rebuild = now
+        self._rebuild = False
+        self.stats["rebuild_s"] = self.clock.monotonic() - began
+        self.stats["index_size"] = len(self.index)
+
+    # step 3
+    def _launch_due(self, now: datetime) -> None:
+        lo, hi = now - self.grace, now + self.pre
+        if self._covered is not None and self._covered < lo:
+            stalled = f"the scheduler loop stalled (no iteration from {self._covered:%H:%M:%S}Z)"
+            for job in self.jobs.values():
+                self._find_missed(job, self._covered, lo, stalled)
+        for slot in self._backlog:
+            self._launch(slot, now)
+        self._backlog.clear()
+        # Query from the covered end, or the whole grace window after a rebuild (new jobs).
+        start = lo if self._covered is None or self._requery else self._covered
+        self._requery = False
+        for job_id, at in self.index.between(max(start, lo), hi):
+            key = (job_id, at)
+            if key not in self.slots and key not in self._queued and job_id in self.jobs:
+                self._queued.add(key)
+                self._due.append((at, job_id))
+        self._covered = hi
+        if not self._due:
+            return
+        if start == lo:
+            self._due = deque(sorted(self._due))
+        # Spread a burst over the iterations left before the earliest is due.
+        left = math.floor((self._due[0][0] - now).total_seconds() / self.interval) - 1
+        quota = math.ceil(len(self._due) / max(1, left))
+        urgent = now + timedelta(seconds=2 * self.interval)
+        while self._due and (quota > 0 or self._due[0][0] <= urgent):
+            at, job_id = self._due.popleft()
+            self._queued.discard((job_id, at))
+            quota -= 1
+            job = self.jobs.get(job_id)
+            if job is None or (job_id, at) in self.slots:
+                continue
+            slot = Slot(new_run_id(), job, at)
+            skip = self._skips.get(job_id)
+            if skip is not None and skip[0] == at:
+                slot.skip_reason = self._skips.pop(job_id)[1]
+            self._launch(slot, now)
+
+    def _launch(self, slot: Slot, now: datetime) -> None:
+        orchestrator = Orchestrator(slot, self.queues, self.clock, self.executor, self.config)
+        job_id = slot.job.id or 0
+        self.active[slot.run_id] = _Entry(
+            orchestrator,
+            job_id,
+            slot.scheduled_at,
+            slot.trigger,
+            orchestrator.status or states.SCHEDULED,
+            slot.started_at,
+        )
+        self.slots[(job_id, slot.scheduled_at)] = slot.run_id
+        greenlet = self.group.spawn(orchestrator.run)
+        greenlet.link_exception(lambda g, run_id=slot.run_id: self._crashed(g, run_id))
+        self._launched += 1
+        self.stats["launched"] += 1
+        if slot.scheduled_at < now and slot.trigger == "schedule" and not slot.missed_reason:
+            self._late_by.append((now - slot.scheduled_at).total_seconds())
+
+    def _crashed(self, greenlet: gevent.Greenlet, run_id: str) -> None:
+        log.error("orchestrator of run %s crashed", run_id, exc_info=greenlet.exc_info)
+        reason = f"internal error in its orchestrator: {greenlet.exception!r}"
+        now = self.clock.now()
+        self._outbox.append(
+            RunUpdate(
+                run_id, now, status=states.LOST, reason=reason, error=reason, completed_at=now
+            )
+        )
+
+    # step 4
+    def _drain(self, now: datetime) -> list[float]:
+        waited: list[float] = []
+        while not self.inbox.empty():
+            msg = self.inbox.get_nowait()
+            at = getattr(msg, "at", None)
+            if at is not None:
+                waited.append(max(0.0, (now - at).total_seconds()))
+            self.handle(msg, now)
+        return waited
+
+    def handle(self, msg: Any, now: datetime) -> None:
+        """Apply one inbox message (the loop's only way to learn anything)."""
+        if isinstance(msg, RunStateChanged):
+            entry = self.active.get(msg.run_id)
+            if entry is not None:
+                entry.status = msg.status
+                if msg.status == states.RUNNING and entry.started_at is None:
+                    entry.started_at = msg.at
+        elif isinstance(msg, RunFinished):
+            entry = self.active.get(msg.run_id)
+            if entry is not None:
+                entry.done = True
+                entry.status = msg.status
+                heapq.heappush(self._expiry, (entry.scheduled_at + self.grace, msg.run_id))
+        elif isinstance(msg, QueryActive):
+            msg.reply.set(
+                [
+                    ActiveRun(run_id, e.job_id, e.scheduled_at, e.status, e.trigger, e.started_at)
+                    for run_id, e in self.active.items()
+                    if not e.done and (msg.job_id is None or e.job_id == msg.job_id)
+                ]
+            )
+        elif isinstance(msg, RunNow):
+            self._run_now(msg, now)
+        elif isinstance(msg, CancelRun):
+            entry = self.active.get(msg.run_id)
+            live = entry is not None and not entry.done
+            if entry is not None and live:
+                entry.orchestrator.cancel(msg.reason)
+                self._cancelled += 1
+            msg.reply.set(live)
+        elif isinstance(msg, KillInstances):
+            self._kill_instances(msg)
+        elif isinstance(msg, SkipNext):
+            self._skip_next(msg, now)
+        elif isinstance(msg, JobUpserted):
+            if msg.job.id is not None:
+                self.jobs[msg.job.id] = msg.job
+                self.builder.set_job(msg.job)
+                self._rebuild = self._requery = True
+        elif isinstance(msg, JobRemoved):
+            self.jobs.pop(msg.job_id, None)
+            self.builder.remove_job(msg.job_id)
+            self._rebuild = True
+        elif isinstance(msg, GetLoopStats):
+            msg.reply.set(self.loop_stats())
+        elif isinstance(msg, ShutDown):
+            self.stop()
+        else:
+            log.warning("scheduler: unknown message %r", msg)
+
+    def _run_now(self, msg: RunNow, now: datetime) -> None:
+        job = self.jobs.get(msg.job_id)
+        if job is None:
+            msg.reply.set_exception(KeyError(f"job {msg.job_id} does not exist or is archived"))
+            return
+        if msg.trigger == "manual" and not job.manually_runnable:
+            msg.reply.set_exception(ValueError(f"job {job.name!r} is not manually runnable"))
+            return
+        at = msg.start_at or msg.at
+        while (msg.job_id, at) in self.slots:  # two requests in one instant are two slots
+            at += timedelta(microseconds=1)
+        slot = Slot(
+            new_run_id(),
+            job,
+            at,
+            trigger=msg.trigger,
+            args=msg.args,
+            overrides=dict(msg.overrides),
+            parent_run_id=msg.parent_run_id,
+        )
+        self._launch(slot, now)
+        msg.reply.set(slot.run_id)
+
+    def _kill_instances(self, msg: KillInstances) -> None:
+        running = [
+            (e.started_at or e.scheduled_at, run_id, e)
+            for run_id, e in self.active.items()
+            if e.job_id == msg.job_id and not e.done and e.orchestrator.started
+        ]
+        running.sort(key=lambda t: t[0])
+        for _, _, entry in running[-1:] if msg.latest_only else running:
+            entry.orchestrator.cancel(msg.reason)
+            self._cancelled += 1
+
+    def _skip_next(self, msg: SkipNext, now: datetime) -> None:
+        """Skip the next slot: a launched one that has not started, else the next to launch."""
+        waiting = [
+            (e.scheduled_at, e)
+            for e in self.active.values()
+            if e.job_id == msg.job_id
+            and not e.done
+            and not e.orchestrator.started
+            and e.trigger == "schedule"
+            and e.scheduled_at >= now
+        ]
+        if waiting:
+            min(waiting, key=lambda t: t[0])[1].orchestrator.skip(msg.reason)
+            return
+        job = self.jobs.get(msg.job_id)
+        if job is None or job.cron is None:
+            return
+        after = max([now + self.pre, *(at for at, j in self._due if j == msg.job_id)])
+        nxt = self.index.next_for(msg.job_id, after) or job.cron.next_after(after)
+        self._skips[msg.job_id] = (nxt, msg.reason)
+
+    # step 5
+    def _forget(self, now: datetime) -> None:
+        while self._expiry and self._expiry[0][0] < now:
+            _, run_id = heapq.heappop(self._expiry)
+            entry = self.active.pop(run_id, None)
+            if entry is not None:
+                self.slots.pop((entry.job_id, entry.scheduled_at), None)
+
+    def loop_stats(self) -> dict[str, Any]:
+        return {
+            **self.stats,
+            "jobs": len(self.jobs),
+            "scheduled_jobs": len(self.builder),
+            "active_runs": sum(1 for e in self.active.values() if not e.done),
+            "tracked_runs": len(self.active),
+            "inbox_length": self.inbox.qsize(),
+            "last_rebuild": self._last_rebuild,
+        }
+
+    # step 1
+    def _shut_down(self) -> None:
+        """Release runs not started; give running ones `shutdown_timeout`, then release them."""
+        for entry in self.active.values():
+            if not entry.done and not entry.orchestrator.started:
+                entry.orchestrator.release()
+        deadline = self.clock.monotonic() + self.config.shutdown_timeout
+        while self.clock.monotonic() < deadline and any(not e.done for e in self.active.values()):
+            self._drain_at_shutdown()
+            self.clock.sleep(min(self.interval, max(0.0, deadline - self.clock.monotonic())))
+        for entry in self.active.values():
+            if not entry.done:
+                entry.orchestrator.release()
+        self.group.join(timeout=self.interval)
+        self._drain_at_shutdown()
+        for update in self._outbox:
+            self.queues.syncer.put(update)
+        self._outbox.clear()
+
+    def _drain_at_shutdown(self) -> None:
+        """Notices are applied; requests for new work are refused."""
+        now = self.clock.now()
+        while not self.inbox.empty():
+            msg = self.inbox.get_nowait()
+            if isinstance(msg, RunNow):
+                msg.reply.set_exception(RuntimeError("Itinerary is shutting down"))
+            elif isinstance(msg, JobUpserted | JobRemoved | SkipNext):
+                continue
+            else:
+                self.handle(msg, now)
+
+
+def _load_state() -> tuple[list[JobSpec], list[JobRun], dict[int, datetime]]:
+    """Jobs, unfinished runs, and each job's latest scheduled slot (one read)."""
+    jobs = load_jobs()
+    rows = list(JobRun.select().where(JobRun.status.in_(states.ACTIVE)))
+    latest = (
+        JobRun.select(JobRun.job_id, pw.fn.MAX(JobRun.scheduled_at).alias("last"))
+        .where(JobRun.trigger.in_(("schedule", "catchup")))
+        .group_by(JobRun.job_id)
+    )
+    last = {row.job_id: JobRun.scheduled_at.python_value(row.last) for row in latest}
+    return jobs, rows, last
