@@ -235,6 +235,7 @@ class Orchestrator:
             at=self.clock.now(),
             args=slot.effective_args,
             reason=reason,
+            parent_run_id=slot.parent_run_id,
         )
         self.queues.syncer.put(msg)
         return bool(msg.reply.get())
@@ -268,6 +269,7 @@ class Orchestrator:
                     self.slot.run_id,
                     self.clock.now(),
                     attempt=attempt,
+                    attempt_status=states.FAILED,
                     error=outcome.reason,
                     exit_code=outcome.exit_code,
                 )
@@ -332,10 +334,17 @@ class Orchestrator:
                 while self._events:
                     event = self._events.popleft()
                     if event.kind == STARTED:
-                        self._record(None, handle=event.handle, executor=self.executor.name)
+                        self._record(
+                            None,
+                            attempt=execution.attempt,
+                            handle=event.handle,
+                            executor=self.executor.name,
+                        )
                     elif event.kind == RUNNING:
                         began = self.started_at = self.started_at or event.at
-                        self._record(states.RUNNING, started_at=self.started_at)
+                        self._record(
+                            states.RUNNING, attempt=execution.attempt, started_at=self.started_at
+                        )
                     elif event.final:
                         return self._outcome(event, kill)
                 if self.released:
