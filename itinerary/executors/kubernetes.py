@@ -1,0 +1,536 @@
+"""The Kubernetes executor: one batch/v1 Job per attempt, followed through shared watches.
+
+`start` builds the Job (k8s_manifest), creates it under a client-side rate
+limit (QPS and burst, like client-go), retrying transient API errors (5xx, 429,
+connection errors) with backoff and reporting the others (403, 422) at once;
+409 AlreadyExists means the Job exists from an earlier try or process, and it
+is adopted, never created twice. Every run is then followed by the two
+`ResourceWatch`es of its namespace (Jobs and Pods with the managed-by label,
+k8s_watch), which dispatch by the run-id label into the run's
+`Execution.events` queue (base.py): `started`, `running`, then one of
+`succeeded`, `failed` (with the reason read by k8s_status), `killed` or `lost`.
+Pods stuck pulling an image, on a config error or unschedulable are failed
+after `image_pull_timeout`/`pending_timeout` on the injected clock, and their
+Job deleted. Only this module and the other `k8s_*` modules import the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.pool
+import urllib3
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from itinerary.clock import Clock
+from itinerary.executors import base
+from itinerary.executors.base import ExecEvent, Execution, ExecutorError, RunRequest
+from itinerary.executors.k8s_manifest import (
+    ATTEMPT,
+    JOB_ID,
+    MANAGED_BY,
+    MANAGER,
+    RUN_ID,
+    SELECTOR,
+    ManifestError,
+    build_job,
+    job_name,
+)
+from itinerary.executors.k8s_status import (
+    IMAGE,
+    Outcome,
+    Stuck,
+    job_outcome,
+    pod_failure,
+    pod_running,
+    pod_stuck,
+)
+from itinerary.executors.k8s_watch import ResourceWatch, retry_after
+
+log = logging.getLogger(__name__)
+
+CREATE_ATTEMPTS = 5
+RETRY_FIRST, RETRY_MAX = 1.0, 16.0
+TIMEOUT = (10, 30)  # connect, read: for every call that is not a watch
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def api_client(config: Any) -> client.ApiClient:
+    """An ApiClient from an explicit URL + token, a kubeconfig, or the in-cluster account."""
+    cfg = client.Configuration()
+    if config.kube_api_url:
+        cfg.host = config.kube_api_url.rstrip("/")
+        # The whole "Bearer ..." string goes in the value (api_key_prefix is ignored).
+        cfg.api_key = {"authorization": "Bearer " + config.kube_token}
+    elif config.kubeconfig or config.kube_context:
+        kube_config.load_kube_config(
+            config_file=config.kubeconfig, context=config.kube_context, client_configuration=cfg
+        )
+    else:
+        try:
+            kube_config.load_incluster_config(client_configuration=cfg)
+        except ConfigException:
+            kube_config.load_kube_config(client_configuration=cfg)
+    if config.kube_insecure_skip_tls_verify:
+        cfg.verify_ssl = False
+    # Two watches per namespace hold connections for minutes; leave room for calls.
+    cfg.connection_pool_maxsize = 64
+    return client.ApiClient(cfg)
+
+
+class RateLimiter:
+    """A token bucket on the injected clock: `qps` tokens a second, at most `burst` saved."""
+
+    def __init__(self, qps: float, burst: int, clock: Clock) -> None:
+        self.qps, self.burst, self.clock = qps, max(1, burst), clock
+        self.tokens = float(self.burst)
+        self.stamp = clock.monotonic()
+
+    def take(self) -> None:
+        now = self.clock.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+        self.stamp = now
+        self.tokens -= 1
+        if self.tokens < 0:
+            # The debt is paid by waiting; later callers queue behind it.
+            self.clock.sleep(-self.tokens / self.qps)
+
+
+@dataclass
+class _Run:
+    """What the executor knows about one attempt it follows."""
+
+    execution: Execution
+    namespace: str
+    job: str
+    announced: bool = False  # STARTED has been sent; events before it wait in `backlog`
+    backlog: list[ExecEvent] = field(default_factory=list)
+    running: bool = False
+    final: bool = False
+    killing: str | None = None
+    failure: Outcome | None = None  # why the latest pod failed
+    stuck: Stuck | None = None
+    stuck_since: float = 0.0
+
+
+class KubernetesExecutor:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        config: Any,
+        clock: Clock,
+        *,
+        api: client.ApiClient | None = None,
+        backoff_limit: int = 0,
+        ttl_seconds_after_finished: int | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.api = api or api_client(config)
+        self.batch = client.BatchV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.limiter = RateLimiter(config.kube_qps, config.kube_burst, clock)
+        self.backoff_limit = backoff_limit
+        self.ttl_seconds_after_finished = ttl_seconds_after_finished
+        self.runs: dict[str, _Run] = {}  # by run id
+        self.watches: dict[tuple[str, str], ResourceWatch] = {}  # by (namespace, kind)
+        self.timers = gevent.pool.Group()
+
+    # --- the executor interface ---------------------------------------------------------
+
+    def start(self, request: RunRequest) -> Execution:
+        try:
+            manifest = build_job(
+                request,
+                backoff_limit=self.backoff_limit,
+                ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            )
+        except ManifestError as exc:
+            raise ExecutorError(str(exc)) from None
+        ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        run = self._follow(request, ns, name)
+        try:
+            self._create_or_take_over(run, request, manifest)
+        except ApiException as exc:
+            self.runs.pop(request.run_id, None)
+            raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
+        except ExecutorError:
+            self.runs.pop(request.run_id, None)
+            raise
+        self._announce(run)
+        return run.execution
+
+    def _create_or_take_over(self, run: _Run, request: RunRequest, manifest: dict) -> None:
+        """Create the Job; on 409 AlreadyExists adopt it once its labels say it is ours."""
+        where = f"{run.namespace}/{run.job}"
+        try:
+            self._with_retries(f"create Job {where}", self._create, run.namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 409 or _reason(exc) != "AlreadyExists":
+                raise
+            job = self._with_retries(f"read Job {where}", self._read_job, run.namespace, run.job)
+            labels = job["metadata"].get("labels") or {}
+            ours = {MANAGED_BY: MANAGER, JOB_ID: str(request.job.id), RUN_ID: request.run_id}
+            if any(labels.get(k) != v for k, v in ours.items()):
+                raise ExecutorError(f"Job {where} exists and was not made for this run") from None
+            run.execution.handle["adopted"] = True
+            self._catch_up(run, job)
+
+    def adopt(self, request: RunRequest, handle: dict[str, Any]) -> Execution | None:
+        ns = handle.get("namespace") or request.job.namespace
+        name = handle.get("job") or job_name(request.job, request)
+        try:
+            job = self._with_retries(f"read Job {ns}/{name}", self._read_job, ns, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
+        run = self._follow(request, ns, name, handle)
+        run.announced = True  # STARTED was recorded by the process that created it
+        self._catch_up(run, job)
+        return run.execution
+
+    def kill(self, execution: Execution, reason: str, grace_seconds: float = 10.0) -> None:
+        run = self.runs.get(execution.run_id)
+        if run is None or run.final:
+            return
+        run.killing = reason
+        try:
+            self._with_retries(f"delete Job {run.job}", self._delete, run, grace_seconds)
+        except ApiException as exc:
+            if exc.status != 404:
+                run.killing = None
+                raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
+        self._finish(run, base.KILLED, None, reason)
+
+    def logs(self, handle: dict[str, Any], tail_lines: int | None = None) -> str:
+        """Each container's log of the attempt's pod, headed by the container's name."""
+        ns, pod = handle.get("namespace"), handle.get("pod")
+        try:
+            if pod is None:
+                pods = self._pods_of(ns, handle["job"])
+                if not pods:
+                    return ""
+                pod = pods[-1]["metadata"]["name"]
+            containers = self._containers(ns, pod)
+            parts = []
+            for container in containers:
+                text = self._log_text(ns, pod, container, tail_lines)
+                parts.append(f"==> {container} <==\n{text}" if len(containers) > 1 else text)
+            return "\n".join(parts)
+        except ApiException as exc:
+            if exc.status == 404:
+                return ""
+            raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
+
+    def follow_logs(
+        self, handle: dict[str, Any], container: str | None = None, tail_lines: int | None = None
+    ) -> Iterator[str]:
+        """The pod's log as it is written (`follow`), chunk by chunk, until the container ends."""
+        resp = self.core.read_namespaced_pod_log(
+            handle["pod"],
+            handle["namespace"],
+            container=container,
+            follow=True,
+            tail_lines=tail_lines,
+            _preload_content=False,
+            _request_timeout=(TIMEOUT[0], 3600),
+        )
+        try:
+            for chunk in resp.stream(amt=None, decode_content=False):
+                yield chunk.decode("utf-8", errors="replace")
+        finally:
+            resp.release_conn()
+
+    def list_managed(self, namespaces: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Jobs with the managed-by label in `namespaces` (default: those being watched)."""
+        wanted = sorted(set(namespaces or ()) | {ns for ns, _ in self.watches})
+        found = []
+        for ns in wanted:
+            resp = self._with_retries(
+                f"list Jobs in {ns}",
+                self.batch.list_namespaced_job,
+                ns,
+                label_selector=SELECTOR,
+                _preload_content=False,
+                _request_timeout=TIMEOUT,
+            )
+            for job in json.loads(resp.data)["items"]:
+                labels = job["metadata"].get("labels") or {}
+                outcome = job_outcome(job)
+                status = {None: "active", "Complete": "succeeded", "Failed": "failed"}
+                found.append(
+                    {
+                        "namespace": ns,
+                        "job": job["metadata"]["name"],
+                        "run_id": labels.get(RUN_ID),
+                        "job_id": labels.get(JOB_ID),
+                        "attempt": int(labels.get(ATTEMPT) or 1),
+                        "status": status[outcome[0] if outcome else None],
+                    }
+                )
+        return found
+
+    def close(self) -> None:
+        for watch in self.watches.values():
+            watch.stop()
+        self.watches.clear()
+        self.timers.kill(block=False)
+        self.api.close()
+
+    # --- following runs -----------------------------------------------------------------
+
+    def _follow(
+        self, request: RunRequest, ns: str, name: str, handle: dict[str, Any] | None = None
+    ) -> _Run:
+        handle = {**(handle or {}), "namespace": ns, "job": name}
+        run = _Run(Execution(request.run_id, request.attempt, handle), ns, name)
+        # Registered before the Job exists, so no event about it can go unrouted.
+        self.runs[request.run_id] = run
+        for kind, list_fn, on_event in (
+            ("jobs", self.batch.list_namespaced_job, self._on_job),
+            ("pods", self.core.list_namespaced_pod, self._on_pod),
+        ):
+            if (ns, kind) not in self.watches:
+                watch = ResourceWatch(
+                    list_fn,
+                    ns,
+                    SELECTOR,
+                    on_event,
+                    lambda items, ns=ns, kind=kind: self._on_sync(ns, kind, items),
+                )
+                self.watches[(ns, kind)] = watch.start()
+        return run
+
+    def _catch_up(self, run: _Run, job: dict[str, Any]) -> None:
+        """Bring a run up to date from a Job read outside the watch (adoption)."""
+        for pod in self._pods_of(run.namespace, run.job):
+            self._on_pod("ADDED", pod)
+        self._on_job("MODIFIED", job)
+
+    def _route(self, obj: dict[str, Any]) -> _Run | None:
+        labels = obj["metadata"].get("labels") or {}
+        run = self.runs.get(labels.get(RUN_ID, ""))
+        if run is None or run.final or labels.get(ATTEMPT) != str(run.execution.attempt):
+            return None
+        return run
+
+    def _on_sync(self, ns: str, kind: str, items: list[dict[str, Any]]) -> None:
+        """A fresh LIST: replay it, and lose the runs whose Job vanished unseen."""
+        for item in items:
+            (self._on_job if kind == "jobs" else self._on_pod)("MODIFIED", item)
+        if kind == "jobs":
+            present = {item["metadata"]["name"] for item in items}
+            for run in list(self.runs.values()):
+                if run.namespace == ns and run.announced and run.job not in present:
+                    self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
+
+    def _on_job(self, kind: str, job: dict[str, Any]) -> None:
+        run = self._route(job)
+        if run is None or job["metadata"]["name"] != run.job:
+            return
+        if kind == "DELETED":
+            if run.killing is None:
+                self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
+            return
+        outcome = job_outcome(job)
+        if outcome is None:
+            return
+        condition, text = outcome
+        if condition == "Complete":
+            self._finish(run, base.SUCCEEDED, 0, None)
+            return
+        failure = None if text.startswith("DeadlineExceeded") else self._why_failed(run)
+        if failure is None:
+            self._finish(run, base.FAILED, None, text)
+        else:
+            self._finish(run, base.FAILED, failure.exit_code, failure.reason)
+
+    def _why_failed(self, run: _Run) -> Outcome | None:
+        """The failed pod's reason; read from the API when the pod watch has not told us yet."""
+        if run.failure is None:
+            try:
+                for pod in self._pods_of(run.namespace, run.job):
+                    run.failure = pod_failure(pod) or run.failure
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                log.warning("cannot read the pods of %s: %s", run.job, exc)
+        return run.failure
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        run = self._route(pod)
+        if run is None or kind == "DELETED":
+            return
+        name = pod["metadata"]["name"]
+        if run.execution.handle.get("pod") != name:
+            run.execution.handle["pod"] = name
+            run.running = False  # a replacement pod (backoffLimit > 0) starts afresh
+        failure = pod_failure(pod)
+        if failure is not None:
+            run.failure = failure
+        if pod_running(pod):
+            run.stuck = None
+            if not run.running:
+                run.running = True
+                self._emit(run, ExecEvent(base.RUNNING, self.clock.now(), handle=self._handle(run)))
+            return
+        trouble = pod_stuck(pod)
+        if isinstance(trouble, Outcome):
+            self._give_up(run, trouble.reason or "")
+        elif trouble is None:
+            run.stuck = None
+        elif run.stuck is None or run.stuck.timeout != trouble.timeout:
+            run.stuck, run.stuck_since = trouble, self.clock.monotonic()
+            self.timers.spawn(self._expire_stuck, run, trouble.timeout, run.stuck_since)
+        else:
+            run.stuck = trouble  # same trouble, newer words (ErrImagePull -> ImagePullBackOff)
+
+    def _expire_stuck(self, run: _Run, timeout: str, since: float) -> None:
+        limit = self.config.image_pull_timeout if timeout == IMAGE else self.config.pending_timeout
+        self.clock.sleep(limit)
+        stuck = run.stuck
+        if not run.final and stuck and stuck.timeout == timeout and run.stuck_since == since:
+            self._give_up(run, f"{stuck.reason} (pending for {limit:g}s)")
+
+    def _give_up(self, run: _Run, reason: str) -> None:
+        """Fail a run whose pod will not start, and delete its Job so it does not linger."""
+        self._finish(run, base.FAILED, None, reason)
+        try:
+            self._delete(run, self.config.kill_grace_period)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("cannot delete the stuck Job %s: %s", run.job, exc)
+
+    # --- events -------------------------------------------------------------------------
+
+    def _handle(self, run: _Run) -> dict[str, Any]:
+        return dict(run.execution.handle)
+
+    def _announce(self, run: _Run) -> None:
+        run.announced = True
+        run.execution.events.put(
+            ExecEvent(base.STARTED, self.clock.now(), handle=self._handle(run))
+        )
+        for event in run.backlog:
+            run.execution.events.put(event)
+        run.backlog.clear()
+
+    def _emit(self, run: _Run, event: ExecEvent) -> None:
+        (run.execution.events.put if run.announced else run.backlog.append)(event)
+
+    def _finish(self, run: _Run, kind: str, exit_code: int | None, reason: str | None) -> None:
+        if run.final:
+            return
+        if exit_code is not None and not run.running:
+            # An exit code means the container ran, even if the pod watch has not said so
+            # yet (the Job and Pod streams are not ordered with each other).
+            run.running = True
+            self._emit(run, ExecEvent(base.RUNNING, self.clock.now(), handle=self._handle(run)))
+        run.final = True
+        self.runs.pop(run.execution.run_id, None)
+        event = ExecEvent(kind, self.clock.now(), exit_code, reason, self._handle(run))
+        self._emit(run, event)
+
+    # --- API calls ----------------------------------------------------------------------
+
+    def _create(self, ns: str, manifest: dict[str, Any]) -> None:
+        self.limiter.take()
+        self.batch.create_namespaced_job(ns, manifest, _request_timeout=TIMEOUT)
+
+    def _read_job(self, ns: str, name: str) -> dict[str, Any]:
+        resp = self.batch.read_namespaced_job(
+            name, ns, _preload_content=False, _request_timeout=TIMEOUT
+        )
+        return json.loads(resp.data)
+
+    def _pods_of(self, ns: str, job: str) -> list[dict[str, Any]]:
+        resp = self.core.list_namespaced_pod(
+            ns,
+            label_selector=f"{JOB_NAME_LABEL}={job}",
+            _preload_content=False,
+            _request_timeout=TIMEOUT,
+        )
+        pods = json.loads(resp.data)["items"]
+        return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+    def _containers(self, ns: str, pod: str) -> list[str]:
+        resp = self.core.read_namespaced_pod(
+            pod, ns, _preload_content=False, _request_timeout=TIMEOUT
+        )
+        return [c["name"] for c in json.loads(resp.data)["spec"]["containers"]]
+
+    def _log_text(self, ns: str, pod: str, container: str, tail_lines: int | None) -> str:
+        try:
+            return self.core.read_namespaced_pod_log(
+                pod, ns, container=container, tail_lines=tail_lines, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 400:  # waiting to start: say so instead of failing the page
+                return f"({_message(exc)})"
+            raise
+
+    def _delete(self, run: _Run, grace_seconds: float) -> None:
+        # Background: pods are deleted too; the default for Jobs would orphan them.
+        self.batch.delete_namespaced_job(
+            run.job,
+            run.namespace,
+            propagation_policy="Background",
+            grace_period_seconds=int(grace_seconds),
+            body=client.V1DeleteOptions(
+                propagation_policy="Background", grace_period_seconds=int(grace_seconds)
+            ),
+            _request_timeout=TIMEOUT,
+        )
+
+    def _with_retries(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call `fn`, retrying transient failures with backoff on the clock; raise the rest."""
+        delay, attempt = RETRY_FIRST, 0
+        while True:
+            attempt += 1
+            try:
+                return fn(*args, **kwargs)
+            except ApiException as exc:
+                if not _transient(exc) or attempt == CREATE_ATTEMPTS:
+                    raise
+                log.warning("%s: %s (attempt %d)", what, _describe(exc), attempt)
+                wait = max(delay, retry_after(exc))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if attempt == CREATE_ATTEMPTS:
+                    raise ExecutorError(
+                        f"{what}: Kubernetes API unreachable after {attempt} attempts: {exc}",
+                        transient=True,
+                    ) from None
+                log.warning("%s: %s (attempt %d)", what, exc, attempt)
+                wait = delay
+            self.clock.sleep(wait)
+            delay = min(RETRY_MAX, delay * 2)
+
+
+def _transient(exc: ApiException) -> bool:
+    return exc.status in (0, 429) or (exc.status or 0) >= 500
+
+
+def _status(exc: ApiException) -> dict[str, Any]:
+    try:
+        return json.loads(exc.body or "{}")
+    except ValueError:
+        return {}
+
+
+def _reason(exc: ApiException) -> str | None:
+    return _status(exc).get("reason")
+
+
+def _message(exc: ApiException) -> str:
+    return _status(exc).get("message") or str(exc.reason)
+
+
+def _describe(exc: ApiException) -> str:
+    return f"Kubernetes API {exc.status} {_reason(exc) or exc.reason}: {_message(exc)}"
