@@ -142,6 +142,12 @@ def next_runs(call: Call) -> Any:
     }
 
 
+# `format=yaml`: a document `apply -f` reads back, {"jobs": [job definitions]}.
+EXPORT_SCHEMA = {
+    "type": "object",
+    "required": ["jobs"],
+    "properties": {"jobs": {"type": "array", "items": {"type": "object"}}},
+}
 JOB_LIST_PARAMS = (
     params.string("name_pattern", "job name glob (`*`, `?`); without a wildcard, a substring"),
     params.csv("tags", "jobs carrying all of these tags"),
@@ -166,7 +172,7 @@ ROUTES = (
         "jobs",
         response="JobPage",
         params=JOB_LIST_PARAMS,
-        alt_content={"application/yaml": {"type": "string"}},
+        alt_content={"application/yaml": EXPORT_SCHEMA},
     ),
     Route(
         "POST",

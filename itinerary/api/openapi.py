@@ -112,12 +112,16 @@ RUN = _obj(
     {**RUN_FIELDS, "attempts": {"type": "array", "items": ATTEMPT}},
     tuple(RUN_FIELDS),
 )
+ERROR_CODE = {
+    "type": "string",
+    "description": "machine-readable: "
+    + ", ".join(CODES.values())
+    + ", or a specific one (archived, not_runnable, not_modifiable, not_active, not_started)",
+}
 SUMS = {"type": "object", "additionalProperties": {"type": "number"}}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj(
-        {"error": _obj({"code": {"enum": list(CODES.values())}, "message": STR, "fields": ENV})}
-    ),
+    "Error": _obj({"error": _obj({"code": ERROR_CODE, "message": STR, "fields": ENV})}),
     "JobInput": {
         "type": "object",
         "properties": {**JOB_FIELDS, **{k: {**v, "readOnly": True} for k, v in READ_ONLY.items()}},
