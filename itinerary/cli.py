@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tool_clis() -> list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]]:
-    return []
+    from itinerary import apply, tokens
+
+    return [tokens.add_cli, apply.add_cli]
 
 
 def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:
