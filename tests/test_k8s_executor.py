@@ -477,3 +477,74 @@ def test_the_rate_limiter_waits_when_the_burst_is_spent(clock):
     assert not waiter.ready()
     clock.advance(0.5)
     assert waiter.ready()
+
+
+# --- through the orchestrator (the scheduler's per-run component) ---------------------------
+
+
+@pytest.fixture
+def orchestrate(executor, kube, clock, queues):
+    """Launch an Orchestrator on the real executor; return (syncer, the fake's Job)."""
+    from itinerary.orchestrator import Orchestrator, Slot
+    from tests.fakes import FakeSyncer
+
+    syncer = FakeSyncer(queues.syncer)
+
+    def launch(**job_fields):
+        request = make_request(**job_fields)
+        slot = Slot(request.run_id, request.job, clock.now() + timedelta(seconds=5))
+        orchestrator = Orchestrator(slot, queues, clock, executor, config_mod.load(None, {}))
+        gevent.spawn(orchestrator.run)
+        clock.advance(5)
+        with gevent.Timeout(WAIT):
+            while not kube.jobs():
+                gevent.sleep(0.01)
+        return kube.job_for_run(request.run_id)
+
+    yield syncer, launch
+    syncer.stop()
+
+
+def final_update(syncer, run_id="rtest000000000001"):
+    with gevent.Timeout(WAIT, AssertionError("the run never finished")):
+        while syncer.final(run_id) is None:
+            gevent.sleep(0.01)
+    return syncer.final(run_id)
+
+
+def test_a_run_succeeds_through_the_orchestrator(orchestrate, kube):
+    syncer, launch = orchestrate
+    job = launch()
+    kube.run_pod(job)
+    kube.finish_pod(job, 0)
+    final = final_update(syncer)
+    assert final.status == "succeeded"
+    assert syncer.statuses("rtest000000000001")[-2:] == ["running", "succeeded"]
+    handles = [u.handle for u in syncer.updates if u.handle]
+    assert handles[-1]["job"] == job["metadata"]["name"]
+    assert handles[-1]["pod"] == kube.pod_of(job)["metadata"]["name"]
+
+
+def test_an_oom_killed_run_fails_through_the_orchestrator(orchestrate, kube):
+    syncer, launch = orchestrate
+    job = launch()
+    kube.run_pod(job)
+    kube.oom_kill(job)
+    final = final_update(syncer)
+    assert (final.status, final.exit_code) == ("failed", 137)
+    assert "OOMKilled" in (final.reason or final.error or "")
+
+
+def test_max_allowed_run_time_deletes_the_job_through_the_orchestrator(orchestrate, kube, clock):
+    syncer, launch = orchestrate
+    job = launch(constraints={"maxAllowedRunTime": "1m"})
+    kube.run_pod(job)
+    with gevent.Timeout(WAIT):
+        while "running" not in syncer.statuses("rtest000000000001"):
+            gevent.sleep(0.01)
+    clock.advance(61)
+    final = final_update(syncer)
+    assert final.status == "failed" and "maxAllowedRunTime" in final.reason
+    assert kube.jobs() == []
+    deletes = [p for m, p in kube.requests if m == "DELETE"]
+    assert "propagationPolicy=Background" in deletes[0]
