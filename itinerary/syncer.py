@@ -28,6 +28,7 @@ SQL CASE expressions, and the rules stay in one readable Python function.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -135,6 +136,7 @@ def thresholds(config: Config) -> dict[str, Threshold]:
 @dataclass
 class Item:
     msg: Any
+    seq: int  # arrival order across kinds
     queued_at: float  # clock.monotonic() when the syncer took it from its inbox
     inbox_s: float  # how long it sat in the inbox (sender's `at` to receipt)
 
@@ -185,6 +187,7 @@ class Syncer:
         self._wake = Event()
         self._flush_waiters: list[AsyncResult] = []
         self._stopping = False
+        self._seq = 0
         self._failing_since: datetime | None = None
         self._last_error = ""
         self._failures = 0
@@ -230,7 +233,8 @@ class Syncer:
         at = getattr(msg, "at", None) or getattr(msg, "created_at", None)
         inbox_s = max(0.0, (self.clock.now() - at).total_seconds()) if at else 0.0
         batch = self.batches[kind]
-        batch.append(Item(msg, self.clock.monotonic(), inbox_s))
+        self._seq += 1
+        batch.append(Item(msg, self._seq, self.clock.monotonic(), inbox_s))
         self.pending += 1
         limit = self.thresholds[kind]
         if len(batch) == 1 or len(batch) >= limit.size or limit.interval <= 0:
@@ -287,10 +291,23 @@ class Syncer:
 
     # --- one flush cycle ----------------------------------------------------------------
 
+    def _take(self, kinds: list[str]) -> dict[str, list[Item]]:
+        """At most one batch size per kind, so a backlog (after an outage) is written in
+        transactions of bounded size; never an update whose claim (or an action run whose
+        violation) arrived earlier and is still waiting."""
+        taken = {}
+        for kind in kinds:
+            batch = self.batches[kind]
+            count = min(len(batch), self.thresholds[kind].size)
+            for need in NEEDS.get(kind, ()):
+                if self.batches[need]:
+                    first_left = self.batches[need][0].seq
+                    count = min(count, bisect.bisect_left([i.seq for i in batch], first_left))
+            taken[kind], self.batches[kind] = batch[:count], batch[count:]
+        return taken
+
     def _cycle(self, kinds: list[str]) -> None:
-        cycle = _Cycle({k: self.batches[k] for k in kinds}, self.clock.monotonic())
-        for k in kinds:
-            self.batches[k] = []
+        cycle = _Cycle(self._take(kinds), self.clock.monotonic())
         self.in_flight = sum(len(v) for v in cycle.taken.values())
         try:
             self._write_jobs(cycle)

@@ -15,6 +15,7 @@ from itinerary.clock import FakeClock, settle
 from itinerary.db import ConfigError, Database, JobRun, RunAttempt
 from itinerary.jobs import parse_job
 from itinerary.syncer import Syncer, thresholds
+from tests.dbfaults import Outage, kill_connections
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -203,3 +204,100 @@ def test_it_writes_everything_pending_on_shutdown(database: Database, clock: Fak
     stop(syncer.inbox, g)
     assert database.read(lambda: JobRun.select().count()) == 50
     assert run_row(database, "rshut").status == states.RUNNING
+
+
+# --- faults ------------------------------------------------------------------------------
+
+RUNS = 2000  # five updates each: 10,000 RunUpdates
+
+
+def stream(inbox, job_id):
+    """Claims and five updates per run, the last ones carrying the final values."""
+    for n in range(RUNS):
+        rid, t = f"rs{n:010d}", T0 + timedelta(seconds=n)
+        inbox.put(claim(job_id, n, run_id=rid))
+        inbox.put(messages.RunUpdate(rid, t + timedelta(1), status="starting", attempt=1))
+        inbox.put(messages.RunUpdate(rid, t + timedelta(2), status="running", started_at=t))
+        inbox.put(messages.RunUpdate(rid, t + timedelta(3), behind_schedule=True))
+        inbox.put(messages.RunUpdate(rid, t + timedelta(4), status="succeeded", exit_code=0))
+        inbox.put(messages.RunUpdate(rid, t + timedelta(5), reason="done", completed_at=t))
+
+
+def assert_all_final(database: Database) -> None:
+    rows = database.read(
+        lambda: list(
+            JobRun.select(
+                JobRun.run_id,
+                JobRun.status,
+                JobRun.reason,
+                JobRun.exit_code,
+                JobRun.behind_schedule,
+                JobRun.completed_at,
+            ).tuples()
+        )
+    )
+    assert len(rows) == RUNS
+    final = {(r[1], r[2], r[3], bool(r[4])) for r in rows}
+    assert final == {("succeeded", "done", 0, True)}
+    assert all(r[5] == T0 + timedelta(seconds=int(r[0][2:])) for r in rows)
+    assert database.read(lambda: RunAttempt.select().count()) == RUNS
+
+
+def drive(clock: FakeClock, done) -> None:
+    """Move fake time (batch intervals, retry backoff) while real I/O goes on."""
+    with gevent.Timeout(40):
+        while not done():
+            clock.advance(0.25)
+            gevent.sleep(0.002)
+
+
+def test_it_loses_nothing_when_connections_are_killed(database: Database, clock: FakeClock):
+    if database.driver == "sqlite":
+        pytest.skip("SQLite has no connections to kill; see the outage test")
+    job = save_job(database)
+    syncer, g = start(database, clock, inbox=500)
+    feeder = gevent.spawn(stream, syncer.inbox, job.id)
+    kills = []
+
+    def killer():
+        # Often enough to hit flushes mid-transaction, seldom enough to let some commit.
+        while not feeder.dead and len(kills) < 40:
+            kills.append(kill_connections(database))
+            gevent.sleep(0.05)
+
+    k = gevent.spawn(killer)
+    drive(clock, lambda: feeder.dead and k.dead and not syncer.pending)
+    stop(syncer.inbox, g)
+    assert sum(kills) > 0 and syncer.poison_count == 0
+    fresh = Database(database.dsn)  # the fixture's own pooled connections were killed too
+    assert_all_final(fresh)
+    fresh.close()
+
+
+def test_it_loses_nothing_while_the_database_is_down(database: Database, clock: FakeClock):
+    job = save_job(database)
+    outage = Outage(database)
+    syncer, g = start(outage.database, clock, inbox=500)
+    outage.cut()  # down from the start, so the first flushes must fail
+    feeder = gevent.spawn(stream, syncer.inbox, job.id)
+    unready = []
+
+    def flap():
+        while not feeder.dead or syncer.pending:
+            while syncer.ready()[0] and (not feeder.dead or syncer.pending):
+                gevent.sleep(0.005)  # the test's drive() moves the clock meanwhile
+            unready.append(syncer.ready())
+            gevent.sleep(0.05)
+            outage.restore()
+            gevent.sleep(0.2)
+            outage.cut()
+        outage.restore()
+
+    f = gevent.spawn(flap)
+    drive(clock, lambda: f.dead)
+    stop(syncer.inbox, g)
+    # It should have said why it was unready, and be ready again once the database is back.
+    assert not unready[0][0] and "failing since" in unready[0][1]
+    assert syncer.ready() == (True, "ok") and syncer.poison_count == 0
+    outage.close()
+    assert_all_final(Database(database.dsn) if database.driver != "sqlite" else database)
