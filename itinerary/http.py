@@ -20,6 +20,7 @@ from itinerary.context import Context
 
 log = logging.getLogger(__name__)
 READY_CHECK_TIMEOUT_S = 3.0
+API_PREFIX = "/api/v1"
 
 
 def _json(status: int, body: dict[str, Any]) -> bottle.HTTPResponse:
@@ -45,7 +46,8 @@ def run_checks(ctx: Context) -> tuple[bool, dict[str, str]]:
     return all(v == "ok" for v in results.values()), results
 
 
-def make_root(ctx: Context, api: bottle.Bottle | None = None) -> bottle.Bottle:
+def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
+    """The process's WSGI application; `api` (when given) answers under /api/v1."""
     root = bottle.Bottle()
 
     @root.get("/healthz")
@@ -96,6 +98,19 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> bottle.Bottle:
         bottle.response.content_type = "application/json"
         return json.dumps({"error": {"code": "internal", "message": "internal error; see logs"}})
 
-    if api is not None:
-        root.mount("/api/v1", api)
-    return root
+    return root if api is None else _prefixed(root, API_PREFIX, api)
+
+
+def _prefixed(root: Any, prefix: str, app: Any) -> Any:
+    """Send `prefix` and everything below it to `app`, the rest to `root` (a WSGI mount)."""
+
+    def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == prefix or path.startswith(prefix + "/"):
+            environ = dict(environ)
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+            environ["PATH_INFO"] = path[len(prefix) :] or "/"
+            return app(environ, start_response)
+        return root(environ, start_response)
+
+    return dispatch
