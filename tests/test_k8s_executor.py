@@ -81,6 +81,13 @@ def timer_armed(clock):
             gevent.sleep(0.01)
 
 
+def watching(kube, connections=2):
+    """Wait until the executor's watches are open on the fake (so faults hit them)."""
+    with gevent.Timeout(WAIT, AssertionError("the watches never connected")):
+        while kube.watch_connections < connections:
+            gevent.sleep(0.01)
+
+
 def started(executor, kube, request=None):
     """Start a run and return (execution, the fake's Job) after STARTED."""
     request = request or make_request()
@@ -211,6 +218,7 @@ def test_it_survives_a_watch_cut_mid_run(executor, kube):
     execution, job = started(executor, kube)
     kube.run_pod(job)
     next_event(execution)
+    watching(kube)
     opened = kube.watches_opened
     kube.cut_watches()
     kube.finish_pod(job, 0)  # while the watches are reconnecting
@@ -223,6 +231,7 @@ def test_it_relists_after_410_gone_mid_run(executor, kube):
     execution, job = started(executor, kube)
     kube.run_pod(job)
     next_event(execution)
+    watching(kube)
     relists = sum(w.relists for w in executor.watches.values())
     kube.expire()
     kube.finish_pod(job, 2)
@@ -233,6 +242,7 @@ def test_it_relists_after_410_gone_mid_run(executor, kube):
 
 def test_it_relists_after_an_http_410_on_watch(executor, kube):
     execution, job = started(executor, kube)
+    watching(kube)
     kube.fail_next(410, plural="jobs")  # the relist is answered 410 once, then works
     kube.expire()
     kube.finish_pod(job, 0)
@@ -367,8 +377,7 @@ def test_it_reports_a_job_deleted_by_someone_else_as_lost(executor, kube):
 
 def test_it_notices_a_deletion_missed_while_disconnected(executor, kube):
     execution, job = started(executor, kube)
-    for watch in executor.watches.values():
-        watch.synced.wait(WAIT)
+    watching(kube)
     kube.expire()  # the watches relist, and the Job is no longer in the list
     kube.delete_job(job)
     done = next_event(execution)
@@ -412,9 +421,7 @@ def test_it_uses_one_watch_per_namespace_and_kind(executor, kube):
         request = make_request(run_id=f"rtest{i:012d}", scheduled_at=at, namespace=namespace)
         executions.append(executor.start(request))
     assert len(executor.watches) == 4
-    with gevent.Timeout(WAIT):
-        while kube.watch_connections < 4:
-            gevent.sleep(0.01)
+    watching(kube, 4)
     for job in kube.jobs():
         kube.run_pod(job)
         kube.finish_pod(job, 0)

@@ -346,24 +346,24 @@ class KubernetesExecutor:
         if outcome is None:
             return
         condition, text = outcome
+        if "pod" not in run.execution.handle or (condition == "Failed" and run.failure is None):
+            # The Pod stream is not ordered with the Job stream: read what it has not said yet.
+            self._read_pods(run)
+        if run.final:
+            return
         if condition == "Complete":
             self._finish(run, base.SUCCEEDED, 0, None)
-            return
-        failure = None if text.startswith("DeadlineExceeded") else self._why_failed(run)
-        if failure is None:
+        elif run.failure is None or text.startswith("DeadlineExceeded"):
             self._finish(run, base.FAILED, None, text)
         else:
-            self._finish(run, base.FAILED, failure.exit_code, failure.reason)
+            self._finish(run, base.FAILED, run.failure.exit_code, run.failure.reason)
 
-    def _why_failed(self, run: _Run) -> Outcome | None:
-        """The failed pod's reason; read from the API when the pod watch has not told us yet."""
-        if run.failure is None:
-            try:
-                for pod in self._pods_of(run.namespace, run.job):
-                    run.failure = pod_failure(pod) or run.failure
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-                log.warning("cannot read the pods of %s: %s", run.job, exc)
-        return run.failure
+    def _read_pods(self, run: _Run) -> None:
+        try:
+            for pod in self._pods_of(run.namespace, run.job):
+                self._on_pod("MODIFIED", pod)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("cannot read the pods of %s: %s", run.job, exc)
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         run = self._route(pod)
