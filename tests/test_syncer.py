@@ -6,13 +6,14 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import gevent
+import peewee as pw
 import pytest
 from gevent.queue import Queue
 
 from itinerary import config as configmod
 from itinerary import jobstore, messages, states
 from itinerary.clock import FakeClock, settle
-from itinerary.db import ConfigError, Database, JobRun, RunAttempt
+from itinerary.db import ConfigError, ConstraintViolation, Database, JobRun, RunAttempt
 from itinerary.jobs import parse_job
 from itinerary.syncer import Syncer, thresholds
 from tests.dbfaults import Outage, kill_connections
@@ -301,3 +302,113 @@ def test_it_loses_nothing_while_the_database_is_down(database: Database, clock: 
     assert syncer.ready() == (True, "ok") and syncer.poison_count == 0
     outage.close()
     assert_all_final(Database(database.dsn) if database.driver != "sqlite" else database)
+
+
+# --- triggers, atomicity, poison, backpressure ---------------------------------------------
+
+
+def violation(n, constraint="maxExpectedRunTime"):
+    return messages.ViolationRecord(id=n + 1, run_id=f"rv{n:014d}", constraint=constraint, at=T0)
+
+
+def count(database, model):
+    return database.read(lambda: model.select().count())
+
+
+def eventually(check, seconds=10):
+    with gevent.Timeout(seconds):
+        while not check():
+            gevent.sleep(0.01)
+
+
+def test_it_flushes_when_a_batch_is_full(database: Database, clock: FakeClock):
+    syncer, g = start(database, clock, syncer_batch_size=5, syncer_flush_interval=3600.0)
+    for n in range(4):
+        syncer.inbox.put(violation(n))
+    settle()
+    # It should hold four rows (no time passes), and write all five when the fifth comes.
+    assert len(syncer.batches["violations"]) == 4
+    syncer.inbox.put(violation(4))
+    eventually(lambda: count(database, ConstraintViolation) == 5)
+    stop(syncer.inbox, g)
+
+
+def test_it_flushes_when_a_batch_is_old_enough(database: Database, clock: FakeClock):
+    syncer, g = start(database, clock, syncer_batch_size=1000, syncer_flush_interval=2.0)
+    for n in range(3):
+        syncer.inbox.put(violation(n))
+    clock.advance(1.9)
+    assert len(syncer.batches["violations"]) == 3
+    clock.advance(0.2)
+    eventually(lambda: count(database, ConstraintViolation) == 3)
+    stop(syncer.inbox, g)
+
+
+def test_it_rolls_back_a_failed_batch_and_retries_it(
+    database: Database, clock: FakeClock, monkeypatch
+):
+    job = save_job(database)
+    seen = []
+    write = database.write
+
+    def spy(fn, *args):
+        try:
+            return write(fn, *args)
+        except Exception:
+            seen.append((count(database, JobRun), count(database, ConstraintViolation)))
+            raise
+
+    monkeypatch.setattr(database, "write", spy)
+    syncer, g = start(
+        database, clock, syncer_flush_interval=3600.0, syncer_thresholds="claims=100/1h"
+    )
+    good = claim(job.id, run_id="rgood")
+    syncer.inbox.put(good)
+    syncer.inbox.put(messages.RunUpdate("rgood", T0, status="running"))
+    syncer.inbox.put(violation(1))
+    # An action run pointing at a violation that does not exist: the foreign key fails
+    # after the claim, the update and the violation were sent in the same transaction.
+    bad = messages.ActionRunRecord(7, "rgood", "retry", "on_failure", T0, True, violation_id=99)
+    syncer.inbox.put(bad)
+    flush(syncer.inbox, clock)
+    # It should have left nothing half-written, then written all but the poison row.
+    assert seen[0] == (0, 0)
+    assert wait(good.reply) is True and run_row(database, "rgood").status == "running"
+    assert count(database, ConstraintViolation) == 1
+    assert syncer.poison_count == 1 and syncer.poisoned[0].msg is bad
+    stop(syncer.inbox, g)
+
+
+def test_it_answers_a_poison_claim_with_the_error(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock, syncer_thresholds="claims=100/1h")
+    good, bad = claim(job.id, run_id="rok"), claim(job.id + 1000, run_id="rnojob")
+    syncer.inbox.put(good)
+    syncer.inbox.put(bad)
+    syncer.inbox.put(messages.RunUpdate("rnojob", T0, status="running"))
+    flush(syncer.inbox, clock)
+    # It should hand the sender of the unwritable row its exception, and write the rest.
+    assert wait(good.reply) is True
+    with pytest.raises(pw.IntegrityError):
+        wait(bad.reply)
+    assert syncer.poison_count == 2  # the claim and the update for its missing run
+    assert "no run" in syncer.poisoned[1].error
+    assert syncer.ready() == (True, "ok")
+    stop(syncer.inbox, g)
+
+
+def test_it_blocks_senders_when_full_and_drops_nothing(database: Database, clock: FakeClock):
+    outage = Outage(database)
+    syncer, g = start(outage.database, clock, inbox=5, syncer_inbox_size=5)
+    outage.cut()
+    feeder = gevent.spawn(lambda: [syncer.inbox.put(violation(n)) for n in range(30)])
+    eventually(lambda: syncer.inbox.full() and syncer.pending == 5)
+    eventually(lambda: not syncer.ready()[0])
+    clock.advance(1)
+    # It should keep the sender waiting: 5 rows held, 5 in the inbox, the rest not sent yet.
+    assert not feeder.dead and syncer.inbox.full()
+    outage.restore()
+    drive(clock, lambda: feeder.dead and not syncer.pending)
+    stop(syncer.inbox, g)
+    outage.close()
+    assert count(database, ConstraintViolation) == 30
