@@ -1,0 +1,350 @@
+"""Benchmark: API latency and throughput with 1,000 jobs and N runs, scheduler running.
+
+Usage: python bench/api.py --dsn DSN [--runs N] [--seconds S] [--rate R]
+
+DSN names a server (postgresql://postgres@127.0.0.1:5432/postgres, mysql://root@...)
+or sqlite:///ignored; a fresh database is created, migrated, seeded with 1,000
+jobs and N runs by server-side SQL, served by the real App (scheduler, syncer,
+API on a pywsgi server on 127.0.0.1:0), and dropped at the end. A load generator
+in a separate process sends R requests/s to each endpoint in turn for S seconds;
+meanwhile a ticker in the server process measures how late the gevent loop (and so
+the scheduler loop) wakes. One JSON line per endpoint.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import secrets  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from itinerary import config as cfg  # noqa: E402
+from itinerary.db import Database, parse_dsn  # noqa: E402
+from itinerary.migrate import migrate  # noqa: E402
+
+JOBS = 1000
+TICK_S = 0.05
+
+
+def _admin(dsn: str, sql: str) -> None:
+    d = parse_dsn(dsn)
+    if d.driver == "postgres":
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host=d.host, port=d.port or 5432, user=d.user, password=d.password, dbname=d.database
+        )
+        conn.autocommit = True
+    else:
+        import pymysql
+
+        conn = pymysql.connect(
+            host=d.host, port=d.port or 3306, user=d.user, password=d.password or ""
+        )
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def create_database(dsn: str) -> tuple[str, str]:
+    """A new empty database on the DSN's server: (its DSN, its name)."""
+    d = parse_dsn(dsn)
+    if d.driver == "sqlite":
+        path = Path(tempfile.mkdtemp()) / "bench.db"
+        return f"sqlite:///{path}", str(path)
+    name = f"itinerary_bench_{secrets.token_hex(4)}"
+    _admin(dsn, f"CREATE DATABASE {name}")
+    auth = (d.user or "") + (f":{d.password}" if d.password else "")
+    scheme = "postgresql" if d.driver == "postgres" else "mysql"
+    return (
+        f"{scheme}://{auth}@{d.host}:{d.port or (5432 if scheme == 'postgresql' else 3306)}/{name}",
+        name,
+    )
+
+
+def drop_database(dsn: str, name: str) -> None:
+    d = parse_dsn(dsn)
+    if d.driver == "sqlite":
+        Path(name).unlink(missing_ok=True)
+    elif d.driver == "postgres":
+        _admin(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    else:
+        _admin(dsn, f"DROP DATABASE IF EXISTS {name}")
+
+
+SEQ = {  # n = 0 .. N-1, one row each
+    "postgres": "SELECT g - 1 AS n FROM generate_series(1, {count}) g",
+    "mysql": "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {last}) "
+    "SELECT n FROM s",
+    "sqlite": "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {last}) "
+    "SELECT n FROM s",
+}
+START = {
+    "postgres": "TIMESTAMP '2024-01-01 00:00:00'",
+    "mysql": "TIMESTAMP('2024-01-01 00:00:00')",
+    "sqlite": "'2024-01-01 00:00:00'",
+}
+MINUTES = {
+    "postgres": "(TIMESTAMP '2024-01-01 00:00:00' + n * INTERVAL '1 minute')",
+    "mysql": "(TIMESTAMP('2024-01-01 00:00:00') + INTERVAL n MINUTE)",
+    "sqlite": "datetime('2024-01-01 00:00:00', '+' || n || ' minutes')",
+}
+
+
+def seed(database: Database, runs: int) -> None:
+    """1,000 jobs (tags team-0..9) and `runs` finished runs spread over the jobs."""
+    driver = database.driver
+    at = MINUTES[driver]
+    epoch = START[driver]
+    jobs_sql = (
+        "INSERT INTO job (id, name, active_name, schedule, commands, created_at, updated_at) "
+        "SELECT n + 1, CONCAT('job-', n), CONCAT('job-', n), CONCAT(n % 60, ' 3 1 1 *'), "
+        f"'[[\"true\"]]', {epoch}, {epoch} "
+        f"FROM ({SEQ[driver].format(count=JOBS, last=JOBS - 1)}) q"
+    )
+    if driver == "sqlite":
+        jobs_sql = jobs_sql.replace("CONCAT('job-', n)", "'job-' || n").replace(
+            "CONCAT(n % 60, ' 3 1 1 *')", "(n % 60) || ' 3 1 1 *'"
+        )
+    tags_sql = (
+        "INSERT INTO job_tags (job_id, tag) SELECT n + 1, "
+        + ("'team-' || (n % 10)" if driver == "sqlite" else "CONCAT('team-', n % 10)")
+        + f" FROM ({SEQ[driver].format(count=JOBS, last=JOBS - 1)}) q"
+    )
+    run_id = (
+        "'r' || lpad(CAST(n AS TEXT), 15, '0')"
+        if driver == "postgres"
+        else (
+            "CONCAT('r', LPAD(n, 15, '0'))"
+            if driver == "mysql"
+            else "'r' || substr('000000000000000' || n, -15, 15)"
+        )
+    )
+    status = "CASE WHEN n % 7 = 0 THEN 'failed' ELSE 'succeeded' END"
+    runs_sql = (
+        "INSERT INTO job_run (job_id, scheduled_at, run_id, status, started_at, completed_at, "
+        "created_at, updated_at) "
+        f"SELECT n % {JOBS} + 1, {at}, {run_id}, {status}, {at}, {at}, {at}, {at} "
+        f"FROM ({SEQ[driver].format(count=runs, last=runs - 1)}) q"
+    )
+
+    def write() -> None:
+        w = database.writer
+        if driver == "mysql":
+            w.execute_sql("SET SESSION max_recursive_iterations = 100000000")
+        with w.atomic():
+            for sql in (jobs_sql, tags_sql, runs_sql):
+                # psycopg2 and PyMySQL read % as a placeholder
+                w.execute_sql(sql if driver == "sqlite" else sql.replace("%", "%%"))
+        w.execute_sql(
+            {"sqlite": "ANALYZE", "postgres": "ANALYZE", "mysql": "ANALYZE TABLE job_run"}[driver]
+        )
+
+    database.write(write)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the load generator (a separate process, so it does not share the server's loop) -----
+
+
+def client(url: str, rate: float, seconds: float, runs: int) -> None:
+    import requests
+
+    sessions = [requests.Session() for _ in range(64)]
+    latencies: list[float] = []
+    errors = 0
+    start = time.monotonic()
+    total = int(rate * seconds)
+
+    def one(i: int) -> None:
+        nonlocal errors
+        gevent.sleep(max(0.0, start + i / rate - time.monotonic()))
+        target = url.replace("{n}", str(random.randrange(runs)).rjust(15, "0"))
+        t = time.monotonic()
+        try:
+            resp = sessions[i % len(sessions)].get(target, timeout=10)
+            if resp.status_code != 200:
+                errors += 1
+        except requests.RequestException:
+            errors += 1
+        latencies.append((time.monotonic() - t) * 1000)
+
+    gevent.joinall([gevent.spawn(one, i) for i in range(total)], timeout=seconds + 30)
+    elapsed = time.monotonic() - start
+    print(
+        json.dumps(
+            {
+                "done": len(latencies),
+                "errors": errors + total - len(latencies),  # noqa: T201
+                "elapsed": elapsed,
+                "p50": percentile(latencies, 0.5),
+                "p99": percentile(latencies, 0.99),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client(args.client, args.rate, args.seconds, args.runs)
+        return
+
+    dsn, name = create_database(args.dsn)
+    try:
+        database = Database(parse_dsn(dsn))
+        migrate(database, ROOT / "migrations")
+        t = time.monotonic()
+        seed(database, args.runs)
+        database.close()
+        print(
+            json.dumps(
+                {
+                    "seeded_runs": args.runs,
+                    "jobs": JOBS,  # noqa: T201
+                    "seed_s": round(time.monotonic() - t, 1),
+                }
+            ),
+            flush=True,
+        )
+        config = replace(
+            cfg.load(None, {}),
+            db_dsn=dsn,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            log_dir=tempfile.mkdtemp(),
+        )
+        try:
+            from itinerary.app import App
+
+            app = App(config)
+            app.start()
+        except ImportError as exc:  # the full App is not in the tree yet
+            print(json.dumps({"note": f"App unavailable ({exc}); API + syncer only"}))  # noqa: T201
+            app = ApiOnly(config)
+        try:
+            run(app.url, args)
+        finally:
+            app.stop()
+    finally:
+        drop_database(args.dsn, name)
+
+
+class ApiOnly:
+    """The API and the real syncer on a pywsgi server, without the scheduler."""
+
+    def __init__(self, config: cfg.Config) -> None:
+        from gevent.pywsgi import WSGIServer
+        from gevent.queue import Queue
+
+        from itinerary.api import make_api
+        from itinerary.clock import RealClock
+        from itinerary.context import Context
+        from itinerary.db import bind
+        from itinerary.http import make_root
+        from itinerary.messages import Queues
+        from itinerary.syncer import Syncer
+
+        self.database = Database(config.dsn)
+        bind(self.database)
+        queues = Queues(Queue(), Queue(config.syncer_inbox_size), Queue(), Queue())
+        ctx = Context(config, self.database, queues, RealClock())
+        self.syncer = gevent.spawn(
+            Syncer(queues.syncer, self.database, ctx.clock, queues.stats, config).run
+        )
+        self.server = WSGIServer(("127.0.0.1", 0), make_root(ctx, make_api(ctx)), log=None)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.syncer.kill()
+        self.database.close()
+
+
+def run(base: str, args: argparse.Namespace) -> None:
+    lateness: list[float] = []
+
+    def ticker() -> None:
+        while True:
+            t = time.monotonic()
+            gevent.sleep(TICK_S)
+            lateness.append((time.monotonic() - t - TICK_S) * 1000)
+
+    tick = gevent.spawn(ticker)
+    endpoints = {
+        "GET /runs?status=failed&job_id=…": f"{base}/api/v1/runs?status=failed&job_id=7&limit=100",
+        "GET /runs/<run_id>": f"{base}/api/v1/runs/r{{n}}",
+        "GET /jobs?tags=… (limit 100)": f"{base}/api/v1/jobs?tags=team-3&limit=100",
+        "GET /jobs?tags=… (limit 20)": f"{base}/api/v1/jobs?tags=team-3&limit=20",
+    }
+    for label, url in endpoints.items():
+        lateness.clear()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--dsn",
+                args.dsn,
+                "--client",
+                url,
+                "--rate",
+                str(args.rate),
+                "--seconds",
+                str(args.seconds),
+                "--runs",
+                str(args.runs),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        out = ""
+        while proc.poll() is None:  # keep the server's loop free while the client works
+            gevent.sleep(0.1)
+        out = proc.stdout.read() if proc.stdout else ""
+        result = json.loads(out.strip().splitlines()[-1])
+        print(
+            json.dumps(
+                {  # noqa: T201
+                    "endpoint": label,
+                    "rps": round(result["done"] / result["elapsed"], 1),
+                    "p50_ms": round(result["p50"], 2),
+                    "p99_ms": round(result["p99"], 2),
+                    "errors": result["errors"],
+                    "loop_lateness_p99_ms": round(percentile(lateness, 0.99), 2),
+                    "runs": args.runs,
+                }
+            ),
+            flush=True,
+        )
+    tick.kill()
+
+
+if __name__ == "__main__":
+    main()
