@@ -29,6 +29,7 @@ SQL CASE expressions, and the rules stay in one readable Python function.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -99,6 +100,7 @@ ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor"
 CHUNK = 500  # rows per IN (...) list: well below every dialect's parameter limit
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 POISON_KEPT = 1000
+YIELD_EVERY = 50  # messages read from the inbox between two yields to the hub
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class Syncer:
         me = gevent.getcurrent()
         writer.link_exception(lambda g: me.kill(g.exception, block=False))
         try:
-            while True:
+            for n in itertools.count(1):
                 try:
                     msg = self.inbox.get()
                 except QueueShutDown:
@@ -212,6 +214,10 @@ class Syncer:
                 if isinstance(msg, messages.ShutDown):
                     break
                 self.handle(msg)
+                if n % YIELD_EVERY == 0:
+                    # get() does not yield while the inbox has items: draining a full
+                    # inbox in one go would hold the hub for tens of milliseconds.
+                    gevent.sleep(0)
         finally:
             self._stopping = True
             self._wake.set()
