@@ -84,7 +84,12 @@ def make_executor(config: Config, clock: Clock) -> Any:
     if config.executor == "kubernetes":
         from itinerary.executors.kubernetes import KubernetesExecutor
 
-        return KubernetesExecutor(config, clock)
+        return KubernetesExecutor(
+            config,
+            clock,
+            backoff_limit=config.kube_backoff_limit,
+            ttl_seconds_after_finished=config.kube_ttl_seconds_after_finished,
+        )
     from itinerary.executors.local import LocalExecutor
 
     return LocalExecutor(config, clock)

@@ -130,6 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
         "fail a run whose image cannot be pulled for this long",
     ),
     Setting("pending_timeout", "duration", 600.0, "fail a run whose pod stays unschedulable"),
+    Setting(
+        "kube_backoff_limit",
+        "int",
+        0,
+        "backoffLimit of each Kubernetes Job (0: Itinerary's retry action owns retries)",
+    ),
+    Setting(
+        "kube_ttl_seconds_after_finished",
+        "int",
+        None,
+        "ttlSecondsAfterFinished of each Kubernetes Job (unset: finished Jobs are kept)",
+    ),
     # syncer and stats
     Setting(
         "syncer_inbox_size", "int", 10000, "syncer inbox capacity (a full inbox blocks senders)"
@@ -179,6 +191,8 @@ class Config:
     kube_burst: int
     image_pull_timeout: float
     pending_timeout: float
+    kube_backoff_limit: int
+    kube_ttl_seconds_after_finished: int | None
     syncer_inbox_size: int
     syncer_batch_size: int
     syncer_flush_interval: float
