@@ -437,6 +437,7 @@ def test_it_keeps_the_hub_free_while_writing_heavily(database: Database, clock: 
     t.join()
     stop(syncer.inbox, g)
     late.sort()
-    # It should let the ticker run on time; generous bounds: the test machine is shared.
+    # It should let the ticker run on time. Generous bounds, as the test machine is shared
+    # (a flush blocking the hub would stall it for the whole 12,000-message write).
     assert len(late) > 20
-    assert late[int(len(late) * 0.95)] < 0.03 and late[-1] < 0.2
+    assert late[int(len(late) * 0.95)] < 0.05 and late[-1] < 0.25
