@@ -16,7 +16,10 @@ from typing import Any
 import bottle
 import gevent
 
+from itinerary.api.auth import authorize
+from itinerary.api.errors import ApiError
 from itinerary.context import Context
+from itinerary.metrics import render
 
 log = logging.getLogger(__name__)
 READY_CHECK_TIMEOUT_S = 3.0
@@ -64,8 +67,12 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
 
     @root.get("/metrics")
     def metrics() -> bottle.HTTPResponse:
-        from itinerary.metrics import render
-
+        # Job names are in the metrics: off loopback a scraper needs a viewer token,
+        # as for the API (Prometheus: `authorization: {credentials_file: ...}`).
+        try:
+            authorize(ctx, bottle.request.get_header("Authorization"), "viewer")
+        except ApiError as exc:
+            return _json(exc.status, exc.body())
         body, content_type = render(ctx.metrics)
         return bottle.HTTPResponse(body=body, headers={"Content-Type": content_type})
 

@@ -227,6 +227,9 @@ def test_it_serves_readyz_and_stops_cleanly_on_sigterm(tmp_path):
             time.sleep(0.05)
             ready = requests.get(f"{url}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
+        metrics = requests.get(f"{url}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "itinerary_" in metrics.text
+        assert requests.get(f"{url}/api/v1/jobs", timeout=5).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

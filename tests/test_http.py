@@ -63,3 +63,10 @@ def test_a_check_that_raises_or_hangs_is_a_reason_not_a_crash(monkeypatch):
 def test_unknown_paths_get_a_json_404():
     status, body = call(http.make_root(make({})), "/nope")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_metrics_need_a_token_off_loopback():
+    ctx = make({})
+    ctx.config = cfg.load(None, {"ITINERARY_HOST": "0.0.0.0"})
+    status, body = call(http.make_root(ctx), "/metrics")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
