@@ -17,7 +17,9 @@ apiserver (../shared/reference/protocols.md, part A), so the official
 
 It plays the Job controller and the kubelet too, but only when a test says so,
 so every scenario is deterministic and nothing sleeps: creating a Job creates
-one Pending pod (`ContainerCreating`), and the test moves it on with
+one Pending pod (`ContainerCreating`) before the create is answered, or, with
+`pods_at_create=False`, only when the test calls `add_pod` (a real Job
+controller creates it a moment after the answer); the test moves it on with
 `run_pod`, `finish_pod`, `oom_kill`, `wait_pod` (image pull or config errors),
 `unschedulable`, `evict` or `exceed_deadline`; Job status and conditions
 follow the real controller (`SuccessCriteriaMet`/`FailureTarget` first, then
@@ -152,9 +154,12 @@ class _Handler(pywsgi.WSGIHandler):
 class FakeKube:
     """The fake apiserver. `start()` it, point a client at `url` with `TOKEN`, `stop()` it."""
 
-    def __init__(self, *, validate: bool = True, token: str = TOKEN) -> None:
+    def __init__(
+        self, *, validate: bool = True, token: str = TOKEN, pods_at_create: bool = True
+    ) -> None:
         self.validate = validate
         self.token = token
+        self.pods_at_create = pods_at_create
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.resource_version = 1000
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []
@@ -476,7 +481,8 @@ class FakeKube:
         created = copy.deepcopy(job)  # the answer is the object as stored, before the controller
         job["status"] = {"active": 1, "ready": 0, "terminating": 0, "startTime": now_iso()}
         self._put("jobs", job)
-        self._new_pod(job)
+        if self.pods_at_create:
+            self._new_pod(job)
         if self.on_job_created is not None:
             self.on_job_created(job)
         return created
@@ -602,6 +608,10 @@ class FakeKube:
         }
         self._put("pods", pod, "ADDED")
         return pod
+
+    def add_pod(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The Job controller creates the Job's pod (Pending, `ContainerCreating`)."""
+        return self._new_pod(job)
 
     def run_pod(self, job: dict[str, Any]) -> dict[str, Any]:
         """The latest pod's containers start: phase Running, Job ready."""
