@@ -11,7 +11,10 @@ k8s_watch), which dispatch by the run-id label into the run's
 `succeeded`, `failed` (with the reason read by k8s_status), `killed` or `lost`.
 Pods stuck pulling an image, on a config error or unschedulable are failed
 after `image_pull_timeout`/`pending_timeout` on the injected clock, and their
-Job deleted. Only this module and the other `k8s_*` modules import the client.
+Job deleted. A kill deletes the Job (Background propagation); when the API
+cannot take the delete, it is retried in the background and the run ends
+`killed` once it goes through. Only this module and the other `k8s_*` modules
+import the client.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from itinerary.executors.k8s_manifest import (
     SELECTOR,
     ManifestError,
     build_job,
-    job_name,
 )
 from itinerary.executors.k8s_status import (
     IMAGE,
@@ -187,17 +189,42 @@ class KubernetesExecutor:
 
     def adopt(self, request: RunRequest, handle: dict[str, Any]) -> Execution | None:
         ns = handle.get("namespace") or request.job.namespace
-        name = handle.get("job") or job_name(request.job, request)
         try:
-            job = self._with_retries(f"read Job {ns}/{name}", self._read_job, ns, name)
+            job = self._find_job(ns, handle.get("job"), request)
         except ApiException as exc:
-            if exc.status == 404:
-                return None
             raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
-        run = self._follow(request, ns, name, handle)
+        if job is None:
+            return None
+        run = self._follow(request, ns, job["metadata"]["name"], handle)
         run.announced = True  # STARTED was recorded by the process that created it
         self._catch_up(run, job)
         return run.execution
+
+    def _find_job(self, ns: str, name: str | None, request: RunRequest) -> dict[str, Any] | None:
+        """The attempt's Job: by the name recorded in its handle, or by its run's labels.
+
+        A process that died between creating the Job and recording its handle left
+        no name; the run-id and attempt labels find the Job even if the job
+        definition was renamed since (which changes the name's prefix).
+        """
+        if name:
+            try:
+                return self._with_retries(f"read Job {ns}/{name}", self._read_job, ns, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        selector = f"{SELECTOR},{RUN_ID}={request.run_id},{ATTEMPT}={request.attempt}"
+        resp = self._with_retries(
+            f"list Jobs of run {request.run_id} in {ns}",
+            self.batch.list_namespaced_job,
+            ns,
+            label_selector=selector,
+            _preload_content=False,
+            _request_timeout=TIMEOUT,
+        )
+        items = json.loads(resp.data)["items"]
+        return items[0] if items else None
 
     def kill(self, execution: Execution, reason: str, grace_seconds: float = 10.0) -> None:
         run = self.runs.get(execution.run_id)
@@ -208,9 +235,42 @@ class KubernetesExecutor:
             self._with_retries(f"delete Job {run.job}", self._delete, run, grace_seconds)
         except ApiException as exc:
             if exc.status != 404:
+                if _transient(exc):
+                    self._keep_killing(run, grace_seconds, _describe(exc))
+                    return
                 run.killing = None
-                raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
+                raise ExecutorError(_describe(exc)) from None
+        except ExecutorError as exc:  # the API stayed unreachable through the retries
+            self._keep_killing(run, grace_seconds, str(exc))
+            return
         self._finish(run, base.KILLED, None, reason)
+
+    def _keep_killing(self, run: _Run, grace_seconds: float, why: str) -> None:
+        """The API cannot take the delete now: keep trying, and end the run once it does.
+
+        The run stays `running` meanwhile (its pod may well be), rather than ending
+        as if killed; activeDeadlineSeconds stops the pod in the cluster regardless.
+        """
+        log.warning("cannot delete Job %s yet, retrying every %gs: %s", run.job, RETRY_MAX, why)
+        self.timers.spawn(self._kill_later, run, grace_seconds)
+
+    def _kill_later(self, run: _Run, grace_seconds: float) -> None:
+        while True:
+            self.clock.sleep(RETRY_MAX)
+            if run.final:  # the Job ended (or was found gone) while we waited
+                return
+            try:
+                self._delete(run, grace_seconds)
+            except ApiException as exc:
+                if exc.status != 404 and _transient(exc):
+                    continue
+                if exc.status != 404:
+                    log.error("cannot delete Job %s: %s", run.job, _describe(exc))
+                    return
+            except (urllib3.exceptions.HTTPError, OSError):
+                continue
+            self._finish(run, base.KILLED, None, run.killing)
+            return
 
     def logs(self, handle: dict[str, Any], tail_lines: int | None = None) -> str:
         """Each container's log of the attempt's pod, headed by the container's name."""
@@ -331,7 +391,9 @@ class KubernetesExecutor:
         if kind == "jobs":
             present = {item["metadata"]["name"] for item in items}
             for run in list(self.runs.values()):
-                if run.namespace == ns and run.announced and run.job not in present:
+                # A run being killed is ended by `kill`, which deleted (or deletes) the Job.
+                gone = run.announced and run.killing is None and run.job not in present
+                if run.namespace == ns and gone:
                     self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
