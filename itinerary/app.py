@@ -81,15 +81,20 @@ def prepare_schema(config: Config, database: dbmod.Database) -> int | None:
 
 
 def make_executor(config: Config, clock: Clock) -> Any:
+    """The configured executor; StartupError when the Kubernetes client cannot be configured."""
     if config.executor == "kubernetes":
+        from itinerary.executors.base import ExecutorError
         from itinerary.executors.kubernetes import KubernetesExecutor
 
-        return KubernetesExecutor(
-            config,
-            clock,
-            backoff_limit=config.kube_backoff_limit,
-            ttl_seconds_after_finished=config.kube_ttl_seconds_after_finished,
-        )
+        try:
+            return KubernetesExecutor(
+                config,
+                clock,
+                backoff_limit=config.kube_backoff_limit,
+                ttl_seconds_after_finished=config.kube_ttl_seconds_after_finished,
+            )
+        except ExecutorError as exc:
+            raise StartupError(str(exc)) from None
     from itinerary.executors.local import LocalExecutor
 
     return LocalExecutor(config, clock)

@@ -24,7 +24,7 @@ from gevent.queue import Queue
 
 from itinerary import config as configmod
 from itinerary import states
-from itinerary.app import make_executor
+from itinerary.app import StartupError, make_executor
 from itinerary.clock import FakeClock
 from itinerary.db import ConstraintViolation, Database, JobRun, RunAttempt
 from itinerary.executors import base
@@ -498,6 +498,17 @@ def test_the_executor_finds_a_job_without_a_handle_by_its_labels(
         assert executor.adopt(other, {}) is None  # no Job carries that run's labels
     finally:
         executor.close()
+
+
+def test_a_kubeconfig_that_cannot_be_loaded_stops_start_up_with_one_line(config, tmp_path) -> None:
+    missing = str(tmp_path / "kubeconfig")
+    bad = replace(config, kube_api_url=None, kube_token=None, kubeconfig=missing)
+    with pytest.raises(StartupError) as err:
+        make_executor(bad, FakeClock(START))
+    assert str(err.value).startswith(
+        f"cannot configure the Kubernetes client (kubeconfig {missing})"
+    )
+    assert "\n" not in str(err.value)
 
 
 # --- known gaps outside the executor: strict xfails, so they fail once fixed ------------------

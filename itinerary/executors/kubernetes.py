@@ -73,19 +73,29 @@ def api_client(config: Any) -> client.ApiClient:
         # The whole "Bearer ..." string goes in the value (api_key_prefix is ignored).
         cfg.api_key = {"authorization": "Bearer " + config.kube_token}
     elif config.kubeconfig or config.kube_context:
-        kube_config.load_kube_config(
-            config_file=config.kubeconfig, context=config.kube_context, client_configuration=cfg
-        )
+        where = f"kubeconfig {config.kubeconfig or '~/.kube/config'}"
+        if config.kube_context:
+            where += f", context {config.kube_context}"
+        _configure(where, kube_config.load_kube_config, config.kubeconfig, config.kube_context, cfg)
     else:
         try:
             kube_config.load_incluster_config(client_configuration=cfg)
         except ConfigException:
-            kube_config.load_kube_config(client_configuration=cfg)
+            where = "not in a cluster, and ~/.kube/config"
+            _configure(where, kube_config.load_kube_config, None, None, cfg)
     if config.kube_insecure_skip_tls_verify:
         cfg.verify_ssl = False
     # Two watches per namespace hold connections for minutes; leave room for calls.
     cfg.connection_pool_maxsize = 64
     return client.ApiClient(cfg)
+
+
+def _configure(where: str, load: Any, path: str | None, context: str | None, cfg: Any) -> None:
+    """Load a kubeconfig; ExecutorError naming what was tried, so start-up stops with one line."""
+    try:
+        load(config_file=path, context=context, client_configuration=cfg)
+    except (ConfigException, OSError) as exc:
+        raise ExecutorError(f"cannot configure the Kubernetes client ({where}): {exc}") from None
 
 
 class RateLimiter:
