@@ -411,8 +411,10 @@ def test_a_create_retried_until_the_api_is_back_runs_once(boot, database, kube, 
     save(one.queues, clock)
     kube.go_down()
     clock.set(SLOT)
-    drive(database, clock, lambda r: r.status == states.STARTING)
-    clock.advance(3)  # two attempts fail
+    with gevent.Timeout(WAIT, AssertionError("the run was never started")):
+        while not one.executor.runs:  # the executor is creating the Job (and backs off)
+            gevent.sleep(0.01)
+    clock.advance(3)  # at most three attempts (at 0, 1 and 3 s) are refused
     kube.come_back()
     drive(database, clock, started)
     (job,) = kube.jobs()
