@@ -31,6 +31,7 @@ from itinerary import db as dbmod
 from itinerary.clock import Clock, RealClock
 from itinerary.config import Config
 from itinerary.context import Context
+from itinerary.executors.base import ExecutorError
 from itinerary.http import make_root
 from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
@@ -83,7 +84,6 @@ def prepare_schema(config: Config, database: dbmod.Database) -> int | None:
 def make_executor(config: Config, clock: Clock) -> Any:
     """The configured executor; StartupError when the Kubernetes client cannot be configured."""
     if config.executor == "kubernetes":
-        from itinerary.executors.base import ExecutorError
         from itinerary.executors.kubernetes import KubernetesExecutor
 
         try:
@@ -155,8 +155,15 @@ class App:
         if self.executor is None:
             self.executor = make_executor(config, clock)
         self.scheduler = Scheduler(config, queues, clock, self.executor, database)
-        self.scheduler.start_up()
+        try:
+            self.scheduler.start_up()
+        except ExecutorError as exc:  # e.g. the Kubernetes API unreachable while adopting runs
+            raise StartupError(
+                f"cannot recover runs through the {config.executor} executor: {exc}"
+            ) from None
         self._spawn("scheduler", self.scheduler.run)
+        for name in ("scheduler", "syncer", "stats", "webhooks"):
+            self.stats.watch_inbox(name, getattr(queues, name).qsize)
 
         self.context = ctx = Context(
             config=config,
