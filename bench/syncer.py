@@ -2,13 +2,30 @@
 with a ticker greenlet standing in for the scheduler loop to measure how late it wakes.
 
     python bench/syncer.py --db sqlite|postgres|mysql [--dsn DSN] [--seconds S]
+                           [--senders N] [--holds]
 
 Without --dsn it creates a scratch database (a temp file, or a database on the local
-server) and drops it afterwards. Prints one JSON line:
-db, updates_per_s (messages made durable per second, counted from the first send to
-the final Flush's reply), rows_per_s (job_run rows written), loop_p99_ms / loop_max_ms
-(how much later than asked the ticker woke, 99th percentile and worst), lost (runs not
-in their final state at the end; must be 0).
+server) and drops it afterwards.
+
+The load comes the way orchestrators make it: `--senders` greenlets, each one run at a
+time, which claims its slot, waits for the claim's acknowledgement (as an orchestrator
+does before it starts anything), then sends four updates, yielding after each (in the
+product every update is a separate event in the orchestrator's life). No sender holds
+the hub longer than it takes to build and queue one message.
+
+Prints one JSON line:
+db; updates_per_s (messages made durable per second, claims included, counted from the
+first send to the final Flush's reply); runs_per_s (job_run rows written); loop_p50_ms,
+loop_p99_ms, loop_max_ms (how much later than asked a 10 ms ticker woke); lost (runs not
+in their final state at the end; must be 0); refused (claims not answered True; must be
+0); claim_ack_p99_ms (claim sent to acknowledged); gc (per generation: collections, the longest
+pause and all pauses together in ms: a pause holds the hub like any other work);
+cpu_share (this process's CPU time over the wall time: near 1.0 means CPU-bound) and
+load_avg (the machine's 1-minute load average at the end, to judge how shared it was).
+With --holds, also how long each part held the hub between two switches: holds_ms maps
+writer, reader, senders and ticker to the p99 and max in wall time (preemption by other
+processes and garbage collection included) and in CPU time less garbage collection, and how
+many holds were over 5 ms.
 """
 
 from gevent import monkey
@@ -16,15 +33,22 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import secrets  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+import greenlet  # noqa: E402
+from gevent.hub import Hub  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +67,8 @@ ADMIN = {
     "mysql": "mysql://root@127.0.0.1:3306/mysql",
 }
 TICK = 0.01  # the ticker's interval (seconds)
-UPDATES_PER_RUN = 4  # after the claim: starting, running, succeeded, a late detail
+MESSAGES_PER_RUN = 5  # the claim, then starting, running, succeeded, a late detail
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def admin(driver: str, sql: str) -> None:
@@ -72,30 +97,114 @@ def scratch(driver: str) -> tuple[str, str | None]:
     return f"{base}/{name}", name
 
 
-def produce(inbox: Queue, job_id: int, stop: list[bool], sent: list[int]) -> None:
-    """Runs like orchestrators make them; yields now and then as many senders would."""
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    n = 0
-    while not stop[0]:
-        rid, at = f"rb{n:014d}", t0 + timedelta(seconds=n)
-        inbox.put(messages.ClaimSlot(rid, job_id, at, "schedule", "scheduled", at))
-        inbox.put(messages.RunUpdate(rid, at + timedelta(1), status="starting", attempt=1))
-        inbox.put(messages.RunUpdate(rid, at + timedelta(2), status="running", started_at=at))
-        inbox.put(messages.RunUpdate(rid, at + timedelta(3), status="succeeded", exit_code=0))
-        inbox.put(messages.RunUpdate(rid, at + timedelta(4), completed_at=at, reason="ok"))
-        sent[0] += 1 + UPDATES_PER_RUN
-        n += 1
-        if n % 20 == 0:
+@dataclass
+class Load:
+    """What the senders did, shared by all of them."""
+
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+    stopping: bool = False
+    runs: int = 0  # runs whose five messages were all sent
+    refused: int = 0  # claims not answered True
+    claim_waits: list[float] = field(default_factory=list)
+
+
+def sender(inbox: Queue, job_id: int, load: Load) -> None:
+    """One orchestrator's worth of traffic, one run after another."""
+    while not load.stopping:
+        n = next(load.numbers)
+        rid, at = f"rb{n:014d}", T0 + timedelta(seconds=n)
+        claim = messages.ClaimSlot(rid, job_id, at, "schedule", "scheduled", at)
+        sent = time.perf_counter()
+        inbox.put(claim)
+        if claim.reply.get() is not True:
+            load.refused += 1
+            continue
+        load.claim_waits.append(time.perf_counter() - sent)
+        second = timedelta(seconds=1)
+        for update in (
+            messages.RunUpdate(rid, at + second, status="starting", attempt=1),
+            messages.RunUpdate(rid, at + 2 * second, status="running", started_at=at),
+            messages.RunUpdate(rid, at + 3 * second, status="succeeded", exit_code=0),
+            messages.RunUpdate(rid, at + 4 * second, completed_at=at, reason="ok"),
+        ):
+            inbox.put(update)
             gevent.sleep(0)
+        load.runs += 1
 
 
-def tick(lateness: list[float], stop: list[bool]) -> None:
+def tick(lateness: list[float], load: Load) -> None:
     last = time.perf_counter()
-    while not stop[0]:
+    while not load.stopping:
         gevent.sleep(TICK)
         now = time.perf_counter()
         lateness.append(max(0.0, now - last - TICK))
         last = now
+
+
+class GcPauses:
+    """Every garbage collection's duration, through gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self.total = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._started
+            self.pauses.append((info["generation"], pause))
+            self.total += pause
+
+    def summary(self) -> dict[str, list[float]]:
+        """Per generation: how many collections, the longest, and all of them (ms)."""
+        out: dict[str, list[float]] = {}
+        for gen in sorted({g for g, _ in self.pauses}):
+            times = [p for g, p in self.pauses if g == gen]
+            out[f"gen{gen}"] = [len(times), round(max(times) * 1000, 1), round(sum(times) * 1000)]
+        return out
+
+
+class Holds:
+    """How long each greenlet ran before it switched away (greenlet.settrace), in wall
+    time (what a waiting greenlet sees, preemption by other processes included) and in
+    this thread's CPU time less garbage collection (what the code itself costs). The hub
+    is left out: its time between two switches is mostly waiting for I/O."""
+
+    def __init__(self, names: dict[object, str], gc_pauses: GcPauses) -> None:
+        self.names = names  # a greenlet, or the function a gevent.Greenlet runs, to its name
+        self.gc = gc_pauses
+        self.held: dict[str, list[tuple[float, float]]] = {}
+        self.last = (time.perf_counter(), time.thread_time(), gc_pauses.total)
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if event not in ("switch", "throw"):
+            return
+        now = (time.perf_counter(), time.thread_time(), self.gc.total)
+        name = self.names.get(args[0]) or self._name(args[0])
+        if name != "hub":
+            wall, cpu, in_gc = (a - b for a, b in zip(now, self.last, strict=True))
+            self.held.setdefault(name, []).append((wall, cpu - in_gc))
+        self.last = now
+
+    def _name(self, g: greenlet.greenlet) -> str:
+        name = "hub" if isinstance(g, Hub) else self.names.get(getattr(g, "_run", None), "senders")
+        self.names[g] = name
+        return name
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, pairs in sorted(self.held.items()):
+            wall, cpu = [p[0] for p in pairs], [p[1] for p in pairs]
+            out[name] = {
+                "p99": round(percentile(wall, 0.99) * 1000, 2),
+                "max": round(max(wall) * 1000, 2),
+                "cpu_p99": round(percentile(cpu, 0.99) * 1000, 2),
+                "cpu_max": round(max(cpu) * 1000, 2),
+                "over_5ms": sum(w > 0.005 for w in wall),
+            }
+        return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -103,54 +212,74 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def bench(driver: str, dsn: str, seconds: float) -> dict:
+def final_runs() -> int:
+    return (
+        dbmod.JobRun.select()
+        .where((dbmod.JobRun.status == "succeeded") & (dbmod.JobRun.reason == "ok"))
+        .count()
+    )
+
+
+def bench(driver: str, dsn: str, seconds: float, senders: int, trace_holds: bool) -> dict:
     database = dbmod.Database(dbmod.parse_dsn(dsn))
     migrate(database, ROOT / "migrations")
     dbmod.bind(database)
     spec = parse_job({"name": "bench", "commands": [["true"]]})
-    now = datetime.now(UTC)
-    job = database.write(lambda: jobstore.save_job(database.writer, spec, now))
+    job = database.write(lambda: jobstore.save_job(database.writer, spec, datetime.now(UTC)))
     config = configmod.load(None, {})
     inbox: Queue = Queue(maxsize=config.syncer_inbox_size)
-    syncer = Syncer(inbox, database, RealClock(), Queue(), config)
+    # No stats collector here: the syncer's put_nowait drops what does not fit.
+    syncer = Syncer(inbox, database, RealClock(), Queue(maxsize=100), config)
     runner = gevent.spawn(syncer.run)
-    stop, sent, lateness = [False], [0], []
-    ticker = gevent.spawn(tick, lateness, stop)
-    started = time.perf_counter()
-    producer = gevent.spawn(produce, inbox, job.id, stop, sent)
+    load, lateness = Load(), []
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
+    ticker = gevent.spawn(tick, lateness, load)
+    holds = None
+    if trace_holds:
+        names = {runner: "reader", syncer._write_loop: "writer", ticker: "ticker"}
+        holds = Holds(names, gc_pauses)
+        greenlet.settrace(holds)
+    cpu, started = os.times(), time.perf_counter()
+    group = [gevent.spawn(sender, inbox, job.id, load) for _ in range(senders)]
     gevent.sleep(seconds)
-    stop[0] = True
-    producer.join()
+    load.stopping = True
+    gevent.joinall(group)
     done = messages.Flush(datetime.now(UTC))
     inbox.put(done)
     done.reply.get(timeout=120)
     elapsed = time.perf_counter() - started
+    cpu_end = os.times()
+    greenlet.settrace(None)
+    gc.callbacks.remove(gc_pauses)
     ticker.join()
     inbox.put(messages.ShutDown())
     runner.join(timeout=60)
-    runs = sent[0] // (1 + UPDATES_PER_RUN)
-
-    def final() -> int:
-        return (
-            dbmod.JobRun.select()
-            .where((dbmod.JobRun.status == "succeeded") & (dbmod.JobRun.reason == "ok"))
-            .count()
-        )
-
-    complete = database.read(final)
+    complete = database.read(final_runs)
     database.close()
-    return {
+    used = (cpu_end.user - cpu.user) + (cpu_end.system - cpu.system)
+    result = {
         "db": driver,
         "seconds": round(elapsed, 2),
-        "messages": sent[0],
-        "updates_per_s": round(sent[0] / elapsed),
-        "rows_per_s": round(runs / elapsed),
+        "senders": senders,
+        "messages": load.runs * MESSAGES_PER_RUN,
+        "updates_per_s": round(load.runs * MESSAGES_PER_RUN / elapsed),
+        "runs_per_s": round(load.runs / elapsed),
+        "loop_p50_ms": round(percentile(lateness, 0.5) * 1000, 2),
         "loop_p99_ms": round(percentile(lateness, 0.99) * 1000, 2),
         "loop_max_ms": round(max(lateness, default=0.0) * 1000, 2),
         "ticks": len(lateness),
+        "claim_ack_p99_ms": round(percentile(load.claim_waits, 0.99) * 1000, 1),
+        "gc": gc_pauses.summary(),
+        "cpu_share": round(used / elapsed, 2),
+        "load_avg": round(os.getloadavg()[0], 2),
         "poison": syncer.poison_count,
-        "lost": runs - complete,
+        "refused": load.refused,
+        "lost": load.runs - complete,
     }
+    if holds is not None:
+        result["holds_ms"] = holds.summary()
+    return result
 
 
 def main() -> None:
@@ -158,10 +287,12 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "mysql"), required=True)
     parser.add_argument("--dsn", help="an existing migrated-or-empty database to use")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--senders", type=int, default=1000, help="orchestrator stand-ins")
+    parser.add_argument("--holds", action="store_true", help="trace how long each part runs")
     args = parser.parse_args()
     dsn, scratch_name = (args.dsn, None) if args.dsn else scratch(args.db)
     try:
-        result = bench(args.db, dsn, args.seconds)
+        result = bench(args.db, dsn, args.seconds, args.senders, args.holds)
     finally:
         if scratch_name:
             admin(args.db, f"DROP DATABASE IF EXISTS {scratch_name}")
