@@ -67,6 +67,22 @@ class ScheduledRunIndex:
         jobs = self._jobs
         return [(jobs[i], _dt(times[i])) for i in range(first, last)]
 
+    def instants(self, start: datetime, end: datetime) -> list[tuple[datetime, array]]:
+        """The same slots grouped by instant: `(scheduled_at, job ids)`, in time order.
+
+        What the loop queries every iteration: thousands of jobs share a minute, and one
+        datetime per instant instead of one per slot keeps that query cheap.
+        """
+        times, jobs = self._times, self._jobs
+        i, last = bisect_right(times, _ts(start)), bisect_right(times, _ts(end))
+        out = []
+        while i < last:
+            ts = times[i]
+            j = bisect_right(times, ts, i, last)
+            out.append((_dt(ts), jobs[i:j]))
+            i = j
+        return out
+
     def next_for(self, job_id: int, after: datetime) -> datetime | None:
         """The job's first slot strictly after `after`, if the snapshot holds one."""
         times, jobs = self._times, self._jobs
