@@ -8,12 +8,21 @@ Every `LOOP_INTERVAL` the loop runs the seed's seven steps in `tick`:
 3. launch an orchestrator for each slot in `(now - GRACE_PERIOD, now + PRE_SCHEDULE_INTERVAL]`
    that has none yet (the `slots` map is the grace-period dedup), plus slots found
    missed on start-up or after a stall; a burst of slots due at one instant is spread
-   over the iterations before it is due, so no single iteration launches them all;
+   over the iterations before it is due, so no single iteration launches them all.
+   Orchestrators of one instant join that instant's `Cohort`, which claims and starts
+   them together (see `itinerary.orchestrator`);
 4. drain the inbox (`queues.scheduler`): job changes, manual runs, cancellations,
-   kill/skip actions, state notices, queries;
-5. forget finished orchestrators once `scheduled_at + GRACE_PERIOD` has passed;
+   kill/skip actions, finished runs the loop was waiting for, queries;
+5. forget finished orchestrators once `scheduled_at + GRACE_PERIOD` has passed, at most
+   `FORGET_BUDGET` an iteration (forgetting later is harmless; the dedup only needs
+   it not to happen sooner);
 6. hand the loop's own state changes to the syncer (`queues.syncer`);
 7. send `LoopIteration` figures to the stats collector (`queues.stats`).
+
+The loop reads its orchestrators' state (`status`, `started_at`, `finished`)
+directly instead of being sent every change: they live in the same hub. An
+orchestrator still running when its grace period ends is marked to send
+`RunFinished`, the one notice the loop needs.
 
 No I/O in the loop: `start_up` reads the job definitions and the runs a previous
 process left unfinished (restart recovery) before the loop starts.
@@ -21,15 +30,17 @@ process left unfinished (restart recovery) before the loop starts.
 
 from __future__ import annotations
 
+import gc
 import heapq
+import itertools
 import logging
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import gevent
 import peewee as pw
 from gevent.event import Event
 from gevent.pool import Group
@@ -54,12 +65,11 @@ from itinerary.messages import (
     Queues,
     RunFinished,
     RunNow,
-    RunStateChanged,
     RunUpdate,
     ShutDown,
     SkipNext,
 )
-from itinerary.orchestrator import Orchestrator, Slot
+from itinerary.orchestrator import Cohort, Orchestrator, Slot
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +79,34 @@ MISSED_LOOKBACK = timedelta(days=1)
 MISSED_LIMIT = 100
 # The loop is reported not ready when it has not ticked for this many intervals.
 READY_INTERVALS = 5
+# At most this many expired runs are forgotten per iteration (about 3 ms of work), so the
+# end of a burst's grace period is spread over iterations like its launch.
+FORGET_BUDGET = 5000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """activeOrchestrators[run_id]: what the loop knows about one orchestrator."""
 
     orchestrator: Orchestrator
     job_id: int
     scheduled_at: datetime
-    trigger: str
-    status: str
-    started_at: datetime | None = None
-    done: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.orchestrator.status or states.SCHEDULED
+
+    @property
+    def trigger(self) -> str:
+        return self.orchestrator.slot.trigger
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.orchestrator.started_at
+
+    @property
+    def done(self) -> bool:
+        return self.orchestrator.finished
 
 
 class Scheduler:
@@ -103,15 +128,19 @@ class Scheduler:
         self.active: dict[str, _Entry] = {}
         self.slots: dict[tuple[int, datetime], str] = {}
         self.group = Group()
-        self._due: deque[tuple[datetime, int]] = deque()  # queried, not launched yet
-        self._queued: set[tuple[int, datetime]] = set()
+        self._cohorts: dict[datetime, Cohort] = {}
+        # Queried, not launched yet: [scheduled_at, job ids, how many launched], in time order.
+        self._due: deque[list[Any]] = deque()
+        self._due_count = 0
         self._backlog: list[Slot] = []  # recovered and missed slots, launched first
-        self._expiry: list[tuple[datetime, str]] = []  # (forget after, run_id) of finished runs
+        # (forget after, seq, run ids) of launched runs, one entry per instant and iteration.
+        self._expiry: list[tuple[datetime, int, list[str]]] = []
+        self._seq = itertools.count()
         self._skips: dict[int, tuple[datetime, str]] = {}  # job -> (slot to skip, reason)
         self._outbox: list[RunUpdate] = []
         self._stopping = Event()
         self._rebuild = True
-        self._requery = True  # a job changed: look at the whole grace window again
+        self._changed: set[int] = set()  # jobs whose slots inside the covered range may be new
         self._last_rebuild: datetime | None = None
         self._covered: datetime | None = None  # upper end of the last launch query
         self._last_tick: float | None = None
@@ -224,6 +253,10 @@ class Scheduler:
 
     def run(self) -> None:
         """The loop greenlet: tick every interval until stopped, then shut down."""
+        # What start-up loaded (job definitions, modules) lives as long as the process: out of
+        # the cyclic collector's way, full collections scan only what runs allocate.
+        gc.collect()
+        gc.freeze()
         while not self._stopping.is_set():
             began = self.clock.monotonic()
             self.tick(self.clock.now())
@@ -286,66 +319,102 @@ class Scheduler:
             for job in self.jobs.values():
                 self._find_missed(job, self._covered, lo, stalled)
         for slot in self._backlog:
-            self._launch(slot, now)
+            self._launch(slot, now, self._expiring(slot.scheduled_at))
         self._backlog.clear()
-        # Query from the covered end, or the whole grace window after a rebuild (new jobs).
-        start = lo if self._covered is None or self._requery else self._covered
-        self._requery = False
-        for job_id, at in self.index.between(max(start, lo), hi):
-            key = (job_id, at)
-            if key not in self.slots and key not in self._queued and job_id in self.jobs:
-                self._queued.add(key)
-                self._due.append((at, job_id))
+        start = lo if self._covered is None else max(self._covered, lo)
+        if self._changed:  # a changed job may have slots inside the range queried already
+            changed, self._changed = self._changed, set()
+            for at, ids in self.index.instants(lo, start):
+                mine = array("q", (j for j in ids if j in changed))
+                if mine:
+                    self._due.append([at, mine, 0])
+                    self._due_count += len(mine)
+            self._due = deque(sorted(self._due, key=lambda pending: pending[0]))
+        for at, ids in self.index.instants(start, hi):
+            self._due.append([at, ids, 0])
+            self._due_count += len(ids)
         self._covered = hi
         if not self._due:
             return
-        if start == lo:
-            self._due = deque(sorted(self._due))
-        # Spread a burst over the iterations left before the earliest is due.
-        left = math.floor((self._due[0][0] - now).total_seconds() / self.interval) - 1
-        quota = math.ceil(len(self._due) / max(1, left))
+        # Spread a burst over the iterations left before the earliest is due, keeping the
+        # last interval for the claims to come back.
+        left = math.ceil((self._due[0][0] - now).total_seconds() / self.interval - 1)
+        quota = math.ceil(self._due_count / max(1, left))
         urgent = now + timedelta(seconds=2 * self.interval)
-        while self._due and (quota > 0 or self._due[0][0] <= urgent):
-            at, job_id = self._due.popleft()
-            self._queued.discard((job_id, at))
-            quota -= 1
-            job = self.jobs.get(job_id)
-            if job is None or (job_id, at) in self.slots:
+        while self._due:
+            pending = self._due[0]
+            at, ids, done = pending
+            take = len(ids) - done if at <= urgent else min(quota, len(ids) - done)
+            if take <= 0:
+                break
+            self._launch_batch(at, ids[done : done + take], now)
+            quota -= take
+            self._due_count -= take
+            if done + take == len(ids):
+                self._due.popleft()
+            else:
+                pending[2] = done + take
+
+    def _launch_batch(self, at: datetime, ids: array, now: datetime) -> None:
+        """Launch the slots of jobs `ids` at `at` (the per-run work of step 3, kept small)."""
+        expiring = self._expiring(at)
+        jobs, slots, skips = self.jobs, self.slots, self._skips
+        launched = []
+        for job_id in ids:
+            job = jobs.get(job_id)
+            if job is None or (job_id, at) in slots:
                 continue
             slot = Slot(new_run_id(), job, at)
-            skip = self._skips.get(job_id)
+            skip = skips.get(job_id)
             if skip is not None and skip[0] == at:
-                slot.skip_reason = self._skips.pop(job_id)[1]
-            self._launch(slot, now)
+                slot.skip_reason = skips.pop(job_id)[1]
+            launched.append(self._register(slot, expiring))
+        if launched:
+            self._cohort(at).add(launched)
+            self._count(len(launched), at, now)
 
-    def _launch(self, slot: Slot, now: datetime) -> None:
+    def _launch(self, slot: Slot, now: datetime, expiring: list[str]) -> None:
+        orchestrator = self._register(slot, expiring)
+        if slot.adopt is not None:  # restart recovery: straight to following the workload
+            self.group.spawn(orchestrator.run)
+        else:
+            self._cohort(slot.scheduled_at).add([orchestrator])
+        if slot.trigger == "schedule" and not slot.missed_reason:
+            self._count(1, slot.scheduled_at, now)
+        else:
+            self._count(1, now, now)
+
+    def _register(self, slot: Slot, expiring: list[str]) -> Orchestrator:
+        """Record a new orchestrator in activeOrchestrators and the slot dedup map."""
         orchestrator = Orchestrator(slot, self.queues, self.clock, self.executor, self.config)
         job_id = slot.job.id or 0
-        self.active[slot.run_id] = _Entry(
-            orchestrator,
-            job_id,
-            slot.scheduled_at,
-            slot.trigger,
-            orchestrator.status or states.SCHEDULED,
-            slot.started_at,
-        )
+        self.active[slot.run_id] = _Entry(orchestrator, job_id, slot.scheduled_at)
         self.slots[(job_id, slot.scheduled_at)] = slot.run_id
-        greenlet = self.group.spawn(orchestrator.run)
-        greenlet.link_exception(lambda g, run_id=slot.run_id: self._crashed(g, run_id))
-        self._launched += 1
-        self.stats["launched"] += 1
-        if slot.scheduled_at < now and slot.trigger == "schedule" and not slot.missed_reason:
-            self._late_by.append((now - slot.scheduled_at).total_seconds())
+        expiring.append(slot.run_id)
+        return orchestrator
 
-    def _crashed(self, greenlet: gevent.Greenlet, run_id: str) -> None:
-        log.error("orchestrator of run %s crashed", run_id, exc_info=greenlet.exc_info)
-        reason = f"internal error in its orchestrator: {greenlet.exception!r}"
-        now = self.clock.now()
-        self._outbox.append(
-            RunUpdate(
-                run_id, now, status=states.LOST, reason=reason, error=reason, completed_at=now
-            )
-        )
+    def _count(self, launched: int, at: datetime, now: datetime) -> None:
+        """Launch figures; scheduled slots launched after their time are late."""
+        self._launched += launched
+        self.stats["launched"] += launched
+        if at < now:
+            self._late_by.extend([(now - at).total_seconds()] * launched)
+
+    def _cohort(self, at: datetime) -> Cohort:
+        cohort = self._cohorts.get(at)
+        if cohort is None:
+            cohort = self._cohorts[at] = Cohort(at, self.clock, self.group.spawn, self._emptied)
+        return cohort
+
+    def _emptied(self, cohort: Cohort) -> None:
+        if self._cohorts.get(cohort.at) is cohort:
+            del self._cohorts[cohort.at]
+
+    def _expiring(self, at: datetime) -> list[str]:
+        """A list the caller fills with run ids to forget once `at + GRACE_PERIOD` passed."""
+        run_ids: list[str] = []
+        heapq.heappush(self._expiry, (at + self.grace, next(self._seq), run_ids))
+        return run_ids
 
     # step 4
     def _drain(self, now: datetime) -> list[float]:
@@ -360,18 +429,10 @@ class Scheduler:
 
     def handle(self, msg: Any, now: datetime) -> None:
         """Apply one inbox message (the loop's only way to learn anything)."""
-        if isinstance(msg, RunStateChanged):
-            entry = self.active.get(msg.run_id)
+        if isinstance(msg, RunFinished):  # only sent for a run whose grace period is over
+            entry = self.active.pop(msg.run_id, None)
             if entry is not None:
-                entry.status = msg.status
-                if msg.status == states.RUNNING and entry.started_at is None:
-                    entry.started_at = msg.at
-        elif isinstance(msg, RunFinished):
-            entry = self.active.get(msg.run_id)
-            if entry is not None:
-                entry.done = True
-                entry.status = msg.status
-                heapq.heappush(self._expiry, (entry.scheduled_at + self.grace, msg.run_id))
+                self.slots.pop((entry.job_id, entry.scheduled_at), None)
         elif isinstance(msg, QueryActive):
             msg.reply.set(
                 [
@@ -397,7 +458,8 @@ class Scheduler:
             if msg.job.id is not None:
                 self.jobs[msg.job.id] = msg.job
                 self.builder.set_job(msg.job)
-                self._rebuild = self._requery = True
+                self._rebuild = True
+                self._changed.add(msg.job.id)
         elif isinstance(msg, JobRemoved):
             self.jobs.pop(msg.job_id, None)
             self.builder.remove_job(msg.job_id)
@@ -429,7 +491,7 @@ class Scheduler:
             overrides=dict(msg.overrides),
             parent_run_id=msg.parent_run_id,
         )
-        self._launch(slot, now)
+        self._launch(slot, now, self._expiring(at))
         msg.reply.set(slot.run_id)
 
     def _kill_instances(self, msg: KillInstances) -> None:
@@ -460,17 +522,29 @@ class Scheduler:
         job = self.jobs.get(msg.job_id)
         if job is None or job.cron is None:
             return
-        after = max([now + self.pre, *(at for at, j in self._due if j == msg.job_id)])
+        queued = (at for at, ids, done in self._due if msg.job_id in ids[done:])
+        after = max([now + self.pre, *queued])
         nxt = self.index.next_for(msg.job_id, after) or job.cron.next_after(after)
         self._skips[msg.job_id] = (nxt, msg.reason)
 
     # step 5
     def _forget(self, now: datetime) -> None:
-        while self._expiry and self._expiry[0][0] < now:
-            _, run_id = heapq.heappop(self._expiry)
-            entry = self.active.pop(run_id, None)
-            if entry is not None:
-                self.slots.pop((entry.job_id, entry.scheduled_at), None)
+        budget = FORGET_BUDGET
+        while self._expiry and self._expiry[0][0] < now and budget > 0:
+            run_ids = self._expiry[0][2]
+            while run_ids and budget > 0:
+                budget -= 1
+                run_id = run_ids.pop()
+                entry = self.active.get(run_id)
+                if entry is None:
+                    continue
+                if entry.orchestrator.finished:
+                    del self.active[run_id]
+                    self.slots.pop((entry.job_id, entry.scheduled_at), None)
+                else:  # still running: it tells the loop when it ends
+                    entry.orchestrator.linger = True
+            if not run_ids:
+                heapq.heappop(self._expiry)
 
     def loop_stats(self) -> dict[str, Any]:
         return {

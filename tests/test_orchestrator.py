@@ -36,8 +36,20 @@ def test_it_exits_quietly_when_the_slot_is_claimed_elsewhere(clock, queues, env)
     orch, greenlet = launch(clock, queues, executor)
     clock.advance(10)
     assert greenlet.dead and executor.requests == []
-    finished = [m for m in queues.scheduler.queue if isinstance(m, RunFinished)]
-    assert finished[0].status == NOT_CLAIMED
+    assert orch.finished and orch.outcome == NOT_CLAIMED
+    # It should not tell the loop, which is not waiting for this run to end.
+    assert not [m for m in queues.scheduler.queue if isinstance(m, RunFinished)]
+
+
+def test_it_tells_the_loop_it_finished_only_when_the_loop_waits_for_it(clock, queues, env) -> None:
+    executor, syncer = env
+    orch, greenlet = launch(clock, queues, executor)
+    clock.advance(5)
+    orch.linger = True  # the loop found it running after its grace period
+    executor.exit("rorchestrator01", clock.now())
+    settle()
+    (finished,) = [m for m in queues.scheduler.queue if isinstance(m, RunFinished)]
+    assert (finished.run_id, finished.status) == ("rorchestrator01", states.SUCCEEDED)
 
 
 def test_it_retries_a_failed_attempt_with_backoff(clock, queues, env) -> None:
