@@ -346,6 +346,20 @@ def test_it_flushes_when_a_batch_is_old_enough(database: Database, clock: FakeCl
     stop(syncer.inbox, g)
 
 
+def test_it_reports_how_long_rows_waited(database: Database, clock: FakeClock):
+    syncer, g = start(database, clock, syncer_batch_size=1000, syncer_flush_interval=2.0)
+    syncer.inbox.put(dataclasses.replace(violation(0), at=T0 - timedelta(seconds=1)))
+    settle()
+    clock.advance(2.5)
+    eventually(lambda: not syncer.stats_inbox.empty())
+    flushed = syncer.stats_inbox.get()
+    # It should tell the stats collector how long the row sat in the inbox and in its batch.
+    assert (flushed.kind, flushed.rows, flushed.ok) == ("violations", 1, True)
+    assert flushed.time_in_inbox_s == (1.0,)
+    assert flushed.time_in_queue_s == (pytest.approx(2.0),)
+    stop(syncer.inbox, g)
+
+
 def test_it_rolls_back_a_failed_batch_and_retries_it(
     database: Database, clock: FakeClock, monkeypatch
 ):
