@@ -638,7 +638,7 @@ def _full(model: type[pw.Model]) -> _Table:
 # An update's values in this order; None means "leave it as it is" (RunUpdate's rule), so
 # the statements write COALESCE(new, old) and the merge never needs the stored value.
 RUN_VALUES = operator.attrgetter(*RUN_FIELDS)
-STATUS, ATTEMPT = RUN_FIELDS.index("status"), RUN_FIELDS.index("attempt")
+STATUS = RUN_FIELDS.index("status")
 ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
 TERMINAL = frozenset(states.TERMINAL)
 RANK = states.RANK  # may_move inlined: it runs once per update
@@ -717,13 +717,17 @@ class _Merge:
     attempt; an attempt's status), selected `FOR UPDATE` in the same transaction: a run
     never leaves a terminal state nor moves back, and an update older than the run's
     last applied one is ignored. Later values replace earlier ones, None changes nothing.
+    Tuples and dicts of plain values, which the garbage collector does not track.
     """
 
-    def __init__(self, stored: dict[str, list[Any]], attempts: dict[tuple[str, int], str]):
-        self.stored = stored  # run_id -> [status, updated_at (naive UTC), attempt]
+    def __init__(
+        self, stored: dict[str, tuple[str, datetime, int]], attempts: dict[tuple[str, int], str]
+    ) -> None:
+        self.stored = stored  # run_id -> (status, updated_at (naive UTC), attempt)
         self.attempts = attempts  # (run_id, attempt) -> stored status
-        self.runs: dict[str, list[Any]] = {}  # run_id -> RUN_FIELDS values
-        self.attempt_changes: dict[tuple[str, int], list[Any]] = {}  # [status, *ATTEMPT_FIELDS]
+        self.runs: dict[str, dict[int, Any]] = {}  # run_id -> {RUN_FIELDS index: value}
+        # (run_id, attempt) -> {0: status, n: the value of ATTEMPT_FIELDS[n - 1]}
+        self.attempt_changes: dict[tuple[str, int], dict[int, Any]] = {}
         self.orphans: set[str] = set()
 
     def add(self, u: messages.RunUpdate) -> None:
@@ -731,37 +735,39 @@ class _Merge:
         if run is None:
             self.orphans.add(u.run_id)
             return
+        status, updated_at, attempt = run
         at = _naive(u.at)
-        if at < run[1]:
+        if at < updated_at:
             return
         if u.status is not None:
-            if run[0] in TERMINAL or RANK[u.status] < RANK[run[0]]:
+            if status in TERMINAL or RANK[u.status] < RANK[status]:
                 return
-            run[0] = u.status
-        run[1] = at
+            status = u.status
+        if u.attempt is not None:
+            attempt = u.attempt
+        self.stored[u.run_id] = (status, at, attempt)
         values = RUN_VALUES(u)
         change = self.runs.get(u.run_id)
         if change is None:
-            self.runs[u.run_id] = list(values)
-        else:
-            for i, value in enumerate(values):
-                if value is not None:
-                    change[i] = value
-        if u.attempt is not None:
-            run[2] = u.attempt
+            change = self.runs[u.run_id] = {}
+        for i, value in enumerate(values):
+            if value is not None:
+                change[i] = value
         if _touches_attempt(u):
-            self._attempt(u, values, run)
+            self._attempt(u, values, status, attempt)
 
-    def _attempt(self, u: messages.RunUpdate, values: tuple[Any, ...], run: list[Any]) -> None:
-        key = (u.run_id, run[2])
+    def _attempt(
+        self, u: messages.RunUpdate, values: tuple[Any, ...], run_status: str, number: int
+    ) -> None:
+        key = (u.run_id, number)
         change = self.attempt_changes.get(key)
         if change is None:
-            change = [self.attempts.get(key)] + [None] * len(ATTEMPT_FIELDS)
-            self.attempt_changes[key] = change
+            change = self.attempt_changes[key] = {0: self.attempts.get(key)}
         for n, i in enumerate(ATTEMPT_OF_RUN, 1):
             if values[i] is not None:
                 change[n] = values[i]
-        old, status = change[0], u.attempt_status or u.status or change[0] or run[0]
+        old = change[0]
+        status = u.attempt_status or u.status or old or run_status
         if old is None or (old not in TERMINAL and RANK[status] >= RANK[old]):
             change[0] = status
 
@@ -769,13 +775,15 @@ class _Merge:
         """RUN_CHANGES rows: the run's final status, success when it is terminal."""
         for run_id, change in self.runs.items():
             status, updated_at, _ = self.stored[run_id]
-            change[STATUS] = status
+            values = [change.get(i) for i in range(len(RUN_FIELDS))]
+            values[STATUS] = status
             success = (status == states.SUCCEEDED) if status in TERMINAL else None
-            yield RUN_CHANGES.row([run_id, *change, success, updated_at])
+            yield RUN_CHANGES.row([run_id, *values, success, updated_at])
 
     def attempt_rows(self) -> Iterator[tuple[Any, ...]]:
+        width = 1 + len(ATTEMPT_FIELDS)
         for (run_id, number), change in self.attempt_changes.items():
-            yield ATTEMPTS.row([run_id, number, *change])
+            yield ATTEMPTS.row([run_id, number, *(change.get(i) for i in range(width))])
 
 
 class _Sql:
@@ -957,7 +965,7 @@ class _Written:
         ids = list(dict.fromkeys(u.run_id for u in updates))
         columns = ("run_id", "status", "updated_at", "attempt")
         stored = {
-            r[0]: [r[1], sql.timestamp(r[2]), r[3]]
+            r[0]: (r[1], sql.timestamp(r[2]), r[3])
             for r in sql.select(cursor, "job_run", columns, "run_id", ids)
         }
         touched = list(dict.fromkeys(u.run_id for u in updates if _touches_attempt(u)))
