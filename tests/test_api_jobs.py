@@ -165,3 +165,19 @@ def test_it_lists_next_runs_like_the_scheduler(api: Api) -> None:
     manual = api.create_job(name="manual", schedule=None)
     assert api.get(f"/jobs/{manual['id']}/next-runs").get_json()["nextRuns"] == []
     assert api.get(f"/jobs/{job['id']}/next-runs?count=0").status_code == 400
+
+
+def test_it_lists_each_job_as_it_reads_alone_even_after_an_update_at_the_same_instant(
+    api: Api,
+) -> None:
+    retry = {"type": "retry", "trigger": "on_failure", "config": {"maxRetries": 3}}
+    job = api.create_job(
+        tags=["b", "a"], env={"A": "1"}, constraints={"maxConcurrentRuns": 1}, actions=[retry]
+    )
+    assert api.get("/jobs").get_json()["items"] == [api.get(f"/jobs/{job['id']}").get_json()]
+    # It should never serve the cached JSON of an older version: the clock has not moved, so
+    # the job's updatedAt is unchanged, but its tags, actions and fields are not.
+    api.put(f"/jobs/{job['id']}", json={"tags": ["c"], "actions": [], "description": "new"})
+    listed = api.get("/jobs").get_json()["items"]
+    assert listed == [api.get(f"/jobs/{job['id']}").get_json()]
+    assert listed[0]["tags"] == ["c"] and listed[0]["actions"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from itinerary import messages
-from itinerary.db import ActionRun, ConstraintViolation
+from itinerary.db import ActionRun, ConstraintViolation, RunAttempt
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
 
@@ -32,6 +32,44 @@ def test_it_reads_a_run_by_run_id(api: Api) -> None:
     assert run["scheduledAt"] == "2026-03-01T11:50:00Z" and run["args"] == ["--x"]
     assert api.get("/runs/rzzzzzzzzzzzzzzz").status_code == 404
     assert api.get("/runs/nope").status_code == 404
+
+
+def test_it_shows_a_run_the_same_listed_and_alone(api: Api) -> None:
+    job = api.create_job()
+    t = api.clock.now() - timedelta(minutes=10, microseconds=-250)
+    run_id = api.add_run(
+        job["id"],
+        t,
+        status="running",
+        started_at=t + timedelta(seconds=30),
+        success=False,
+        behind_schedule=True,
+        parent_run_id="r000000000000001",
+    )
+    api.database.write(
+        lambda: RunAttempt.insert(
+            run_id=run_id, attempt=1, status="failed", started_at=t, exit_code=3, handle={"pid": 7}
+        ).execute(api.database.writer)
+    )
+    alone = api.get(f"/runs/{run_id}").get_json()
+    listed = api.get("/runs").get_json()["items"]
+    assert listed == [{k: v for k, v in alone.items() if k != "attempts"}]
+    assert alone["scheduledAt"] == "2026-03-01T11:50:00.000250Z" and alone["endedAt"] is None
+    # It should measure a running run up to now, and keep booleans and nulls as stored.
+    assert alone["durationSeconds"] == 569.99975
+    assert alone["success"] is False and alone["behindSchedule"] is True and alone["args"] is None
+    assert alone["attempts"] == [
+        {
+            "attempt": 1,
+            "state": "failed",
+            "startedAt": "2026-03-01T11:50:00.000250Z",
+            "endedAt": None,
+            "exitCode": 3,
+            "error": None,
+            "executor": None,
+            "handle": {"pid": 7},
+        }
+    ]
 
 
 def test_it_lists_a_jobs_runs_by_numeric_id_and_window(api: Api) -> None:

@@ -16,7 +16,7 @@ import bottle
 from itinerary.api import jobs, misc, openapi, runs
 from itinerary.api.auth import auth_mode
 from itinerary.api.errors import ApiError
-from itinerary.api.routing import Call, Reply, Route, dispatch
+from itinerary.api.routing import Call, RawJSON, Reply, Route, dispatch
 from itinerary.context import Context
 
 __all__ = ["ROUTES", "auth_mode", "make_api"]
@@ -45,6 +45,8 @@ def _send(reply: Reply) -> bytes | str:
         return b""
     if reply.content_type == "application/json":
         bottle.response.content_type = "application/json"
+        if isinstance(reply.body, RawJSON):
+            return str(reply.body)
         return json.dumps(reply.body, separators=(",", ":"))
     bottle.response.content_type = f"{reply.content_type}; charset=utf-8"
     return reply.body

@@ -77,10 +77,10 @@ def list_jobs(call: Call) -> Any:
         limit=None if export else q["limit"],
         cursor=None if export else q["cursor"],
     )
-    specs, cursor = call.ctx.database.read(queries.list_jobs, f)
+    versions, cursor = call.ctx.database.read(queries.list_jobs, f)
     if export:
-        return Reply(200, apply.export_yaml(specs), "application/yaml")
-    return pagination.page([s.to_dict() for s in specs], cursor)
+        return Reply(200, apply.export_yaml(v.spec for v in versions), "application/yaml")
+    return pagination.raw_page([v.json for v in versions], cursor)
 
 
 def get_job(call: Call) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 from itinerary.api import params
 from itinerary.api.errors import invalid
+from itinerary.api.routing import RawJSON
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -53,3 +54,10 @@ def decode(kind: str, cursor: str | None, types: Sequence[type]) -> list[Any] | 
 
 def page(items: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
     return {"items": items, "nextCursor": next_cursor}
+
+
+def raw_page(items_json: list[str], next_cursor: str | None) -> RawJSON:
+    """`page` for items that are JSON text already: the same bytes `page` would serialise to."""
+    return RawJSON(
+        '{"items":[' + ",".join(items_json) + '],"nextCursor":' + json.dumps(next_cursor) + "}"
+    )

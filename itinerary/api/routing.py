@@ -43,6 +43,10 @@ class Call:
     now: datetime
 
 
+class RawJSON(str):
+    """A reply body that is JSON text already (assembled from cached parts): sent as is."""
+
+
 @dataclass
 class Reply:
     status: int

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import jobstore, messages, states
+from itinerary import messages, states
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
@@ -64,9 +64,6 @@ def list_runs(call: Call) -> Any:
 
 
 def _job_runs(call: Call, job_id: int) -> Any:
-    job = call.ctx.database.read(jobstore.get_job, job_id)
-    if job is None:
-        raise not_found(f"job {job_id}")
     q = call.query
     f = queries.RunFilter(
         job_ids=(job_id,),
@@ -76,7 +73,10 @@ def _job_runs(call: Call, job_id: int) -> Any:
         limit=q["limit"],
         cursor=q["cursor"],
     )
-    return call.ctx.database.read(queries.list_runs, f, call.now)
+    found = call.ctx.database.read(queries.job_runs, job_id, f, call.now)
+    if found is None:
+        raise not_found(f"job {job_id}")
+    return found
 
 
 def get_run_or_job_runs(call: Call) -> Any:
