@@ -49,6 +49,7 @@ from typing import Any
 import gevent
 import peewee as pw
 from gevent.event import AsyncResult, Event
+from gevent.monkey import get_original
 from gevent.queue import Full
 from gevent.queue import ShutDown as QueueShutDown
 
@@ -75,6 +76,7 @@ from itinerary.durations import parse_duration
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
 
 log = logging.getLogger(__name__)
+_real_sleep = get_original("time", "sleep")  # blocks its thread, whatever patch_all did
 
 # Flush order inside one transaction: a run row exists before its updates, a
 # violation before the action runs that point at it.
@@ -108,10 +110,11 @@ RUN_FIELDS = (
 )
 ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor", "handle")
 # Rows per statement (and per IN (...) list, well below every parameter limit). On the hub
-# (PostgreSQL, MySQL) a statement is encoded and its answer decoded without a yield, so
-# this bounds how long one holds it; SQLite's statements run in a worker thread.
-ROWS_PER_STATEMENT = {"postgres": 100, "mysql": 100, "sqlite": 1000}
-MERGE_SLICE = 200  # updates merged between two yields to the hub
+# (PostgreSQL, MySQL) a statement is encoded and its answer decoded without a yield, and
+# in SQLite's worker thread its rows are built holding the GIL: this bounds both.
+ROWS_PER_STATEMENT = {"postgres": 100, "mysql": 100, "sqlite": 200}
+MERGE_SLICE = 200  # updates merged between two pauses (a yield, or the GIL given up)
+GIL_PAUSE = 0.0001  # seconds SQLite's worker thread leaves the GIL free between two slices
 REPLY_SLICE = 200  # acknowledgements sent between two yields
 TAKE = 4  # a cycle takes up to this many batch sizes of a kind when a backlog waits
 REPORTED = 500  # items per SyncerFlushed whose waiting times are reported
@@ -243,8 +246,7 @@ class Syncer:
         self.stats_inbox = stats_inbox
         self.config = config
         self.thresholds = thresholds(config)
-        # SQLite's statements run in a worker thread, off the hub: nothing to yield there.
-        pause = _no_pause if database.driver == "sqlite" else gevent.sleep
+        pause = _give_up_the_gil if database.driver == "sqlite" else gevent.sleep
         self._sql = _Sql(database.driver, pause)
         self.batches: dict[str, Batch] = {k: Batch() for k in KINDS}
         self.pending = 0  # messages accepted and not yet written or set aside
@@ -582,8 +584,16 @@ def _units(kind: str, msgs: list[Any]) -> Iterable[list[int]]:
     return by_run.values()
 
 
-def _no_pause() -> None:
-    """Off the hub (a worker thread) there is nothing to yield to."""
+def _give_up_the_gil() -> None:
+    """In SQLite's worker thread: let the hub's thread take the GIL if it waits for it.
+
+    The worker runs off the hub but holds the GIL while it runs Python (merging), and a
+    thread waiting for the GIL gets it only after the switch interval (5 ms) or when the
+    holder blocks. A bare release is taken straight back; a short real sleep is not.
+    Measured with bench/syncer.py: late loop ticks put down to the GIL fell from about
+    30 to about 5 per 8 s at 20,000 messages/s, for about a tenth of SQLite's top rate.
+    """
+    _real_sleep(GIL_PAUSE)
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -798,6 +808,7 @@ class _Sql:
     yield, so at most `rows` rows go in one statement; and `pause` (a yield there) is
     called after each one: waiting for the answer is no yield when it has already arrived,
     which is often the case, so a flush would otherwise run many statements in one go.
+    In SQLite's worker thread `pause` gives the GIL up for a moment instead.
     """
 
     def __init__(self, driver: str, pause: Callable[[], None]) -> None:
@@ -887,6 +898,7 @@ class _Sql:
             cursor.executemany(
                 f"UPDATE {t} SET {sets} WHERE {k} = ?", (row[1:] + row[:1] for row in rows)
             )
+            self.pause()
             return
         for chunk in _batches(rows, self.rows):
             if self.driver == "postgres":
