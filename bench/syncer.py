@@ -16,7 +16,8 @@ the hub longer than it takes to build and queue one message.
 Prints one JSON line:
 db; updates_per_s (messages made durable per second, claims included, counted from the
 first send to the final Flush's reply); runs_per_s (job_run rows written); loop_p50_ms,
-loop_p99_ms, loop_max_ms (how much later than asked a 10 ms ticker woke); lost (runs not
+loop_p99_ms, loop_max_ms (how much later than asked a 10 ms ticker woke); late_ticks
+(the wake-ups over 5 ms late by cause: gc, busy, gil, preempted, see Ticker); lost (runs not
 in their final state at the end; must be 0); refused (claims not answered True; must be
 0); claim_ack_p99_ms (claim sent to acknowledged); gc (per generation: collections, the longest
 pause and all pauses together in ms: a pause holds the hub like any other work);
@@ -37,6 +38,7 @@ import gc  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import secrets  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -102,6 +104,7 @@ class Load:
     """What the senders did, shared by all of them."""
 
     numbers: Iterator[int] = field(default_factory=itertools.count)
+    interval: float = 0.0  # seconds between one sender's messages; 0: as fast as it can
     stopping: bool = False
     runs: int = 0  # runs whose five messages were all sent
     refused: int = 0  # claims not answered True
@@ -109,7 +112,15 @@ class Load:
 
 
 def sender(inbox: Queue, job_id: int, load: Load) -> None:
-    """One orchestrator's worth of traffic, one run after another."""
+    """One orchestrator's worth of traffic, one run after another. Paced (--rate), it
+    keeps to its own timetable, catching up at once when it has fallen behind."""
+    due = time.perf_counter() + random.uniform(0, load.interval)
+
+    def pace() -> None:
+        nonlocal due
+        due += load.interval
+        gevent.sleep(max(0.0, due - time.perf_counter()))
+
     while not load.stopping:
         n = next(load.numbers)
         rid, at = f"rb{n:014d}", T0 + timedelta(seconds=n)
@@ -120,6 +131,7 @@ def sender(inbox: Queue, job_id: int, load: Load) -> None:
             load.refused += 1
             continue
         load.claim_waits.append(time.perf_counter() - sent)
+        pace()
         second = timedelta(seconds=1)
         for update in (
             messages.RunUpdate(rid, at + second, status="starting", attempt=1),
@@ -128,17 +140,8 @@ def sender(inbox: Queue, job_id: int, load: Load) -> None:
             messages.RunUpdate(rid, at + 4 * second, completed_at=at, reason="ok"),
         ):
             inbox.put(update)
-            gevent.sleep(0)
+            pace()
         load.runs += 1
-
-
-def tick(lateness: list[float], load: Load) -> None:
-    last = time.perf_counter()
-    while not load.stopping:
-        gevent.sleep(TICK)
-        now = time.perf_counter()
-        lateness.append(max(0.0, now - last - TICK))
-        last = now
 
 
 class GcPauses:
@@ -164,6 +167,43 @@ class GcPauses:
             times = [p for g, p in self.pauses if g == gen]
             out[f"gen{gen}"] = [len(times), round(max(times) * 1000, 1), round(sum(times) * 1000)]
         return out
+
+
+class Ticker:
+    """Stands in for the scheduler loop: asks to wake every TICK and notes how late each
+    wake-up was. A wake-up more than 5 ms late is put down to what the process did in the
+    meantime: garbage collection ("gc"), this thread running our own code ("busy"), other
+    threads of the process running instead, i.e. SQLite's worker holding the GIL ("gil"),
+    or nothing at all: other processes had the CPUs ("preempted")."""
+
+    def __init__(self, gc_pauses: GcPauses) -> None:
+        self.gc = gc_pauses
+        self.lateness: list[float] = []
+        self.causes = {"gc": 0, "busy": 0, "gil": 0, "preempted": 0}
+
+    def _now(self) -> tuple[float, float, float, float]:
+        return time.perf_counter(), time.thread_time(), time.process_time(), self.gc.total
+
+    def run(self, load: Load) -> None:
+        last = self._now()
+        while not load.stopping:
+            gevent.sleep(TICK)
+            now = self._now()
+            wall, mine, process, in_gc = (a - b for a, b in zip(now, last, strict=True))
+            late = max(0.0, wall - TICK)
+            self.lateness.append(late)
+            if late > 0.005:
+                self.causes[self._cause(late, wall, mine, process - mine, in_gc)] += 1
+            last = now
+
+    @staticmethod
+    def _cause(late: float, wall: float, mine: float, others: float, in_gc: float) -> str:
+        if in_gc >= late / 2:
+            return "gc"
+        idle = wall - mine
+        if mine - in_gc >= (wall - in_gc) / 2:
+            return "busy"
+        return "gil" if others >= idle / 2 else "preempted"
 
 
 class Holds:
@@ -220,7 +260,9 @@ def final_runs() -> int:
     )
 
 
-def bench(driver: str, dsn: str, seconds: float, senders: int, trace_holds: bool) -> dict:
+def bench(
+    driver: str, dsn: str, seconds: float, senders: int, rate: float, trace_holds: bool
+) -> dict:
     database = dbmod.Database(dbmod.parse_dsn(dsn))
     migrate(database, ROOT / "migrations")
     dbmod.bind(database)
@@ -231,10 +273,10 @@ def bench(driver: str, dsn: str, seconds: float, senders: int, trace_holds: bool
     # No stats collector here: the syncer's put_nowait drops what does not fit.
     syncer = Syncer(inbox, database, RealClock(), Queue(maxsize=100), config)
     runner = gevent.spawn(syncer.run)
-    load, lateness = Load(), []
-    gc_pauses = GcPauses()
+    load, gc_pauses = Load(interval=senders / rate if rate else 0.0), GcPauses()
     gc.callbacks.append(gc_pauses)
-    ticker = gevent.spawn(tick, lateness, load)
+    ticks = Ticker(gc_pauses)
+    ticker = gevent.spawn(ticks.run, load)
     holds = None
     if trace_holds:
         names = {runner: "reader", syncer._write_loop: "writer", ticker: "ticker"}
@@ -262,13 +304,15 @@ def bench(driver: str, dsn: str, seconds: float, senders: int, trace_holds: bool
         "db": driver,
         "seconds": round(elapsed, 2),
         "senders": senders,
+        "offered_per_s": rate or None,
         "messages": load.runs * MESSAGES_PER_RUN,
         "updates_per_s": round(load.runs * MESSAGES_PER_RUN / elapsed),
         "runs_per_s": round(load.runs / elapsed),
-        "loop_p50_ms": round(percentile(lateness, 0.5) * 1000, 2),
-        "loop_p99_ms": round(percentile(lateness, 0.99) * 1000, 2),
-        "loop_max_ms": round(max(lateness, default=0.0) * 1000, 2),
-        "ticks": len(lateness),
+        "loop_p50_ms": round(percentile(ticks.lateness, 0.5) * 1000, 2),
+        "loop_p99_ms": round(percentile(ticks.lateness, 0.99) * 1000, 2),
+        "loop_max_ms": round(max(ticks.lateness, default=0.0) * 1000, 2),
+        "ticks": len(ticks.lateness),
+        "late_ticks": ticks.causes,
         "claim_ack_p99_ms": round(percentile(load.claim_waits, 0.99) * 1000, 1),
         "gc": gc_pauses.summary(),
         "cpu_share": round(used / elapsed, 2),
@@ -288,11 +332,14 @@ def main() -> None:
     parser.add_argument("--dsn", help="an existing migrated-or-empty database to use")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--senders", type=int, default=1000, help="orchestrator stand-ins")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="messages per second offered (default: all)"
+    )
     parser.add_argument("--holds", action="store_true", help="trace how long each part runs")
     args = parser.parse_args()
     dsn, scratch_name = (args.dsn, None) if args.dsn else scratch(args.db)
     try:
-        result = bench(args.db, dsn, args.seconds, args.senders, args.holds)
+        result = bench(args.db, dsn, args.seconds, args.senders, args.rate, args.holds)
     finally:
         if scratch_name:
             admin(args.db, f"DROP DATABASE IF EXISTS {scratch_name}")
