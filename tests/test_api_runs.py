@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from itinerary import messages
-from itinerary.db import ActionRun, ConstraintViolation, RunAttempt
+from itinerary.db import ActionRun, ConstraintViolation, JobRun, RunAttempt
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
 
@@ -70,6 +70,21 @@ def test_it_shows_a_run_the_same_listed_and_alone(api: Api) -> None:
             "handle": {"pid": 7},
         }
     ]
+
+
+def test_it_lists_runs_as_they_are_now(api: Api) -> None:
+    job = api.create_job()
+    t = api.clock.now() - timedelta(minutes=10)
+    running = api.add_run(job["id"], t, status="running", started_at=t)
+    done = api.add_run(job["id"], t - timedelta(hours=1), status="failed", reason="exit 1")
+    assert [r["durationSeconds"] for r in api.get("/runs").get_json()["items"]] == [600, None]
+    # It should time a running run up to now, and show a finished run's row as it is now,
+    # not as an earlier request served it.
+    api.clock.advance(60)
+    fix = JobRun.update(reason="exit 2").where(JobRun.run_id == done)
+    api.database.write(lambda: fix.execute(api.database.writer))
+    items = {r["runId"]: r for r in api.get("/runs").get_json()["items"]}
+    assert items[running]["durationSeconds"] == 660 and items[done]["reason"] == "exit 2"
 
 
 def test_it_lists_a_jobs_runs_by_numeric_id_and_window(api: Api) -> None:

@@ -1,15 +1,16 @@
 """Read queries shared by the JSON API and the HTML pages.
 
 Each function runs on the read-only connection (call it through
-`Database.read`), returns plain JSON-ready values, and is written so that the
+`Database.read`), returns JSON-ready values (the hot listings: the JSON text
+itself, `RawJSON`), and is written so that the
 database can answer it from an index even with millions of `job_run` rows (the
 plans are checked in tests/test_query_plans.py).
 
 Hot listings avoid peewee's per-row model instances: a page's rows are fetched
 as the driver's raw tuples and turned into JSON values directly (on PostgreSQL,
-fetching a 100-run page as models costs 2.5 ms, as tuples 0.5 ms). A job's JSON
-is cached per stored version (its raw row, tags and actions), so a listing of
-unchanged jobs only re-reads rows and joins cached text.
+fetching a 100-run page as models costs 2.5 ms, as tuples 0.5 ms). The JSON of
+a finished run and of a job is cached per stored version (the raw rows
+themselves are the key), so a page of them only re-reads rows and joins text.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from itinerary import jobstore
 from itinerary.api import pagination
 from itinerary.api.errors import invalid
 from itinerary.api.params import iso
+from itinerary.api.routing import RawJSON
 from itinerary.db import (
     ActionRun,
     ConstraintViolation,
@@ -186,6 +188,15 @@ RUN_COLUMNS = (
 )
 
 
+JOB_ID, SCHEDULED, STARTED, COMPLETED = (
+    next(i for i, c in enumerate(RUN_COLUMNS) if c is field)
+    for field in (JobRun.job_id, JobRun.scheduled_at, JobRun.started_at, JobRun.completed_at)
+)
+# Pages of settled runs are read again and again (a UI polls them): their JSON text is kept,
+# ~1 KB a run with its key.
+RUN_CACHE_SIZE = 8192
+
+
 def _runs_select() -> pw.Query:
     return JobRun.select(*RUN_COLUMNS).join(Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id))
 
@@ -228,34 +239,48 @@ def runs_query(f: RunFilter, job_ids: list[int] | None) -> pw.Query:
     return query.order_by(JobRun.scheduled_at.desc(), JobRun.job_id.desc()).limit(f.limit + 1)
 
 
-def list_runs(f: RunFilter, now: datetime) -> dict[str, Any]:
+def list_runs(f: RunFilter, now: datetime) -> RawJSON:
+    """A page of runs as the API's JSON text (`{"items": [...], "nextCursor": ...}`)."""
     job_ids = _job_ids_for(f)
     if job_ids == []:
-        return pagination.page([], None)
+        return pagination.raw_page([], None)
     rows = _raw(runs_query(f, job_ids))
     more = len(rows) > f.limit
     rows = rows[: f.limit]
-    items = [run_json(r, now) for r in rows]
     cursor = None
     if more:
-        last = items[-1]
-        cursor = pagination.encode(RUNS_KIND, [last["scheduledAt"], last["jobId"]])
-    return pagination.page(items, cursor)
+        last = rows[-1]
+        cursor = pagination.encode(RUNS_KIND, [_stamp(last[SCHEDULED]), last[JOB_ID]])
+    return pagination.raw_page([run_text(r, now) for r in rows], cursor)
+
+
+def run_text(row: tuple[Any, ...], now: datetime) -> str:
+    """`run_json` as JSON text; cached for runs whose JSON no longer depends on `now`."""
+    if row[STARTED] is not None and row[COMPLETED] is None:  # running: its duration grows
+        return json.dumps(run_json(row, now), separators=(",", ":"))
+    return _settled_run_text(row)
+
+
+@lru_cache(maxsize=RUN_CACHE_SIZE)
+def _settled_run_text(row: tuple[Any, ...]) -> str:
+    """The JSON of a run that has ended or not started, keyed by its raw row: a finished run
+    does not change, and if a row ever did, it would be a new key."""
+    return json.dumps(run_json(row, None), separators=(",", ":"))
 
 
 def _job_id_row(job_id: int) -> pw.Query:
     return Job.select(Job.id).where(Job.id == job_id)
 
 
-def job_runs(job_id: int, f: RunFilter, now: datetime) -> dict[str, Any] | None:
+def job_runs(job_id: int, f: RunFilter, now: datetime) -> RawJSON | None:
     """One job's runs (`f` filters them further), or None when there is no such job."""
     if not _prepared(_job_id_row, job_id):
         return None
     return list_runs(f, now)
 
 
-def run_json(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
-    """A raw `RUN_COLUMNS` row as the API's run object."""
+def run_json(row: tuple[Any, ...], now: datetime | None) -> dict[str, Any]:
+    """A raw `RUN_COLUMNS` row as the API's run object (`now` times a running run)."""
     (
         run_id,
         job_id,
@@ -279,10 +304,9 @@ def run_json(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
         job_name,
     ) = row
     duration = None
-    if started_at is not None:
-        started = _utc(started_at)
-        ended = _utc(completed_at) or now
-        duration = (ended - started).total_seconds()  # type: ignore[operator]
+    ended = _utc(completed_at) or now
+    if started_at is not None and ended is not None:
+        duration = (ended - _utc(started_at)).total_seconds()  # type: ignore[operator]
     return {
         "runId": run_id,
         "jobId": job_id,
