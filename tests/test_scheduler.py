@@ -300,6 +300,16 @@ def test_it_spreads_a_burst_of_launches_over_the_pre_schedule_interval(parts, cl
     assert len(scheduler.active) == 900
 
 
+def test_it_makes_run_ids_ahead_in_iterations_that_launch_nothing(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job(1), job(2))
+    scheduler.tick(clock.now())
+    made = list(scheduler._run_ids)
+    assert len(made) == 2  # one per scheduled job
+    tick_to(scheduler, clock, T0 + timedelta(seconds=51))  # one launch an iteration
+    assert set(scheduler.active) == set(made)
+
+
 def test_it_reports_ready_only_while_ticking(parts, clock) -> None:
     scheduler, executor, syncer = parts
     assert scheduler.ready()[0] is False

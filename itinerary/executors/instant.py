@@ -8,7 +8,8 @@ Like a real executor, it reports events after `start` has returned: the attempts
 started in one turn of the hub get their started, running and succeeded events
 from one hub callback, stamped when it runs, so a burst of starts costs little
 more than the scheduler's own work (a real executor's events come later from a
-watch).
+watch). Its event queues are `SimpleQueue`s, which have all an orchestrator uses of
+a `Queue` (put, get, get_nowait, empty) at half the cost to make.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
+from gevent.queue import SimpleQueue
 
 from itinerary.clock import Clock
 from itinerary.executors.base import (
@@ -40,7 +42,7 @@ class InstantExecutor:
         self._unreported: list[Execution] = []
 
     def start(self, request: RunRequest) -> Execution:
-        execution = Execution(request.run_id, request.attempt, {"instant": True})
+        execution = Execution(request.run_id, request.attempt, {"instant": True}, SimpleQueue())
         if not self._unreported:
             gevent.get_hub().loop.run_callback(self._report)
         self._unreported.append(execution)
