@@ -745,13 +745,28 @@ class Cohort:
         self._wake.set()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:  # a bug here must not leave its members hanging
+            for member in self._new + self._waiting:
+                if not member.finished:
+                    member._crashed(exc)
+            raise
+        finally:
+            self._greenlet = None
+            if self._on_empty is not None:
+                self._on_empty(self)
+
+    def _serve(self) -> None:
         while True:
             self._wake.clear()
             self._claim()
-            for member in self._flagged:
-                if member.cohort is self and member.held and member.status is not None:
-                    member._drop()
-            self._flagged.clear()
+            if self._flagged:
+                for member in self._flagged:
+                    if member.cohort is self and member.held and member.status is not None:
+                        member._drop()
+                self._flagged.clear()
+                self._waiting = [m for m in self._waiting if not m.finished]
             now = self.clock.now()
             if now >= self.at and self._waiting:
                 members, self._waiting = self._waiting, []
@@ -759,11 +774,8 @@ class Cohort:
             if self._new:
                 continue
             if not self._waiting:
-                break
+                return
             self.clock.wait(self._wake, (self.at - now).total_seconds())
-        self._greenlet = None
-        if self._on_empty is not None:
-            self._on_empty(self)
 
     def _claim(self) -> None:
         """Send the new members' claims, then take the answers (the syncer batches them)."""

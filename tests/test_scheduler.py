@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import gevent
 import pytest
+from gevent.event import Event
 
 from itinerary import config as configmod
 from itinerary import states
@@ -115,6 +116,54 @@ def test_it_keeps_a_finished_fast_run_until_its_grace_period_passed(parts, clock
     tick_to(scheduler, clock, T0 + timedelta(seconds=91))
     assert run_id not in scheduler.active
     assert [r.run_id for r in executor.requests] == [run_id]
+
+
+def test_it_forgets_a_run_still_going_after_its_grace_period_once_it_ends(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job(schedule="1 12 * * *"))
+    tick_to(scheduler, clock, T0 + timedelta(seconds=61))
+    run_id = executor.requests[0].run_id
+    executor.running(run_id, clock.now())
+    tick_to(scheduler, clock, T0 + timedelta(seconds=95))
+    assert run_id in scheduler.active
+    executor.exit(run_id, clock.now())
+    tick_to(scheduler, clock, T0 + timedelta(seconds=96))
+    assert run_id not in scheduler.active
+
+
+def test_it_starts_every_run_of_an_instant_before_recording_any(parts, clock, queues) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, *(job(i) for i in range(1, 51)))
+    start, written = executor.start, []
+
+    def start_noting_writes(request):  # type: ignore[no-untyped-def]
+        written.append(len(syncer.updates) + queues.syncer.qsize())
+        return start(request)
+
+    executor.start = start_noting_writes  # type: ignore[method-assign]
+    tick_to(scheduler, clock, T0 + timedelta(seconds=60))
+    # It should send nothing to the syncer between the first start and the last.
+    assert len(written) == 50 and set(written) == {written[0]}
+    settle()
+    assert len([u for u in syncer.updates if u.status == states.STARTING]) == 50
+
+
+def test_it_goes_on_starting_runs_while_one_start_waits(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job(1), job(2), job(3))
+    start, network = executor.start, Event()
+
+    def slow_for_job_1(request):  # type: ignore[no-untyped-def]
+        if request.job.id == 1:
+            network.wait()
+        return start(request)
+
+    executor.start = slow_for_job_1  # type: ignore[method-assign]
+    tick_to(scheduler, clock, T0 + timedelta(seconds=60))
+    assert sorted(r.job.id for r in executor.requests) == [2, 3]
+    network.set()
+    settle()
+    assert sorted(r.job.id for r in executor.requests) == [1, 2, 3]
 
 
 def test_it_rebuilds_the_index_when_a_job_changes(parts, clock) -> None:
