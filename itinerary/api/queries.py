@@ -263,8 +263,8 @@ def run_text(row: tuple[Any, ...], now: datetime) -> str:
 
 @lru_cache(maxsize=RUN_CACHE_SIZE)
 def _settled_run_text(row: tuple[Any, ...]) -> str:
-    """The JSON of a run that has ended or not started, keyed by its raw row: a finished run
-    does not change, and if a row ever did, it would be a new key."""
+    """The JSON of a run that has ended or not started, keyed by its raw row: a changed row is
+    a new key, and a finished run's row no longer changes, so its entry keeps serving."""
     return json.dumps(run_json(row, None), separators=(",", ":"))
 
 
@@ -531,7 +531,7 @@ def _actions_of(job_ids: list[int]) -> pw.Query:
 
 
 def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
-    """A page of jobs in three queries (rows, tags, actions), whatever its size."""
+    """A page of jobs: their rows, then their tags and their actions (by 512 ids at a time)."""
     rows = _raw(jobs_query(f))
     more = f.limit is not None and len(rows) > f.limit
     if f.limit is not None:
