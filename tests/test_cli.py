@@ -91,11 +91,15 @@ def test_it_reports_a_missing_migrations_dir(tmp_path):
     one_line_error(proc, 1, "--migrations-dir", "does not exist")
 
 
+# The version after the last shipped migration, so the broken one is always the newest.
+BROKEN = f"{len(list((MIGRATIONS / 'sqlite').glob('*.sql'))) + 1:03d}_broken.sql"
+
+
 def _bad_migrations(tmp_path: Path) -> Path:
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder)
     for dialect in ("sqlite", "postgres", "mysql"):
-        (folder / dialect / "002_broken.sql").write_text(
+        (folder / dialect / BROKEN).write_text(
             "CREATE TABLE half_done (id INTEGER PRIMARY KEY);\nCREATE TABLE broken (;\n"
         )
     return folder
@@ -105,11 +109,11 @@ def _bad_migrations(tmp_path: Path) -> Path:
 def test_it_stops_on_a_failed_migration_and_leaves_nothing_of_it(empty_dsn, tmp_path):
     folder = _bad_migrations(tmp_path)
     proc = run("migrate", "--db-dsn", empty_dsn, "--migrations-dir", str(folder))
-    one_line_error(proc, 1, "002_broken.sql", "failed")
+    one_line_error(proc, 1, BROKEN, "failed")
     database = Database(parse_dsn(empty_dsn))
     tables = database.read(lambda: database.reader.get_tables())
     database.close()
-    # It should keep 001 applied and roll back every statement of 002.
+    # It should keep the shipped migrations applied and roll back every statement of the broken one.
     assert "job_run" in tables
     assert "half_done" not in tables
 
