@@ -110,10 +110,12 @@ def seed(database: Database, runs: int) -> None:
     driver = database.driver
     at = MINUTES[driver]
     epoch = START[driver]
+    # Every NOT NULL text column is given: MySQL's TEXT columns have no defaults.
     jobs_sql = (
-        "INSERT INTO job (id, name, active_name, schedule, commands, created_at, updated_at) "
+        "INSERT INTO job (id, name, active_name, schedule, description, images, commands, args, "
+        "service_accounts, env, constraints, manual_run_modifiable_fields, created_at, updated_at) "
         "SELECT n + 1, CONCAT('job-', n), CONCAT('job-', n), CONCAT(n % 60, ' 3 1 1 *'), "
-        f"'[[\"true\"]]', {epoch}, {epoch} "
+        f"'', '[]', '[[\"true\"]]', '[]', '[]', '{{}}', '{{}}', '[]', {epoch}, {epoch} "
         f"FROM ({SEQ[driver].format(count=JOBS, last=JOBS - 1)}) q"
     )
     if driver == "sqlite":
