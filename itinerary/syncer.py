@@ -27,10 +27,13 @@ one multi-row UPDATE per batch whose unchanged columns keep their stored values
 (COALESCE), so rows are neither read whole nor converted field by field. Measured faster
 than expressing the rules in SQL CASE expressions, and the rules stay in readable Python.
 
-The hub stays free: the writer yields after every statement (an answer that has already
-arrived is no yield), between slices of merging and of acknowledgements, and between
-flushes; statements on the hub are at most `ROWS_PER_STATEMENT` rows, as encoding one
-and decoding its answer cannot yield. bench/syncer.py measures throughput and the hub.
+The hub stays free. Statements on the hub are at most `ROWS_PER_STATEMENT` rows, as
+encoding one and decoding its answer cannot yield. The writer pauses after every
+statement (an answer that has already arrived is no yield), between slices of merging
+and of acknowledgements and between flushes, the reader every `YIELD_EVERY` messages;
+some of those pauses are a turn of the event loop (`_turn_of_the_loop`), as timers wait
+while the callback queue has work. In SQLite's worker thread a pause gives up the GIL.
+bench/syncer.py measures throughput and the loop's lateness, and what made it late.
 """
 
 from __future__ import annotations
@@ -186,8 +189,10 @@ class Batch:
 
     def split(self, count: int) -> Batch:
         """Take the first `count` messages out."""
-        head = self.pick(range(count))
-        for column in (self.msgs, self.seqs, self.queued, self.waited):
+        head = Batch()
+        for name in self.__slots__:
+            column = getattr(self, name)
+            setattr(head, name, column[:count])
             del column[:count]
         return head
 
@@ -356,7 +361,7 @@ class Syncer:
             kinds = self._due(self.clock.monotonic())
             if kinds:
                 self._cycle(kinds)
-                _turn_of_the_loop()  # the next flush may start at once: let the others run first
+                _turn_of_the_loop()  # the next flush may start at once: the others first
                 continue
             if not self.pending:
                 self._answer_flushes()
@@ -374,8 +379,8 @@ class Syncer:
     def _take(self, kinds: list[str]) -> dict[str, Batch]:
         """At most TAKE batch sizes per kind, so a backlog (after an outage, or what came
         in while the last flush was on the wire) is written in transactions of bounded
-        size; never an update whose claim (or an action run whose
-        violation) arrived earlier and is still waiting."""
+        size; never an update whose claim (or an action run whose violation) arrived
+        earlier and is still waiting."""
         taken = {}
         for kind in kinds:
             batch = self.batches[kind]
@@ -593,9 +598,10 @@ def _units(kind: str, msgs: list[Any]) -> Iterable[list[int]]:
 def _turn_of_the_loop() -> None:
     """Yield until the event loop has gone round once: timers and I/O (the scheduler
     loop's tick) come first. gevent.sleep(0) only goes to the back of the callback queue,
-    and the loop looks at timers again only when that queue is empty (it checks the time
-    every 50 callbacks): a greenlet that keeps yielding with sleep(0) while it has work
-    (an inbox that keeps filling, answers that have already arrived) keeps them waiting.
+    and gevent runs queued callbacks until none are left (it looks at the time only every
+    50 of them) before it turns to timers and I/O again: a greenlet that keeps yielding
+    with sleep(0) while it has work (an inbox that keeps filling, answers that arrived
+    before the driver read them) keeps them waiting.
     """
     gevent.sleep(LOOP_TURN)
 
