@@ -2,7 +2,7 @@
 with a ticker greenlet standing in for the scheduler loop to measure how late it wakes.
 
     python bench/syncer.py --db sqlite|postgres|mysql [--dsn DSN] [--seconds S]
-                           [--senders N] [--holds]
+                           [--senders N] [--rate R] [--holds]
 
 Without --dsn it creates a scratch database (a temp file, or a database on the local
 server) and drops it afterwards.
@@ -11,22 +11,26 @@ The load comes the way orchestrators make it: `--senders` greenlets, each one ru
 time, which claims its slot, waits for the claim's acknowledgement (as an orchestrator
 does before it starts anything), then sends four updates, yielding after each (in the
 product every update is a separate event in the orchestrator's life). No sender holds
-the hub longer than it takes to build and queue one message.
+the hub longer than it takes to build and queue one message. Without --rate they send as
+fast as the syncer takes it (its top rate, where every queue is full and the loop's
+lateness is that of a saturated process); with --rate R they offer R messages a second
+between them, each on its own timetable (the loop's lateness at that load).
 
 Prints one JSON line:
-db; updates_per_s (messages made durable per second, claims included, counted from the
-first send to the final Flush's reply); runs_per_s (job_run rows written); loop_p50_ms,
-loop_p99_ms, loop_max_ms (how much later than asked a 10 ms ticker woke); late_ticks
-(the wake-ups over 5 ms late by cause: gc, busy, gil, preempted, see Ticker); lost (runs not
-in their final state at the end; must be 0); refused (claims not answered True; must be
-0); claim_ack_p99_ms (claim sent to acknowledged); gc (per generation: collections, the longest
-pause and all pauses together in ms: a pause holds the hub like any other work);
-cpu_share (this process's CPU time over the wall time: near 1.0 means CPU-bound) and
-load_avg (the machine's 1-minute load average at the end, to judge how shared it was).
-With --holds, also how long each part held the hub between two switches: holds_ms maps
-writer, reader, senders and ticker to the p99 and max in wall time (preemption by other
-processes and garbage collection included) and in CPU time less garbage collection, and how
-many holds were over 5 ms.
+- db, senders, offered_per_s (--rate or null);
+- updates_per_s: messages made durable per second, claims included, counted from the
+  first send to the final Flush's reply; runs_per_s: job_run rows written;
+- loop_p50_ms, loop_p99_ms, loop_max_ms: how much later than asked a 10 ms ticker woke;
+- late_ticks: the wake-ups over 5 ms late by cause (gc, preempted, gil, busy; see Ticker);
+- claim_ack_p99_ms: claim sent to acknowledged;
+- gc: per generation, collections, the longest pause and all pauses together (ms);
+- cpu_share: this process's CPU time over the wall time (near 1.0: CPU-bound);
+- load_avg: the machine's 1-minute load average at the end, to judge how shared it was;
+- poison, refused (claims not answered True), lost (runs not in their final state at the
+  end): all must be 0;
+- with --holds, holds_ms: how long the writer, the reader, the senders, the ticker and the
+  hub ran between two switches, p99 and max in wall time (preemption and garbage
+  collection included) and in CPU time less garbage collection, and how many ran over 5 ms.
 """
 
 from gevent import monkey
@@ -171,46 +175,62 @@ class GcPauses:
 
 class Ticker:
     """Stands in for the scheduler loop: asks to wake every TICK and notes how late each
-    wake-up was. A wake-up more than 5 ms late is put down to what the process did in the
-    meantime: garbage collection ("gc"), this thread running our own code ("busy"), other
-    threads of the process running instead, i.e. SQLite's worker holding the GIL ("gil"),
-    or nothing at all: other processes had the CPUs ("preempted")."""
+    wake-up was. A wake-up more than 5 ms late is put down to what held it up most in the
+    meantime: garbage collection ("gc"); this thread waiting for a CPU, taken by other
+    processes such as the database server ("preempted", the kernel's run delay from
+    /proc/thread-self/schedstat); other threads of the process running, i.e. SQLite's
+    worker holding the GIL ("gil"); else this thread running our own code ("busy")."""
 
     def __init__(self, gc_pauses: GcPauses) -> None:
         self.gc = gc_pauses
         self.lateness: list[float] = []
-        self.causes = {"gc": 0, "busy": 0, "gil": 0, "preempted": 0}
+        self.causes = {"gc": 0, "preempted": 0, "gil": 0, "busy": 0}
 
-    def _now(self) -> tuple[float, float, float, float]:
-        return time.perf_counter(), time.thread_time(), time.process_time(), self.gc.total
+    def _now(self) -> tuple[float, float, float, float, float]:
+        return (
+            time.perf_counter(),
+            time.thread_time(),
+            time.process_time(),
+            self.gc.total,
+            _run_delay(),
+        )
 
     def run(self, load: Load) -> None:
         last = self._now()
         while not load.stopping:
             gevent.sleep(TICK)
             now = self._now()
-            wall, mine, process, in_gc = (a - b for a, b in zip(now, last, strict=True))
+            wall, mine, process, in_gc, delayed = (a - b for a, b in zip(now, last, strict=True))
             late = max(0.0, wall - TICK)
             self.lateness.append(late)
             if late > 0.005:
-                self.causes[self._cause(late, wall, mine, process - mine, in_gc)] += 1
+                self.causes[self._cause(late, wall, mine, process - mine, in_gc, delayed)] += 1
             last = now
 
     @staticmethod
-    def _cause(late: float, wall: float, mine: float, others: float, in_gc: float) -> str:
-        if in_gc >= late / 2:
+    def _cause(
+        late: float, wall: float, mine: float, others: float, in_gc: float, delayed: float
+    ) -> str:
+        causes = {"gc": in_gc, "preempted": delayed, "gil": others, "busy": mine - in_gc}
+        if causes["gc"] >= late / 2:
             return "gc"
-        idle = wall - mine
-        if mine - in_gc >= (wall - in_gc) / 2:
-            return "busy"
-        return "gil" if others >= idle / 2 else "preempted"
+        return max(("preempted", "gil", "busy"), key=causes.__getitem__)
+
+
+def _run_delay() -> float:
+    """Seconds this thread has waited, runnable, for a CPU (Linux); 0 where unknown."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except OSError:
+        return 0.0
 
 
 class Holds:
     """How long each greenlet ran before it switched away (greenlet.settrace), in wall
     time (what a waiting greenlet sees, preemption by other processes included) and in
-    this thread's CPU time less garbage collection (what the code itself costs). The hub
-    is left out: its time between two switches is mostly waiting for I/O."""
+    this thread's CPU time less garbage collection (what the code itself costs). The
+    hub's wall time is mostly waiting for I/O; its CPU time is what the loop costs."""
 
     def __init__(self, names: dict[object, str], gc_pauses: GcPauses) -> None:
         self.names = names  # a greenlet, or the function a gevent.Greenlet runs, to its name
@@ -223,9 +243,8 @@ class Holds:
             return
         now = (time.perf_counter(), time.thread_time(), self.gc.total)
         name = self.names.get(args[0]) or self._name(args[0])
-        if name != "hub":
-            wall, cpu, in_gc = (a - b for a, b in zip(now, self.last, strict=True))
-            self.held.setdefault(name, []).append((wall, cpu - in_gc))
+        wall, cpu, in_gc = (a - b for a, b in zip(now, self.last, strict=True))
+        self.held.setdefault(name, []).append((wall, cpu - in_gc))
         self.last = now
 
     def _name(self, g: greenlet.greenlet) -> str:
