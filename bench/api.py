@@ -18,6 +18,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import secrets  # noqa: E402
 import subprocess  # noqa: E402
@@ -187,6 +188,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
     skip = int(rate * warmup)
     total = skip + int(rate * seconds)
     start = time.monotonic() + 0.1  # once every request's greenlet below exists
+    cpu = time.process_time()
 
     def one(i: int) -> None:
         nonlocal errors
@@ -203,6 +205,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
 
     gevent.joinall([gevent.spawn(one, i) for i in range(total)], timeout=warmup + seconds + 30)
     elapsed = time.monotonic() - start - warmup
+    cpu_ms = (time.process_time() - cpu) * 1000 / max(1, total)
     print(
         json.dumps(
             {
@@ -211,6 +214,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
                 "elapsed": elapsed,
                 "p50": percentile(latencies, 0.5),
                 "p99": percentile(latencies, 0.99),
+                "cpu_ms": cpu_ms,
             }
         )
     )
@@ -320,6 +324,7 @@ def run(base: str, args: argparse.Namespace) -> None:
     }
     for label, url in endpoints.items():
         lateness.clear()
+        cpu = time.process_time()
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -345,6 +350,7 @@ def run(base: str, args: argparse.Namespace) -> None:
             gevent.sleep(0.1)
         out = proc.stdout.read() if proc.stdout else ""
         result = json.loads(out.strip().splitlines()[-1])
+        sent = int(args.rate * (args.warmup + args.seconds))
         print(
             json.dumps(
                 {  # noqa: T201
@@ -355,6 +361,12 @@ def run(base: str, args: argparse.Namespace) -> None:
                     "errors": result["errors"],
                     "loop_lateness_p99_ms": round(percentile(lateness, 0.99), 2),
                     "runs": args.runs,
+                    # CPU per request (warm-up included) of this server process (API,
+                    # scheduler, syncer) and of the load generator, and the machine's load:
+                    # latency on a shared 2-core machine depends on all three.
+                    "server_cpu_ms_per_req": round((time.process_time() - cpu) * 1000 / sent, 2),
+                    "client_cpu_ms_per_req": round(result["cpu_ms"], 2),
+                    "load1": round(os.getloadavg()[0], 2),
                 }
             ),
             flush=True,
