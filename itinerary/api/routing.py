@@ -18,6 +18,7 @@ from typing import Any
 import bottle
 import gevent
 import peewee as pw
+from playhouse.pool import MaxConnectionsExceeded
 
 from itinerary.api import auth
 from itinerary.api.errors import ApiError, invalid
@@ -143,7 +144,8 @@ def dispatch(
         return out if isinstance(out, Reply) else Reply(route.ok, out)
     except ApiError as exc:
         return Reply(exc.status, exc.body())
-    except (pw.OperationalError, pw.InterfaceError) as exc:
+    except (pw.OperationalError, pw.InterfaceError, MaxConnectionsExceeded) as exc:
+        # MaxConnectionsExceeded: every pooled connection stayed busy for the pool's timeout.
         log.warning("database unavailable for %s %s: %s", route.method, route.path, exc)
         return Reply(503, ApiError(503, "the database is unavailable").body())
     except Exception:
