@@ -51,8 +51,13 @@ def definition(spec: JobSpec) -> dict[str, Any]:
 
 
 def export_yaml(specs: Iterable[JobSpec]) -> str:
-    return yaml.safe_dump(
-        {"jobs": [definition(s) for s in specs]}, sort_keys=False, allow_unicode=True
+    # The C dumper (libyaml) when PyYAML has it: several times faster on large exports.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        {"jobs": [definition(s) for s in specs]},
+        Dumper=dumper,
+        sort_keys=False,
+        allow_unicode=True,
     )
 
 
