@@ -19,15 +19,16 @@ between them, each on its own timetable (the loop's lateness at that load).
 Prints one JSON line:
 - db, senders, offered_per_s (--rate or null);
 - updates_per_s: messages made durable per second, claims included, counted from the
-  first send to the final Flush's reply; runs_per_s: job_run rows written;
+  first send to the final Flush's reply; runs_per_s: runs whose five messages (claim,
+  starting, running, succeeded, a late detail) were all sent;
 - loop_p50_ms, loop_p99_ms, loop_max_ms: how much later than asked a 10 ms ticker woke;
 - late_ticks: the wake-ups over 5 ms late by cause (gc, preempted, gil, busy; see Ticker);
 - claim_ack_p99_ms: claim sent to acknowledged;
 - gc: per generation, collections, the longest pause and all pauses together (ms);
 - cpu_share: this process's CPU time over the wall time (near 1.0: CPU-bound);
 - load_avg: the machine's 1-minute load average at the end, to judge how shared it was;
-- poison, refused (claims not answered True), lost (runs not in their final state at the
-  end): all must be 0;
+- poison, refused (claims not answered True), lost (runs all sent but not in their final
+  state at the end): all must be 0;
 - with --holds, holds_ms: how long the writer, the reader, the senders, the ticker and the
   hub ran between two switches, p99 and max in wall time (preemption and garbage
   collection included) and in CPU time less garbage collection, and how many ran over 5 ms.
@@ -73,7 +74,6 @@ ADMIN = {
     "mysql": "mysql://root@127.0.0.1:3306/mysql",
 }
 TICK = 0.01  # the ticker's interval (seconds)
-MESSAGES_PER_RUN = 5  # the claim, then starting, running, succeeded, a late detail
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -110,6 +110,7 @@ class Load:
     numbers: Iterator[int] = field(default_factory=itertools.count)
     interval: float = 0.0  # seconds between one sender's messages; 0: as fast as it can
     stopping: bool = False
+    messages: int = 0  # messages sent
     runs: int = 0  # runs whose five messages were all sent
     refused: int = 0  # claims not answered True
     claim_waits: list[float] = field(default_factory=list)
@@ -117,7 +118,8 @@ class Load:
 
 def sender(inbox: Queue, job_id: int, load: Load) -> None:
     """One orchestrator's worth of traffic, one run after another. Paced (--rate), it
-    keeps to its own timetable, catching up at once when it has fallen behind."""
+    keeps to its own timetable, catching up at once when it has fallen behind. It stops
+    at the next message once the time is up, maybe halfway through a run."""
     due = time.perf_counter() + random.uniform(0, load.interval)
 
     def pace() -> None:
@@ -131,6 +133,7 @@ def sender(inbox: Queue, job_id: int, load: Load) -> None:
         claim = messages.ClaimSlot(rid, job_id, at, "schedule", "scheduled", at)
         sent = time.perf_counter()
         inbox.put(claim)
+        load.messages += 1
         if claim.reply.get() is not True:
             load.refused += 1
             continue
@@ -143,7 +146,10 @@ def sender(inbox: Queue, job_id: int, load: Load) -> None:
             messages.RunUpdate(rid, at + 3 * second, status="succeeded", exit_code=0),
             messages.RunUpdate(rid, at + 4 * second, completed_at=at, reason="ok"),
         ):
+            if load.stopping:
+                return
             inbox.put(update)
+            load.messages += 1
             pace()
         load.runs += 1
 
@@ -324,8 +330,8 @@ def bench(
         "seconds": round(elapsed, 2),
         "senders": senders,
         "offered_per_s": rate or None,
-        "messages": load.runs * MESSAGES_PER_RUN,
-        "updates_per_s": round(load.runs * MESSAGES_PER_RUN / elapsed),
+        "messages": load.messages,
+        "updates_per_s": round(load.messages / elapsed),
         "runs_per_s": round(load.runs / elapsed),
         "loop_p50_ms": round(percentile(ticks.lateness, 0.5) * 1000, 2),
         "loop_p99_ms": round(percentile(ticks.lateness, 0.99) * 1000, 2),
