@@ -797,29 +797,41 @@ class Cohort:
 
     def _start(self, members: list[Orchestrator]) -> None:
         queue = deque(members)
-        for _ in range(min(STARTERS, len(queue)) - 1):
-            self._spawn(self._starter, queue)
-        self._starter(queue)
-
-    def _starter(self, queue: deque[Orchestrator]) -> None:
-        """Start members until none is left, then give each its own greenlet to follow it."""
-        mine = []
         with _COLLECTOR_HELD:
-            while queue:
-                member = queue.popleft()
-                if member.finished:
+            for _ in range(min(STARTERS, len(queue)) - 1):
+                self._spawn(self._helper, queue)
+            ready = self._pass(queue)
+        self._hand_over(ready)
+
+    def _helper(self, queue: deque[Orchestrator]) -> None:
+        """Another starter: it runs only while a start waits on I/O, or once all are done."""
+        with _COLLECTOR_HELD:
+            ready = self._pass(queue)
+        self._hand_over(ready)
+
+    @staticmethod
+    def _pass(queue: deque[Orchestrator]) -> list[Orchestrator]:
+        """Start members until none is left; those to hand over (started, or to check first)."""
+        ready = []
+        while queue:
+            member = queue.popleft()
+            if member.finished:
+                continue
+            if member.held:
+                member._drop()
+                continue
+            if not member._checks:  # checks ask the loop first: its own greenlet does that
+                try:
+                    member.launch()
+                except Exception as exc:
+                    member._crashed(exc)
                     continue
-                if member.held:
-                    member._drop()
-                    continue
-                if not member._checks:  # checks ask the loop first: its own greenlet does that
-                    try:
-                        member.launch()
-                    except Exception as exc:
-                        member._crashed(exc)
-                        continue
-                mine.append(member)
-        for member in mine:
+            ready.append(member)
+        return ready
+
+    def _hand_over(self, members: list[Orchestrator]) -> None:
+        """Give each member its own greenlet to follow its run from here."""
+        for member in members:
             member.cohort = None
             self._spawn(member.proceed)
 
