@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -146,6 +147,17 @@ def test_it_starts_every_run_of_an_instant_before_recording_any(parts, clock, qu
     assert len(written) == 50 and set(written) == {written[0]}
     settle()
     assert len([u for u in syncer.updates if u.status == states.STARTING]) == 50
+
+
+def test_it_holds_the_collector_off_from_just_before_the_instant_to_the_start(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job())
+    tick_to(scheduler, clock, T0 + timedelta(seconds=59))
+    assert gc.isenabled()
+    clock.advance(0.6)  # 12:00:59.6
+    assert not gc.isenabled() and executor.requests == []
+    clock.advance(0.4)
+    assert gc.isenabled() and len(executor.requests) == 1
 
 
 def test_it_goes_on_starting_runs_while_one_start_waits(parts, clock) -> None:
