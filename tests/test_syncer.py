@@ -139,6 +139,25 @@ def test_it_refuses_to_go_backwards_in_a_batch(database: Database, clock: FakeCl
     stop(syncer.inbox, g)
 
 
+def test_it_keeps_what_a_later_update_leaves_out(database: Database, clock: FakeClock):
+    job = save_job(database)
+    syncer, g = start(database, clock)
+    syncer.inbox.put(claim(job.id, run_id="rkeep"))
+    t = T0 + timedelta(seconds=1)
+    first = dict(attempt=1, started_at=t, executor="local", handle={"pid": 42})
+    syncer.inbox.put(messages.RunUpdate("rkeep", t, "running", behind_schedule=True, **first))
+    flush(syncer.inbox, clock)
+    # A later flush whose one update sets none of those: each should keep its stored value.
+    syncer.inbox.put(messages.RunUpdate("rkeep", t + timedelta(seconds=1), reason="slow"))
+    flush(syncer.inbox, clock)
+    row = run_row(database, "rkeep")
+    kept = (row.status, row.started_at, row.executor, row.handle, row.behind_schedule)
+    assert kept == ("running", t, "local", {"pid": 42}, True) and row.reason == "slow"
+    attempt = database.read(lambda: RunAttempt.get(RunAttempt.run_id == "rkeep"))
+    assert (attempt.status, attempt.started_at, attempt.handle) == ("running", t, {"pid": 42})
+    stop(syncer.inbox, g)
+
+
 def test_it_keeps_one_row_per_attempt(database: Database, clock: FakeClock):
     job = save_job(database)
     syncer, g = start(database, clock)
