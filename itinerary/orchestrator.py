@@ -328,11 +328,11 @@ class Orchestrator:
         Everything else about the start (records, stats) waits for `proceed`, so that a
         cohort's pass spends its time on starting runs.
         """
-        request = self._request
-        if request is None or (attempt is not None and attempt != request.attempt):
-            request = self._make_request(attempt or self.slot.attempt)
-        if request.attempt == self.slot.attempt:
+        if attempt is None:  # the first, its request made when the claim was answered
+            request = self._request or self._make_request(self.slot.attempt)
             self.status = states.STARTING
+        else:
+            request = self._make_request(attempt)
         self._launched_at = self.clock.now()
         try:
             self._execution = self.executor.start(request)

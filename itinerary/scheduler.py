@@ -84,8 +84,9 @@ READY_INTERVALS = 5
 # freeing their objects), so the end of a burst's grace period is spread over iterations
 # like its launch.
 FORGET_BUDGET = 2000
-# Run ids are made ahead in iterations that launch nothing (one costs about 2 us, half the
-# work of launching a run), at most this many an iteration, up to one per scheduled job.
+# Run ids are made ahead, before the first iteration and then in iterations that launch
+# nothing (one costs about 2 us, more than the rest of launching a run), at most this many
+# an iteration, up to one per scheduled job.
 RUN_IDS_AHEAD = 500
 
 
@@ -259,6 +260,7 @@ class Scheduler:
 
     def run(self) -> None:
         """The loop greenlet: tick every interval until stopped, then shut down."""
+        self._make_run_ids(len(self.builder))
         # What start-up loaded (job definitions, modules) lives as long as the process: out of
         # the cyclic collector's way, full collections scan only what runs allocate.
         gc.collect()
@@ -286,7 +288,7 @@ class Scheduler:
         waited = self._drain(now)
         self._forget(now)
         if not self._launched:
-            self._make_run_ids()
+            self._make_run_ids(RUN_IDS_AHEAD)
         for update in self._outbox:
             self.queues.syncer.put(update)
         self._outbox.clear()
@@ -404,9 +406,9 @@ class Scheduler:
     def _run_id(self) -> str:
         return self._run_ids.pop() if self._run_ids else new_run_id()
 
-    def _make_run_ids(self) -> None:
-        """Make run ids for the next burst in an iteration that had nothing to launch."""
-        wanted = min(RUN_IDS_AHEAD, len(self.builder) - len(self._run_ids))
+    def _make_run_ids(self, most: int) -> None:
+        """Make up to `most` run ids ahead, up to one per scheduled job."""
+        wanted = min(most, len(self.builder) - len(self._run_ids))
         if wanted > 0:
             self._run_ids.extend([new_run_id() for _ in range(wanted)])
 
