@@ -19,16 +19,12 @@ clock-driven backoff. Any other error retries the cycle one row at a time; a row
 that still fails alone is poison: set aside with its error, logged, counted, and
 its sender (if it waits) gets the exception. The rest goes through.
 
-Run updates are folded in memory (`_Merge`) against the few stored values the rules
-need (status, updated_at, attempt), read `FOR UPDATE` in the same transaction: a run
-never moves out of a terminal state, never back to an earlier one, and an update older
-than the row's `updated_at` is ignored. Each run's folded change is then written with
-one multi-row UPDATE per batch whose unchanged columns keep their stored values
-(COALESCE), so rows are neither read whole nor converted field by field. Measured faster
-than expressing the rules in SQL CASE expressions, and the rules stay in readable Python.
+Run updates are folded in memory against the stored status, updated_at and attempt,
+and every batch is written with multi-row statements: `itinerary/batch_sql.py`, which
+says why they take the shape they do.
 
-The hub stays free. Statements on the hub are at most `ROWS_PER_STATEMENT` rows, as
-encoding one and decoding its answer cannot yield. The writer pauses after every
+The hub stays free. Statements on the hub are at most `batch_sql.ROWS_PER_STATEMENT`
+rows, as encoding one and decoding its answer cannot yield. The writer pauses after every
 statement (an answer that has already arrived is no yield), between slices of merging
 and of acknowledgements and between flushes, the reader every `YIELD_EVERY` messages;
 some of those pauses are a turn of the event loop (`_turn_of_the_loop`), as timers wait
@@ -40,13 +36,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import logging
-import operator
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import gevent
@@ -56,27 +50,12 @@ from gevent.monkey import get_original
 from gevent.queue import Full
 from gevent.queue import ShutDown as QueueShutDown
 
-from itinerary import jobstore, messages, states
+from itinerary import jobstore, messages
+from itinerary.batch_sql import Sql, Written
 from itinerary.clock import Clock
 from itinerary.config import Config
-from itinerary.db import (
-    ActionRun,
-    ConfigError,
-    ConstraintViolation,
-    Database,
-    Job,
-    JobRun,
-    JSONField,
-    OrchestratorStats,
-    RunAttempt,
-    SchedulerStats,
-    SyncerStats,
-    UTCDateTimeField,
-    WebhookDelivery,
-    WebhookHandlerStats,
-)
+from itinerary.db import ConfigError, Database, Job
 from itinerary.durations import parse_duration
-from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
 
 log = logging.getLogger(__name__)
 _real_sleep = get_original("time", "sleep")  # blocks its thread, whatever patch_all did
@@ -95,32 +74,6 @@ KIND_OF: dict[type, str] = {
     messages.WebhookDeliveryRecord: "webhooks",
     messages.StatsRows: "stats",
 }
-STATS_MODELS: dict[str, type[pw.Model]] = {
-    m._meta.table_name: m
-    for m in (SchedulerStats, OrchestratorStats, SyncerStats, WebhookHandlerStats)
-}
-RUN_FIELDS = (
-    "status",
-    "attempt",
-    "reason",
-    "error",
-    "started_at",
-    "completed_at",
-    "exit_code",
-    "behind_schedule",
-    "executor",
-    "handle",
-)
-ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor", "handle")
-# Rows per statement, well below every dialect's parameter limit. On the hub (PostgreSQL,
-# MySQL) a statement is encoded and its answer decoded without a yield, and in SQLite's
-# worker thread its rows are built holding the GIL: this bounds both.
-ROWS_PER_STATEMENT = {"postgres": 100, "mysql": 100, "sqlite": 200}
-# Ids per SELECT ... IN (...): psycopg2 decodes the answer in C, so PostgreSQL takes more
-# at once (fewer round trips: about 6% more throughput in bench/syncer.py); PyMySQL decodes
-# in Python.
-IDS_PER_SELECT = {"postgres": 500, "mysql": 100, "sqlite": 200}
-MERGE_SLICE = 200  # updates merged between two pauses (a yield, or the GIL given up)
 GIL_PAUSE = 0.0001  # seconds SQLite's worker thread leaves the GIL free between two slices
 LOOP_TURN = 0.00001  # a timer this short fires at the loop's next turn
 REPLY_SLICE = 50  # acknowledgements sent between two pauses (each wakes a waiting sender)
@@ -262,7 +215,7 @@ class Syncer:
         # SQLite's statements run in a worker thread, the others' on the hub.
         self._pause = _HubPause(LOOP_EVERY[database.driver])
         pause = _give_up_the_gil if database.driver == "sqlite" else self._pause
-        self._sql = _Sql(database.driver, pause)
+        self._sql = Sql(database.driver, pause)
         self.batches: dict[str, Batch] = {k: Batch() for k in KINDS}
         self.pending = 0  # messages accepted and not yet written or set aside
         self.max_pending = max(1, config.syncer_inbox_size)
@@ -488,7 +441,7 @@ class Syncer:
                 raise Outage(str(exc)) from exc
             raise
 
-    def _settle(self, written: dict[str, list[Any]], result: _Written) -> None:
+    def _settle(self, written: dict[str, list[Any]], result: Written) -> None:
         """After a commit: answer the senders; updates for a run that has no row are poison."""
         for n, (reply, value) in enumerate(result.replies, 1):
             reply.set(value)
@@ -578,9 +531,9 @@ class Syncer:
                 )
         return jobstore.save_job(writer, msg.job, msg.at)
 
-    def _write_batches(self, writer: pw.Database, batches: dict[str, list[Any]]) -> _Written:
+    def _write_batches(self, writer: pw.Database, batches: dict[str, list[Any]]) -> Written:
         with pw.__exception_wrapper__:
-            out = _Written(self._sql, writer.connection().cursor())
+            out = Written(self._sql, writer.connection().cursor())
             for kind in KINDS:
                 msgs = batches.get(kind)
                 if msgs:
@@ -639,477 +592,3 @@ def _give_up_the_gil() -> None:
     30 to about 5 per 8 s at 20,000 messages/s, for about a tenth of SQLite's top rate.
     """
     _real_sleep(GIL_PAUSE)
-
-
-def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    it = iter(rows)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    """A timestamp as every dialect stores it: naive UTC (db.UTCDateTimeField's rule)."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _json(value: Any) -> str | None:
-    """The text db.JSONField stores."""
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-PG_TYPES = {"INT": "integer", "BIGINT": "bigint", "BOOL": "boolean", "DATETIME": "timestamp"}
-
-
-class _Table:
-    """Some columns of one table, and how to turn message values into driver values.
-
-    Only timestamps (naive UTC) and JSON (text) need converting; the messages' other
-    values are already what the drivers take. Cheaper than peewee's per-field db_value.
-    """
-
-    def __init__(self, model: type[pw.Model], names: Iterable[str]) -> None:
-        self.name = model._meta.table_name
-        fields = [model._meta.fields[n] for n in names]
-        self.columns = [f.column_name for f in fields]
-        self.keys = [f.column_name for f in model._meta.get_primary_keys()]
-        self.pg_types = {f.column_name: PG_TYPES.get(f.field_type, "text") for f in fields}
-        self._times = [i for i, f in enumerate(fields) if isinstance(f, UTCDateTimeField)]
-        self._jsons = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
-
-    def row(self, values: list[Any]) -> tuple[Any, ...]:
-        for i in self._times:
-            values[i] = _naive(values[i])
-        for i in self._jsons:
-            values[i] = _json(values[i])
-        return tuple(values)
-
-
-def _full(model: type[pw.Model]) -> _Table:
-    return _Table(model, [f.name for f in model._meta.sorted_fields])
-
-
-# An update's values in this order; None means "leave it as it is" (RunUpdate's rule), so
-# the statements write COALESCE(new, old) and the merge never needs the stored value.
-RUN_VALUES = operator.attrgetter(*RUN_FIELDS)
-STATUS = RUN_FIELDS.index("status")
-ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
-TERMINAL = frozenset(states.TERMINAL)
-RANK = states.RANK  # may_move inlined: it runs once per update
-
-CLAIMS = _Table(
-    JobRun,
-    (
-        "job_id",
-        "scheduled_at",
-        "run_id",
-        "trigger",
-        "status",
-        "success",
-        "reason",
-        "args",
-        "parent_run_id",
-        "created_at",
-        "updated_at",
-    ),
-)
-RUN_CHANGES = _Table(JobRun, ("run_id", *RUN_FIELDS, "success", "updated_at"))
-RUN_KEEPS = frozenset(RUN_FIELDS) - {"status"} | {"success"}  # COALESCE(new, old)
-ATTEMPTS = _Table(RunAttempt, ("run_id", "attempt", "status", *ATTEMPT_FIELDS))
-VIOLATIONS = _Table(
-    ConstraintViolation, ("id", "run_id", "constraint_type_id", "violation_time", "details")
-)
-ACTIONS = _Table(
-    ActionRun,
-    (
-        "id",
-        "run_id",
-        "action_type_id",
-        "trigger",
-        "constraint_violation_id",
-        "executed_at",
-        "success",
-        "error",
-        "details",
-    ),
-)
-WEBHOOKS = _Table(
-    WebhookDelivery,
-    (
-        "id",
-        "run_id",
-        "webhook_type",
-        "trigger",
-        "url",
-        "attempt_count",
-        "status_code",
-        "success",
-        "error",
-        "request_duration",
-        "created_at",
-        "delivered_at",
-    ),
-)
-STATS_TABLES = {name: _full(m) for name, m in STATS_MODELS.items()}
-
-
-def _touches_attempt(u: messages.RunUpdate) -> bool:
-    return (
-        u.attempt is not None
-        or u.attempt_status is not None
-        or u.started_at is not None
-        or u.completed_at is not None
-        or u.exit_code is not None
-        or u.handle is not None
-    )
-
-
-class _Merge:
-    """Folds a batch of run updates into one change per run and one per attempt.
-
-    It needs only the stored values the rules read (a run's status, updated_at and
-    attempt; an attempt's status), selected `FOR UPDATE` in the same transaction: a run
-    never leaves a terminal state nor moves back, and an update older than the run's
-    last applied one is ignored. Later values replace earlier ones, None changes nothing.
-    Tuples and dicts of plain values, which the garbage collector does not track.
-    """
-
-    def __init__(
-        self, stored: dict[str, tuple[str, datetime, int]], attempts: dict[tuple[str, int], str]
-    ) -> None:
-        self.stored = stored  # run_id -> (status, updated_at (naive UTC), attempt)
-        self.attempts = attempts  # (run_id, attempt) -> stored status
-        self.runs: dict[str, dict[int, Any]] = {}  # run_id -> {RUN_FIELDS index: value}
-        # (run_id, attempt) -> {0: status, n: the value of ATTEMPT_FIELDS[n - 1]}
-        self.attempt_changes: dict[tuple[str, int], dict[int, Any]] = {}
-        self.orphans: set[str] = set()
-
-    def add(self, u: messages.RunUpdate) -> None:
-        run = self.stored.get(u.run_id)
-        if run is None:
-            self.orphans.add(u.run_id)
-            return
-        status, updated_at, attempt = run
-        at = _naive(u.at)
-        if at < updated_at:
-            return
-        if u.status is not None:
-            if status in TERMINAL or RANK[u.status] < RANK[status]:
-                return
-            status = u.status
-        if u.attempt is not None:
-            attempt = u.attempt
-        self.stored[u.run_id] = (status, at, attempt)
-        values = RUN_VALUES(u)
-        change = self.runs.get(u.run_id)
-        if change is None:
-            change = self.runs[u.run_id] = {}
-        for i, value in enumerate(values):
-            if value is not None:
-                change[i] = value
-        if _touches_attempt(u):
-            self._attempt(u, values, status, attempt)
-
-    def _attempt(
-        self, u: messages.RunUpdate, values: tuple[Any, ...], run_status: str, number: int
-    ) -> None:
-        key = (u.run_id, number)
-        change = self.attempt_changes.get(key)
-        if change is None:
-            change = self.attempt_changes[key] = {0: self.attempts.get(key)}
-        for n, i in enumerate(ATTEMPT_OF_RUN, 1):
-            if values[i] is not None:
-                change[n] = values[i]
-        old = change[0]
-        status = u.attempt_status or u.status or old or run_status
-        if old is None or (old not in TERMINAL and RANK[status] >= RANK[old]):
-            change[0] = status
-
-    def run_rows(self) -> Iterator[tuple[Any, ...]]:
-        """RUN_CHANGES rows: the run's final status, success when it is terminal."""
-        for run_id, change in self.runs.items():
-            status, updated_at, _ = self.stored[run_id]
-            values = [change.get(i) for i in range(len(RUN_FIELDS))]
-            values[STATUS] = status
-            success = (status == states.SUCCEEDED) if status in TERMINAL else None
-            yield RUN_CHANGES.row([run_id, *values, success, updated_at])
-
-    def attempt_rows(self) -> Iterator[tuple[Any, ...]]:
-        width = 1 + len(ATTEMPT_FIELDS)
-        for (run_id, number), change in self.attempt_changes.items():
-            yield ATTEMPTS.row([run_id, number, *(change.get(i) for i in range(width))])
-
-
-class _Sql:
-    """The few statement shapes the syncer needs, in each dialect, on a DB-API cursor.
-
-    Plain SQL: peewee's query builder cost about ten times the database's own time for
-    500-row upserts. Multi-row per dialect: PostgreSQL one VALUES list per statement,
-    PyMySQL's `executemany` (it rewrites an INSERT into one multi-row statement), SQLite's
-    `executemany` of one prepared statement.
-
-    On the hub (PostgreSQL, MySQL) encoding a statement and decoding its answer cannot
-    yield, so at most `rows` rows go in one statement; and `pause` (a yield there) is
-    called after each one: waiting for the answer is no yield when it has already arrived,
-    which is often the case, so a flush would otherwise run many statements in one go.
-    In SQLite's worker thread `pause` gives the GIL up for a moment instead.
-    """
-
-    def __init__(self, driver: str, pause: Callable[[], None]) -> None:
-        self.driver = driver
-        self.pause = pause
-        self.rows = ROWS_PER_STATEMENT[driver]
-        self.ids = IDS_PER_SELECT[driver]
-        self.mark = "?" if driver == "sqlite" else "%s"
-        self._q = "`" if driver == "mysql" else '"'
-
-    def name(self, name: str) -> str:
-        return f"{self._q}{name}{self._q}"
-
-    def timestamp(self, value: Any) -> datetime:
-        """A stored timestamp as naive UTC: SQLite hands back the text it keeps."""
-        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-    def select(
-        self, cursor: Any, table: str, columns: Iterable[str], key: str, ids: list[Any]
-    ) -> list[tuple[Any, ...]]:
-        """Rows whose `key` is in `ids`, locked for this transaction where the dialect can."""
-        cols = ", ".join(self.name(c) for c in columns)
-        lock = "" if self.driver == "sqlite" else " FOR UPDATE"
-        out: list[tuple[Any, ...]] = []
-        for chunk in _batches(ids, self.ids):
-            marks = ", ".join([self.mark] * len(chunk))
-            cursor.execute(
-                f"SELECT {cols} FROM {self.name(table)} WHERE {self.name(key)} IN ({marks}){lock}",
-                chunk,
-            )
-            out.extend(cursor.fetchall())
-            self.pause()
-        return out
-
-    def insert(
-        self, cursor: Any, table: _Table, rows: Iterable[tuple[Any, ...]], tail: str, back: str = ""
-    ) -> list[tuple[Any, ...]]:
-        """INSERT `rows` ... `tail`; PostgreSQL also returns column `back` of each new row."""
-        head = f"INSERT INTO {self.name(table.name)} ({', '.join(map(self.name, table.columns))})"
-        one = f"({', '.join([self.mark] * len(table.columns))})"
-        returning = f" RETURNING {self.name(back)}" if back and self.driver == "postgres" else ""
-        out: list[tuple[Any, ...]] = []
-        for chunk in _batches(rows, self.rows):
-            if self.driver == "postgres":
-                values = ", ".join([one] * len(chunk))
-                cursor.execute(f"{head} VALUES {values} {tail}{returning}", _flat(chunk))
-                if returning:
-                    out.extend(cursor.fetchall())
-            else:
-                cursor.executemany(f"{head} VALUES {one} {tail}", chunk)
-            self.pause()
-        return out
-
-    def ignore_existing(self, table: _Table) -> str:
-        """INSERT tail: a row whose key exists already (a retry) is left as it is."""
-        if self.driver == "mysql":
-            # INSERT IGNORE would also swallow foreign-key and data errors.
-            pk = self.name(table.keys[0])
-            return f"ON DUPLICATE KEY UPDATE {pk} = {pk}"
-        return "ON CONFLICT DO NOTHING"
-
-    def replace_existing(self, table: _Table, keep: Collection[str] = ()) -> str:
-        """INSERT tail: an existing row takes the new values, but keeps its own value of a
-        column in `keep` where the new one is NULL."""
-        others = [c for c in table.columns if c not in table.keys]
-        if self.driver == "mysql":
-            sets = (self._set(c, f"VALUES({self.name(c)})", self.name(c), keep) for c in others)
-            return f"ON DUPLICATE KEY UPDATE {', '.join(sets)}"
-        old = self.name(table.name)
-        sets = (
-            self._set(c, f"excluded.{self.name(c)}", f"{old}.{self.name(c)}", keep) for c in others
-        )
-        target = ", ".join(map(self.name, table.keys))
-        return f"ON CONFLICT ({target}) DO UPDATE SET {', '.join(sets)}"
-
-    def _set(self, column: str, new: str, old: str, keep: Collection[str]) -> str:
-        return f"{self.name(column)} = " + (f"COALESCE({new}, {old})" if column in keep else new)
-
-    def update(
-        self, cursor: Any, table: _Table, rows: Iterable[tuple[Any, ...]], keep: Collection[str]
-    ) -> None:
-        """UPDATE the rows whose first column (a unique key) matches, setting the others;
-        a column in `keep` keeps its value where the new one is NULL."""
-        key, *cols = table.columns
-        t, k = self.name(table.name), self.name(key)
-        if self.driver == "sqlite":
-            sets = ", ".join(self._set(c, "?", self.name(c), keep) for c in cols)
-            cursor.executemany(
-                f"UPDATE {t} SET {sets} WHERE {k} = ?", (row[1:] + row[:1] for row in rows)
-            )
-            self.pause()
-            return
-        for chunk in _batches(rows, self.rows):
-            if self.driver == "postgres":
-                # VALUES columns of only NULLs are text: cast each to the column's type.
-                sets = ", ".join(
-                    self._set(
-                        c, f"v.{self.name(c)}::{table.pg_types[c]}", f"t.{self.name(c)}", keep
-                    )
-                    for c in cols
-                )
-                values = ", ".join([f"({', '.join(['%s'] * len(table.columns))})"] * len(chunk))
-                names = ", ".join(map(self.name, table.columns))
-                sql = f"UPDATE {t} AS t SET {sets} FROM (VALUES {values}) AS v ({names}) "
-                sql += f"WHERE t.{k} = v.{k}"
-            else:
-                # MariaDB has no column names for a VALUES list: a UNION of SELECTs instead.
-                first = ", ".join(f"%s AS {self.name(c)}" for c in table.columns)
-                rest = ", ".join(["%s"] * len(table.columns))
-                derived = " UNION ALL ".join(
-                    [f"SELECT {first}"] + [f"SELECT {rest}"] * (len(chunk) - 1)
-                )
-                sets = ", ".join(
-                    f"t.{self._set(c, f'v.{self.name(c)}', f't.{self.name(c)}', keep)}"
-                    for c in cols
-                )
-                sql = f"UPDATE {t} AS t JOIN ({derived}) AS v ON t.{k} = v.{k} SET {sets}"
-            cursor.execute(sql, _flat(chunk))
-            self.pause()
-
-
-def _flat(rows: list[tuple[Any, ...]]) -> list[Any]:
-    return [value for row in rows for value in row]
-
-
-class _Written:
-    """One transaction's statements; collects the replies to send after its commit."""
-
-    def __init__(self, sql: _Sql, cursor: Any) -> None:
-        self.sql = sql
-        self.cursor = cursor
-        self.replies: list[tuple[AsyncResult, Any]] = []
-        self.orphans: set[str] = set()
-
-    def write_claims(self, claims: list[messages.ClaimSlot]) -> None:
-        rows = (
-            CLAIMS.row(
-                [
-                    c.job_id,
-                    c.scheduled_at,
-                    c.run_id,
-                    c.trigger,
-                    c.status,
-                    (c.status == states.SUCCEEDED) if c.status in TERMINAL else None,
-                    c.reason,
-                    None if c.args is None else list(c.args),
-                    c.parent_run_id,
-                    c.at,
-                    c.at,
-                ]
-            )
-            for c in claims
-        )
-        new = self.sql.insert(self.cursor, CLAIMS, rows, self.sql.ignore_existing(CLAIMS), "run_id")
-        # Ours if the slot's row carries our run id: a retried claim that committed
-        # before its connection died still answers True. PostgreSQL names the rows it
-        # inserted; the others (and conflicts there) are looked up.
-        ours = {r[0] for r in new}
-        unsure = [c.run_id for c in claims if c.run_id not in ours]
-        ours.update(
-            r[0] for r in self.sql.select(self.cursor, "job_run", ("run_id",), "run_id", unsure)
-        )
-        self.replies.extend((c.reply, c.run_id in ours) for c in claims)
-
-    def write_runs(self, updates: list[messages.RunUpdate]) -> None:
-        sql, cursor = self.sql, self.cursor
-        ids = list(dict.fromkeys(u.run_id for u in updates))
-        columns = ("run_id", "status", "updated_at", "attempt")
-        stored = {
-            r[0]: (r[1], sql.timestamp(r[2]), r[3])
-            for r in sql.select(cursor, "job_run", columns, "run_id", ids)
-        }
-        touched = list(dict.fromkeys(u.run_id for u in updates if _touches_attempt(u)))
-        columns = ("run_id", "attempt", "status")
-        attempts = {
-            (r[0], r[1]): r[2]
-            for r in sql.select(cursor, "run_attempts", columns, "run_id", touched)
-        }
-        merge = _Merge(stored, attempts)
-        for n, u in enumerate(updates, 1):
-            merge.add(u)
-            if n % MERGE_SLICE == 0:
-                sql.pause()
-        self.orphans |= merge.orphans
-        if merge.runs:
-            sql.update(cursor, RUN_CHANGES, merge.run_rows(), RUN_KEEPS)
-        if merge.attempt_changes:
-            tail = sql.replace_existing(ATTEMPTS, keep=ATTEMPT_FIELDS)
-            sql.insert(cursor, ATTEMPTS, merge.attempt_rows(), tail)
-
-    def _insert_new(self, table: _Table, rows: Iterable[list[Any]]) -> None:
-        rows = (table.row(r) for r in rows)
-        self.sql.insert(self.cursor, table, rows, self.sql.ignore_existing(table))
-
-    def write_violations(self, records: list[messages.ViolationRecord]) -> None:
-        self._insert_new(
-            VIOLATIONS,
-            ([r.id, r.run_id, CONSTRAINT_TYPES[r.constraint], r.at, r.details] for r in records),
-        )
-
-    def write_actions(self, records: list[messages.ActionRunRecord]) -> None:
-        self._insert_new(
-            ACTIONS,
-            (
-                [
-                    r.id,
-                    r.run_id,
-                    ACTION_TYPES[r.action],
-                    r.trigger,
-                    r.violation_id,
-                    r.at,
-                    r.success,
-                    r.error,
-                    r.details,
-                ]
-                for r in records
-            ),
-        )
-
-    def write_webhooks(self, records: list[messages.WebhookDeliveryRecord]) -> None:
-        self._insert_new(
-            WEBHOOKS,
-            (
-                [
-                    r.id,
-                    r.run_id,
-                    r.webhook_type,
-                    r.trigger,
-                    r.url,
-                    r.attempt_count,
-                    r.status_code,
-                    r.success,
-                    r.error,
-                    r.request_duration_ms,
-                    r.created_at,
-                    r.delivered_at,
-                ]
-                for r in records
-            ),
-        )
-
-    def write_stats(self, batches: list[messages.StatsRows]) -> None:
-        by_table: dict[str, dict[Any, dict[str, Any]]] = {}
-        for b in batches:
-            keys = [f.name for f in STATS_MODELS[b.table]._meta.get_primary_keys()]
-            table = by_table.setdefault(b.table, {})
-            for row in b.rows:  # a later row for the same key replaces an earlier one
-                table[tuple(row[k] for k in keys)] = row
-        for name, rows in by_table.items():
-            model, table = STATS_MODELS[name], STATS_TABLES[name]
-            fields = model._meta.sorted_fields
-            full = (
-                table.row([row.get(f.name, _default(f)) for f in fields]) for row in rows.values()
-            )
-            self.sql.insert(self.cursor, table, full, self.sql.replace_existing(table))
-
-
-def _default(f: pw.Field) -> Any:
-    return f.default() if callable(f.default) else f.default
