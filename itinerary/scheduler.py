@@ -366,25 +366,38 @@ class Scheduler:
                 pending[2] = done + take
 
     def _launch_batch(self, at: datetime, ids: array, now: datetime) -> None:
-        """Launch the slots of jobs `ids` at `at` (the per-run work of step 3, kept small)."""
+        """Launch the slots of jobs `ids` at `at`: the per-run work of step 3, kept small."""
         expiring = self._expiring(at)
-        jobs, slots, skips = self.jobs, self.slots, self._skips
+        jobs, slots, skips, active = self.jobs, self.slots, self._skips, self.active
+        ready_ids = self._run_ids
+        context = (self.queues, self.clock, self.executor, self.config)
         launched = []
         for job_id in ids:
             job = jobs.get(job_id)
-            if job is None or (job_id, at) in slots:
+            key = (job_id, at)
+            if job is None or key in slots:
                 continue
-            slot = Slot(self._run_id(), job, at)
+            run_id = ready_ids.pop() if ready_ids else new_run_id()
+            slot = Slot(run_id, job, at)
             skip = skips.get(job_id)
             if skip is not None and skip[0] == at:
                 slot.skip_reason = skips.pop(job_id)[1]
-            launched.append(self._register(slot, expiring))
+            orchestrator = Orchestrator(slot, *context)
+            active[run_id] = _Entry(orchestrator, job_id, at)
+            slots[key] = run_id
+            expiring.append(run_id)
+            launched.append(orchestrator)
         if launched:
             self._cohort(at).add(launched)
             self._count(len(launched), at, now)
 
     def _launch(self, slot: Slot, now: datetime, expiring: list[str]) -> None:
-        orchestrator = self._register(slot, expiring)
+        """Launch one slot (recovered, missed or manual)."""
+        orchestrator = Orchestrator(slot, self.queues, self.clock, self.executor, self.config)
+        job_id = slot.job.id or 0
+        self.active[slot.run_id] = _Entry(orchestrator, job_id, slot.scheduled_at)
+        self.slots[(job_id, slot.scheduled_at)] = slot.run_id
+        expiring.append(slot.run_id)
         if slot.adopt is not None:  # restart recovery: straight to following the workload
             self.group.spawn(orchestrator.run)
         else:
@@ -393,18 +406,6 @@ class Scheduler:
             self._count(1, slot.scheduled_at, now)
         else:
             self._count(1, now, now)
-
-    def _register(self, slot: Slot, expiring: list[str]) -> Orchestrator:
-        """Record a new orchestrator in activeOrchestrators and the slot dedup map."""
-        orchestrator = Orchestrator(slot, self.queues, self.clock, self.executor, self.config)
-        job_id = slot.job.id or 0
-        self.active[slot.run_id] = _Entry(orchestrator, job_id, slot.scheduled_at)
-        self.slots[(job_id, slot.scheduled_at)] = slot.run_id
-        expiring.append(slot.run_id)
-        return orchestrator
-
-    def _run_id(self) -> str:
-        return self._run_ids.pop() if self._run_ids else new_run_id()
 
     def _make_run_ids(self, most: int) -> None:
         """Make up to `most` run ids ahead, up to one per scheduled job."""
