@@ -87,7 +87,11 @@ def test_it_keeps_the_hub_free_during_slow_queries(database: Database):
     )
     both = time.monotonic() - start
     ticker.kill()
-    assert both < single * 1.8
+    if database.driver != "sqlite":
+        # Server-side sleeps overlap whatever the local CPUs are doing; SQLite's two queries
+        # run in two worker threads and overlap only when a core is free, so for SQLite the
+        # ticker alone is the proof that the hub stayed free.
+        assert both < single * 1.8
     assert max(gaps) < 0.2
 
 
