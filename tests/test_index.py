@@ -35,6 +35,12 @@ def test_it_answers_a_time_range_with_start_exclusive_end_inclusive() -> None:
     assert sorted(index.between(minute(4), minute(5))) == [(1, minute(5)), (2, minute(5))]
 
 
+def test_it_groups_a_time_range_by_instant() -> None:
+    index = build(job(1), job(2, "*/5 * * * *"), job(3)).rebuild(T0)
+    grouped = [(at, sorted(ids)) for at, ids in index.instants(minute(4), minute(6))]
+    assert grouped == [(minute(5), [1, 2, 3]), (minute(6), [1, 3])]
+
+
 def test_it_skips_paused_and_manual_only_jobs() -> None:
     index = build(job(1, enabled=False), job(2, None)).rebuild(T0)
     assert len(index) == 0
