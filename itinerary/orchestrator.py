@@ -148,6 +148,7 @@ class Orchestrator:
         "executor",
         "config",
         "status",
+        "error",
         "started_at",
         "cancel_reason",
         "skip_reason",
@@ -177,6 +178,7 @@ class Orchestrator:
         self.executor = executor
         self.config = config
         self.status: str | None = states.SCHEDULED if slot.claimed else None
+        self.error: str | None = None  # the final error, for notifications
         self.started_at = slot.started_at
         self.cancel_reason: str | None = None
         self.skip_reason: str | None = None
@@ -505,8 +507,12 @@ class Orchestrator:
                         )
                     elif event.kind == RUNNING:
                         began = self.started_at = self.started_at or event.at
+                        # The handle may name more now (a pod created after the Job was).
                         self._record(
-                            states.RUNNING, attempt=execution.attempt, started_at=self.started_at
+                            states.RUNNING,
+                            attempt=execution.attempt,
+                            started_at=self.started_at,
+                            handle=event.handle,
                         )
                     elif event.final:
                         return self._outcome(event, kill)
@@ -514,7 +520,7 @@ class Orchestrator:
                     return None
                 if self.cancel_reason is not None and kill is None:
                     kill = _Outcome(states.KILLED, f"cancelled: {self.cancel_reason}")
-                    self.executor.kill(execution, kill.reason or "", self.config.kill_grace_period)
+                    self._kill(execution, kill.reason or "")
                 ran = (self.clock.now() - began).total_seconds()
                 if expected is not None and ran >= expected and not self._behind:
                     self._behind = True
@@ -529,7 +535,7 @@ class Orchestrator:
                     )
                     kill = _Outcome(states.FAILED, reason)
                     self._violation("maxAllowedRunTime", allowed, ran)
-                    self.executor.kill(execution, reason, self.config.kill_grace_period)
+                    self._kill(execution, reason)
                 deadlines = [
                     limit - ran
                     for limit, pending in ((expected, not self._behind), (allowed, kill is None))
@@ -541,6 +547,20 @@ class Orchestrator:
         finally:
             if pump is not None:
                 pump.kill(block=False)
+
+    def _kill(self, execution: Execution, reason: str) -> None:
+        """Ask the executor to stop the attempt; a refusal is recorded, not a crash.
+
+        The run keeps being followed: it ends when the workload does (or the executor
+        reports it lost), and the error says the kill was refused.
+        """
+        try:
+            self.executor.kill(execution, reason, self.config.kill_grace_period)
+        except ExecutorError as exc:
+            log.warning("run %s: kill refused by the executor: %s", self.slot.run_id, exc)
+            self.queues.syncer.put(
+                RunUpdate(self.slot.run_id, self.clock.now(), error=f"kill failed: {exc}")
+            )
 
     @staticmethod
     def _pump(execution: Execution, events: deque[ExecEvent], wake: Event) -> None:
@@ -575,11 +595,12 @@ class Orchestrator:
         if outcome is None:  # released at shutdown
             return None
         now = self.clock.now()
+        self.error = outcome.reason if outcome.status != states.SUCCEEDED else None
         self._record(
             outcome.status,
             completed_at=now,
             reason=outcome.reason,
-            error=outcome.reason if outcome.status != states.SUCCEEDED else None,
+            error=self.error,
             exit_code=outcome.exit_code,
         )
         trigger = "on_success" if outcome.status == states.SUCCEEDED else "on_failure"
@@ -672,7 +693,7 @@ class Orchestrator:
             "jobArgs": " ".join(slot.effective_args),
             "runID": slot.run_id,
             "status": self.status,
-            "error": None,
+            "error": self.error,
         }
         self.queues.webhooks.put(
             DeliverWebhook(

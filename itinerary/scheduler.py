@@ -202,19 +202,25 @@ class Scheduler:
             attempt=row.attempt or 1,
             started_at=row.started_at,
         )
+        request = RunRequest(row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args)
         if row.status in (states.STARTING, states.RUNNING):
-            if not row.handle:
-                self._lost(row.run_id, now, "Itinerary stopped while starting it")
-                return
-            request = RunRequest(
-                row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args
-            )
-            slot.adopt = self.executor.adopt(request, row.handle)
+            # Without a handle the executor may still find the workload by its labels: the
+            # process may have died between creating it and recording the handle.
+            slot.adopt = self.executor.adopt(request, row.handle or {})
             if slot.adopt is None:
-                self._lost(row.run_id, now, f"the {self.executor.name} executor cannot find it")
+                why = (
+                    f"the {self.executor.name} executor cannot find it"
+                    if row.handle
+                    else "Itinerary stopped while starting it"
+                )
+                self._lost(row.run_id, now, why)
                 return
         elif row.scheduled_at <= now - self.grace:
-            slot.missed_reason = "Itinerary was not running at its start time"
+            # Still 'scheduled' past its time: a crash may have come after the workload was
+            # created but before STARTING was written. Ask before calling it missed.
+            slot.adopt = self.executor.adopt(request, {})
+            if slot.adopt is None:
+                slot.missed_reason = "Itinerary was not running at its start time"
         self._backlog.append(slot)
         self.slots[(job.id or 0, row.scheduled_at)] = row.run_id
 

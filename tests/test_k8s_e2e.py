@@ -275,6 +275,7 @@ def test_a_failure_records_the_exit_code_and_reason(boot, database, kube, clock)
     hook = one.queues.webhooks.get(timeout=WAIT)
     assert isinstance(hook, DeliverWebhook)
     assert (hook.variables["cluster"], hook.variables["status"]) == ("test-cluster", "failed")
+    assert hook.variables["error"] == "Error: exit code 3 (container report)"
 
 
 @SQLITE_ONLY
@@ -513,15 +514,10 @@ def test_a_kubeconfig_that_cannot_be_loaded_stops_start_up_with_one_line(config,
     assert "\n" not in str(err.value)
 
 
-# --- known gaps outside the executor: strict xfails, so they fail once fixed ------------------
+# --- what the orchestrator and restart recovery must record beyond the executor -------------
 
 
 @SQLITE_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator.py _follow records the handle of STARTED only, not of RUNNING or the "
-    "final event, so a pod created after the Job's create was answered is never recorded",
-)
 def test_the_run_records_its_pod_name(boot, database, kube, clock) -> None:
     one = boot()
     save(one.queues, clock)
@@ -536,12 +532,6 @@ def test_the_run_records_its_pod_name(boot, database, kube, clock) -> None:
     ("last_write", "down_for"),
     [(states.STARTING, 5), (states.SCHEDULED, 60)],
     ids=["starting-without-handle", "scheduled-past-grace"],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler.py _recover does not ask the executor about a row without a handle: "
-    "STARTING is recorded lost, SCHEDULED past the grace period missed (catchUp off), "
-    "while the Job runs on unfollowed",
 )
 def test_a_job_created_just_before_a_crash_is_adopted(
     boot, config, database, kube, clock, last_write, down_for
