@@ -87,7 +87,7 @@ FORGET_BUDGET = 2000
 # Run ids are made ahead, before the first iteration and then in iterations that launch
 # nothing (one costs about 2 us, more than the rest of launching a run), at most this many
 # an iteration, up to one per scheduled job.
-RUN_IDS_AHEAD = 500
+RUN_IDS_AHEAD = 1000
 
 
 @dataclass(slots=True)
