@@ -18,7 +18,6 @@ the whole process shuts down cleanly rather than limping on without it.
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 from typing import Any
@@ -182,9 +181,6 @@ class App:
             scheduler=self.scheduler.ready,
         )
         self.server = self._serve(ctx)
-        # What start-up built lives as long as the process: keep it out of the collector's
-        # generations so full collections (20-50 ms pauses of the hub) have less to scan.
-        gc.freeze()
         log.info(
             "itinerary started: database %s (schema version %s), %s executor, listening on %s",
             config.dsn.redacted(),

@@ -8,7 +8,6 @@ and the validation, so the four can never disagree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -374,7 +373,3 @@ def settings_table() -> str:
             f"| `{s.flag}` | {', '.join(f'`{e}`' for e in s.env_names)} | {default} | {s.help} |"
         )
     return "\n".join(rows)
-
-
-def dump(config: Config) -> str:
-    return json.dumps(config.public(), indent=2, sort_keys=True)

@@ -96,15 +96,6 @@ class SkipNext:
 
 
 @dataclass(frozen=True)
-class RunStateChanged:
-    """An orchestrator's run changed state (the loop keeps its map current for queries)."""
-
-    run_id: str
-    status: str
-    at: datetime
-
-
-@dataclass(frozen=True)
 class RunFinished:
     """An orchestrator is done with its run."""
 
