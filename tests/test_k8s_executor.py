@@ -384,6 +384,20 @@ def test_it_notices_a_deletion_missed_while_disconnected(executor, kube):
     assert done.kind == base.LOST
 
 
+def test_a_list_answered_before_our_create_returned_does_not_lose_the_run(executor, kube):
+    # The watch's LIST and our create race on different greenlets: a LIST taken
+    # just before the Job existed arrives after STARTED. Its silence is not a deletion.
+    execution, job = started(executor, kube)
+    executor._on_sync("batch", "jobs", [])
+    no_event(execution)
+    kube.run_pod(job)
+    kube.finish_pod(job, 0)
+    assert [next_event(execution).kind, next_event(execution).kind] == [
+        base.RUNNING,
+        base.SUCCEEDED,
+    ]
+
+
 def test_it_ignores_pods_of_an_earlier_attempt(executor, kube):
     first, job1 = started(executor, kube, make_request(attempt=1))
     kube.run_pod(job1)

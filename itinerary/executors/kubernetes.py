@@ -402,9 +402,26 @@ class KubernetesExecutor:
             present = {item["metadata"]["name"] for item in items}
             for run in list(self.runs.values()):
                 # A run being killed is ended by `kill`, which deleted (or deletes) the Job.
-                gone = run.announced and run.killing is None and run.job not in present
-                if run.namespace == ns and gone:
+                absent = run.announced and run.killing is None and run.job not in present
+                if run.namespace == ns and absent and self._vanished(run):
                     self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
+
+    def _vanished(self, run: _Run) -> bool:
+        """Confirm with a GET that a Job missing from a LIST is really gone.
+
+        The LIST may have been answered before our own create of that Job
+        returned (the watch and the create run on different greenlets), so its
+        absence alone proves nothing. A read made now comes after the create; if
+        it fails, the next relist asks again rather than losing a live run.
+        """
+        try:
+            self._read_job(run.namespace, run.job)
+        except ApiException as exc:
+            return exc.status == 404
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("cannot confirm that Job %s/%s is gone: %s", run.namespace, run.job, exc)
+            return False
+        return False
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         run = self._route(job)
