@@ -151,7 +151,7 @@ def seed(database: Database, runs: int) -> None:
             w.execute_sql("SET SESSION max_recursive_iterations = 100000000")
         with w.atomic():
             for sql in (jobs_sql, tags_sql, runs_sql):
-                # psycopg2 and PyMySQL read % as a placeholder
+                # psycopg2 and PyMySQL use %s for parameters: a literal % is written %%
                 w.execute_sql(sql if driver == "sqlite" else sql.replace("%", "%%"))
         # Leave the database settled, so the seeding's aftermath is not measured as the API's:
         # on PostgreSQL, VACUUM sets the hint bits the first reads would otherwise write, and
