@@ -268,6 +268,7 @@ class LoopIteration:
     late: int
     late_by_s: tuple[float, ...]
     missed: int
+    missed_by_s: tuple[float, ...]  # per missed slot: how long past its grace period
     cancelled: int
     active_runs: int
 

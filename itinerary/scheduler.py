@@ -156,7 +156,7 @@ class Scheduler:
 
     def _reset_counters(self) -> None:
         self._late_by: list[float] = []
-        self._missed = 0
+        self._missed_by: list[float] = []  # per missed slot: time since its grace period ended
         self._cancelled = 0
         self._launched = 0
 
@@ -244,11 +244,11 @@ class Scheduler:
             if (job.id, fire) not in self.slots:
                 found.append(fire)
         for fire in found:
+            self._missed_by.append((until - fire).total_seconds())
             reason = f"{why} at {fire.isoformat().replace('+00:00', 'Z')}"
             slot = Slot(new_run_id(), job, fire, missed_reason=reason)
             self._backlog.append(slot)
             self.slots[(job.id, fire)] = slot.run_id
-        self._missed += len(found)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -311,7 +311,8 @@ class Scheduler:
                 launched=self._launched,
                 late=len(self._late_by),
                 late_by_s=tuple(self._late_by),
-                missed=self._missed,
+                missed=len(self._missed_by),
+                missed_by_s=tuple(self._missed_by),
                 cancelled=self._cancelled,
                 active_runs=len(self.active),
             )

@@ -76,7 +76,7 @@ class Period:
         self.start, self.length = start, length
         # scheduler loop
         self.iterations = self.run_jobs = self.late_jobs = self.missed = self.cancelled = 0
-        self.late_s = 0.0
+        self.late_s = self.missed_s = 0.0
         self.empty_inbox_s = 0.0
         self.loop_inbox, self.loop_wait = Agg(), Agg()
         self.last_iteration: datetime | None = None
@@ -110,6 +110,7 @@ class Period:
                     "late_jobs": self.late_jobs,
                     "time_passed_run_time": self.late_s * 1000,
                     "missed_jobs": self.missed,
+                    "time_passed_grace_period": self.missed_s * 1000,
                     "jobs_cancelled": self.cancelled,
                     "empty_inbox_time": self.empty_inbox_s * 1000,
                     **self.loop_inbox.columns("inbox_length"),
@@ -222,6 +223,7 @@ class StatsCollector:
         p.late_jobs += m.late
         p.late_s += sum(m.late_by_s)
         p.missed += m.missed
+        p.missed_s += sum(m.missed_by_s)
         p.cancelled += m.cancelled
         p.loop_inbox.add(m.inbox_length)
         p.loop_wait.extend(m.time_in_inbox_s)

@@ -324,7 +324,7 @@ def test_it_reports_loop_figures_to_the_stats_collector(parts, clock, queues) ->
     assert stats.reply.get(timeout=1)["iterations"] == 19
 
 
-def test_it_records_slots_missed_during_a_stall(parts, clock) -> None:
+def test_it_records_slots_missed_during_a_stall(parts, clock, queues) -> None:
     scheduler, executor, syncer = parts
     add(scheduler, job(schedule="*/1 * * * *"))
     scheduler.tick(clock.now())
@@ -334,6 +334,9 @@ def test_it_records_slots_missed_during_a_stall(parts, clock) -> None:
     missed = [c for c in syncer.claims if c.status == states.MISSED]
     assert len(missed) == 4  # 12:01-12:04; 12:05 is inside the grace period and runs
     assert "stalled" in missed[0].reason and "catchUp is off" in missed[0].reason
+    # The stats collector hears how long past its grace period (30 s) each slot was found.
+    (figures,) = [m for m in list(queues.stats.queue) if isinstance(m, LoopIteration) and m.missed]
+    assert (figures.missed, sorted(figures.missed_by_s)) == (4, [50.0, 110.0, 170.0, 230.0])
 
 
 def test_it_catches_up_a_stall_inside_the_window(parts, clock) -> None:

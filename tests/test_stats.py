@@ -36,6 +36,7 @@ def loop(at, inbox_length, waits=(), late_by=()):
         late=len(late_by),
         late_by_s=tuple(late_by),
         missed=1,
+        missed_by_s=(2.0,),
         cancelled=0,
         active_runs=3,
     )
@@ -80,6 +81,7 @@ def test_it_rolls_scheduler_stats_over_with_min_avg_max(clock: FakeClock):
     assert abs(row["avg_time_in_inbox"] - 2.0) < 1e-9
     assert (row["run_jobs"], row["late_jobs"], row["missed_jobs"]) == (6, 3, 3)
     assert row["time_passed_run_time"] == 1500.0
+    assert row["time_passed_grace_period"] == 6000.0
     collector.inbox.put(loop(clock.now(), 7))
     collector.inbox.put(messages.ShutDown())
     g.join(timeout=5)
