@@ -18,16 +18,8 @@ Missed slots (found on start-up or after a stall) are decided here too: run
 when `catchUp` is on and the slot lies inside `catchUpWindow`, otherwise the
 slot is recorded `missed` with the reason.
 
-Runs due at the same instant share a `Cohort`: one greenlet claims them as the
-loop launches them, waits for the instant with one timer, and starts them in one
-pass that calls `executor.start` for each in turn; every started run then gets
-its own greenlet to follow it (step 4 on). Why: waking a greenlet through the
-hub costs 7-20 µs here (2 cores, measured), so 10,000 runs due at one minute,
-each woken by its own timer, started up to a second late; the pass costs the
-executor's start plus a few µs a run. Up to `STARTERS` greenlets share a pass,
-so an executor whose start waits on the network (Kubernetes) does not start
-one run at a time. `Orchestrator.run` is the same lifecycle for one run in its
-own greenlet (restart recovery adopts through it).
+Runs due at the same instant are claimed and started together by a `Cohort`
+(itinerary/cohort.py); each started run then gets its own greenlet here.
 
 Every state change goes to the syncer as a `RunUpdate` (never the database).
 The loop reads an orchestrator's `status`, `started_at` and `finished` directly
@@ -42,14 +34,12 @@ extension points for hooks and the remaining actions.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -87,20 +77,15 @@ from itinerary.messages import (
     ViolationRecord,
 )
 
+if TYPE_CHECKING:
+    from itinerary.cohort import Cohort
+
 log = logging.getLogger(__name__)
 
 # The outcome of an orchestrator whose slot was claimed by another scheduler.
 NOT_CLAIMED = "not-claimed"
 # The outcome of an orchestrator released at shutdown: the run is left for the next process.
 RELEASED = "released"
-# Greenlets sharing a cohort's start pass. One does the whole pass unless an executor's start
-# waits on I/O; then the next takes over, so up to this many starts wait at once (more than the
-# Kubernetes executor's default burst of 40 creates would gain nothing).
-STARTERS = 32
-# A cohort holds the cyclic collector off from this long before its instant to the end of its
-# start pass, so that no full collection (up to ~100 ms with 10,000 runs in flight, more with
-# more) can begin just before the instant and delay every start.
-COLLECTOR_AHEAD_S = 0.5
 _EXEC_STATES = {SUCCEEDED: states.SUCCEEDED, FAILED: states.FAILED, KILLED: states.KILLED}
 
 
@@ -727,183 +712,6 @@ class Orchestrator:
         if len(others) < limit:
             return None
         return f"maxConcurrentRuns {limit} reached: {', '.join(others)} still running"
-
-
-class Cohort:
-    """The orchestrators whose runs start at one instant: one greenlet, one timer, one pass.
-
-    `add` may come at any time (the loop spreads a burst's launches over the iterations
-    before it); claims go out as members arrive, and members arriving after the instant
-    start as soon as they are claimed. The greenlet ends when no member is left waiting,
-    and `on_empty` tells the loop; a later `add` starts a new greenlet.
-    """
-
-    def __init__(
-        self,
-        at: datetime,
-        clock: Clock,
-        spawn: Callable[..., Any],
-        on_empty: Callable[[Cohort], None] | None = None,
-    ) -> None:
-        self.at = at
-        self.clock = clock
-        self._spawn = spawn
-        self._on_empty = on_empty
-        self._new: list[Orchestrator] = []  # to claim
-        self._waiting: list[Orchestrator] = []  # claimed, waiting for the instant
-        self._flagged: list[Orchestrator] = []  # told to stop before starting
-        self._wake = Event()
-        self._greenlet: Any = None
-        self._holding = False
-
-    def add(self, members: list[Orchestrator]) -> None:
-        for member in members:
-            member.cohort = self
-        self._new.extend(members)
-        if self._greenlet is None:
-            self._greenlet = self._spawn(self._run)
-        else:
-            self._wake.set()
-
-    def poke(self, orchestrator: Orchestrator) -> None:
-        """A member was cancelled, skipped or released."""
-        self._flagged.append(orchestrator)
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            self._serve()
-        except Exception as exc:  # a bug here must not leave its members hanging
-            for member in self._new + self._waiting:
-                if not member.finished:
-                    member._crashed(exc)
-            raise
-        finally:
-            self._hold(False)
-            self._greenlet = None
-            if self._on_empty is not None:
-                self._on_empty(self)
-
-    def _hold(self, hold: bool) -> None:
-        """Hold the collector off (or stop holding it) for this cohort."""
-        if hold != self._holding:
-            self._holding = hold
-            if hold:
-                _COLLECTOR_HELD.__enter__()
-            else:
-                _COLLECTOR_HELD.__exit__()
-
-    def _serve(self) -> None:
-        while True:
-            self._wake.clear()
-            self._claim()
-            if self._flagged:
-                for member in self._flagged:
-                    if member.cohort is self and member.held and member.status is not None:
-                        member._drop()
-                self._flagged.clear()
-                self._waiting = [m for m in self._waiting if not m.finished]
-            now = self.clock.now()
-            if now >= self.at and self._waiting:
-                members, self._waiting = self._waiting, []
-                self._start(members)
-                self._hold(False)
-            if self._new:
-                continue
-            if not self._waiting:
-                return
-            left = (self.at - now).total_seconds()
-            if left > COLLECTOR_AHEAD_S:
-                self.clock.wait(self._wake, left - COLLECTOR_AHEAD_S)
-            else:  # no collection may begin between here and the start pass
-                self._hold(True)
-                self.clock.wait(self._wake, left)
-
-    def _claim(self) -> None:
-        """Send the new members' claims, then take the answers (the syncer batches them)."""
-        while self._new:
-            batch, self._new = self._new, []
-            claims = []
-            for member in batch:
-                if member.released:
-                    member._close(None)
-                    continue
-                claims.append((member, member._open()))
-            for member, claim in claims:
-                reply = claim.reply if claim is not None else None
-                member._guarded(partial(self._take, member, reply))
-
-    def _take(self, member: Orchestrator, reply: AsyncResult | None) -> None:
-        if member._claimed(reply):
-            self._waiting.append(member)
-
-    def _start(self, members: list[Orchestrator]) -> None:
-        queue = deque(members)
-        with _COLLECTOR_HELD:
-            for _ in range(min(STARTERS, len(queue)) - 1):
-                self._spawn(self._helper, queue)
-            ready = self._pass(queue)
-        self._hand_over(ready)
-
-    def _helper(self, queue: deque[Orchestrator]) -> None:
-        """Another starter: it runs only while a start waits on I/O, or once all are done."""
-        with _COLLECTOR_HELD:
-            ready = self._pass(queue)
-        self._hand_over(ready)
-
-    @staticmethod
-    def _pass(queue: deque[Orchestrator]) -> list[Orchestrator]:
-        """Start members until none is left; those to hand over (started, or to check first)."""
-        ready = []
-        while queue:
-            member = queue.popleft()
-            if member.finished:
-                continue
-            if member.held:
-                member._drop()
-                continue
-            if not member._checks:  # checks ask the loop first: its own greenlet does that
-                try:
-                    member.launch()
-                except Exception as exc:
-                    member._crashed(exc)
-                    continue
-            ready.append(member)
-        return ready
-
-    def _hand_over(self, members: list[Orchestrator]) -> None:
-        """Give each member its own greenlet to follow its run from here."""
-        for member in members:
-            member.cohort = None
-            self._spawn(member.proceed)
-
-
-class _CollectorHold:
-    """The cyclic garbage collector off while any start pass runs (or is about to).
-
-    A pass allocates for every run it starts, and a full collection that falls inside
-    it delays every start after it: with 10,000 runs in flight one took 50-150 ms here.
-    Held off, the collection runs once the pass is over, before any run is followed.
-    Holds nest (cohorts of nearby instants, helper starters).
-    """
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._was_enabled = False
-
-    def __enter__(self) -> None:
-        if self._depth == 0:
-            self._was_enabled = gc.isenabled()
-            gc.disable()
-        self._depth += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._was_enabled:
-            gc.enable()
-
-
-_COLLECTOR_HELD = _CollectorHold()
 
 
 # Pre-execution checks in order, each with the constraint that turns it on; a check returns why
