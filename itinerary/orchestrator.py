@@ -28,8 +28,8 @@ The loop reads an orchestrator's `status`, `started_at` and `finished` directly
 slot's grace period passed). The stats collector gets `RunCompleted` and
 `RunStartLateness`.
 
-The constraint checks (`PRE_CHECKS`) and action dispatch (`ACTIONS`) are the
-extension points for hooks and the remaining actions.
+The constraint checks (`PRE_CHECKS`) and the actions (itinerary/actions.py) are
+the extension points for hooks and the remaining actions.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult, Event
 
-from itinerary import states
+from itinerary import actions, states
 from itinerary.clock import Clock
 from itinerary.durations import format_duration, parse_duration
 from itinerary.executors.base import (
@@ -63,17 +63,13 @@ from itinerary.executors.base import (
 from itinerary.ids import new_row_id
 from itinerary.jobs import JobSpec
 from itinerary.messages import (
-    ActionRunRecord,
     ClaimSlot,
-    DeliverWebhook,
-    KillInstances,
     QueryActive,
     Queues,
     RunCompleted,
     RunFinished,
     RunStartLateness,
     RunUpdate,
-    SkipNext,
     ViolationRecord,
 )
 
@@ -433,7 +429,7 @@ class Orchestrator:
                     exit_code=outcome.exit_code,
                 )
             )
-            self._action("retry", "on_failure", True, details={"attempt": attempt + 1})
+            actions.record(self, "retry", "on_failure", True, details={"attempt": attempt + 1})
             if not self._sleep_until(self.clock.now() + timedelta(seconds=delay)):
                 if self.released:
                     return None
@@ -590,7 +586,7 @@ class Orchestrator:
         )
         trigger = "on_success" if outcome.status == states.SUCCEEDED else "on_failure"
         if outcome.status in (states.SUCCEEDED, states.FAILED, states.LOST):
-            self._take_actions(trigger, None, None)
+            actions.take(self, trigger, None, None)
         self._report(outcome.status, now)
         return outcome.status
 
@@ -618,81 +614,7 @@ class Orchestrator:
         self.queues.syncer.put(
             ViolationRecord(vid, self.slot.run_id, constraint, self.clock.now(), details)
         )
-        self._take_actions("on_violation", constraint, vid)
-
-    # --- actions -------------------------------------------------------------------------
-
-    def _take_actions(self, trigger: str, constraint: str | None, violation_id: int | None) -> None:
-        for action in self.slot.job.actions:
-            if action.trigger != trigger or action.constraint != constraint:
-                continue
-            handler = ACTIONS.get(action.type)
-            if handler is not None:
-                handler(self, action.config, trigger, violation_id)
-
-    def _action(
-        self,
-        action: str,
-        trigger: str,
-        ok: bool,
-        violation_id: int | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        self.actions_taken += 1
-        self.queues.syncer.put(
-            ActionRunRecord(
-                new_row_id(),
-                self.slot.run_id,
-                action,
-                trigger,
-                self.clock.now(),
-                ok,
-                violation_id=violation_id,
-                details=details or {},
-            )
-        )
-
-    def _kill_instances(self, latest: bool, trigger: str, violation_id: int | None) -> None:
-        job = self.slot.job
-        reason = (
-            f"{'killLatestInstance' if latest else 'killAllInstances'} by run {self.slot.run_id}"
-        )
-        self.queues.scheduler.put(KillInstances(job.id or 0, latest, reason, self.clock.now()))
-        self._action(
-            "killLatestInstance" if latest else "killAllInstances", trigger, True, violation_id
-        )
-
-    def _skip_next(self, trigger: str, violation_id: int | None) -> None:
-        job = self.slot.job
-        reason = f"skipNextInstance by run {self.slot.run_id} ({trigger})"
-        self.queues.scheduler.put(SkipNext(job.id or 0, reason, self.clock.now()))
-        self._action("skipNextInstance", trigger, True, violation_id)
-
-    def _webhook(self, config: dict[str, Any], trigger: str, violation_id: int | None) -> None:
-        slot, job = self.slot, self.slot.job
-        variables = {
-            "cluster": self.config.cluster_name,
-            "jobName": job.name,
-            "jobNamespace": job.namespace,
-            "jobCommand": " ".join(job.commands[0]) if job.commands else "",
-            "jobArgs": " ".join(slot.effective_args),
-            "runID": slot.run_id,
-            "status": self.status,
-            "error": self.error,
-        }
-        self.queues.webhooks.put(
-            DeliverWebhook(
-                config.get("integration"),
-                config.get("url"),
-                trigger,
-                slot.run_id,
-                job.id,
-                variables,
-                self.clock.now(),
-                config.get("template"),
-            )
-        )
-        self._action("webhook", trigger, True, violation_id, {"queued": True})
+        actions.take(self, "on_violation", constraint, vid)
 
     # --- pre-execution constraints -------------------------------------------------------
 
@@ -719,11 +641,3 @@ class Orchestrator:
 PRE_CHECKS: tuple[tuple[str, Callable[[Orchestrator], str | None]], ...] = (
     ("maxConcurrentRuns", Orchestrator._check_concurrency),
 )
-# Action type -> handler(orchestrator, config, trigger, violation_id). `retry` is driven by the
-# attempt loop itself.
-ACTIONS = {
-    "webhook": lambda o, cfg, trig, vid: o._webhook(cfg, trig, vid),
-    "killAllInstances": lambda o, cfg, trig, vid: o._kill_instances(False, trig, vid),
-    "killLatestInstance": lambda o, cfg, trig, vid: o._kill_instances(True, trig, vid),
-    "skipNextInstance": lambda o, cfg, trig, vid: o._skip_next(trig, vid),
-}
