@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from itinerary import config as configmod  # noqa: E402
 from itinerary import db as dbmod  # noqa: E402
-from itinerary import jobstore, messages  # noqa: E402
+from itinerary import gcpolicy, jobstore, messages  # noqa: E402
 from itinerary.clock import RealClock  # noqa: E402
 from itinerary.jobs import parse_job  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
@@ -298,6 +298,7 @@ def bench(
     # No stats collector here: the syncer's put_nowait drops what does not fit.
     syncer = Syncer(inbox, database, RealClock(), Queue(maxsize=100), config)
     runner = gevent.spawn(syncer.run)
+    gcpolicy.settle()  # as the scheduler loop does once start-up is done
     load, gc_pauses = Load(interval=senders / rate if rate else 0.0), GcPauses()
     gc.callbacks.append(gc_pauses)
     ticks = Ticker(gc_pauses)

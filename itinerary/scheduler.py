@@ -31,7 +31,6 @@ process left unfinished (restart recovery) before the loop starts.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import itertools
 import logging
@@ -46,7 +45,7 @@ import peewee as pw
 from gevent.event import Event
 from gevent.pool import Group
 
-from itinerary import states
+from itinerary import gcpolicy, states
 from itinerary.clock import Clock
 from itinerary.cohort import Cohort
 from itinerary.db import Database, JobRun
@@ -268,10 +267,7 @@ class Scheduler:
     def run(self) -> None:
         """The loop greenlet: tick every interval until stopped, then shut down."""
         self._make_run_ids(len(self.builder))
-        # What start-up loaded (job definitions, modules) lives as long as the process: out of
-        # the cyclic collector's way, full collections scan only what runs allocate.
-        gc.collect()
-        gc.freeze()
+        gcpolicy.settle()
         while not self._stopping.is_set():
             began = self.clock.monotonic()
             self.tick(self.clock.now())
