@@ -8,8 +8,9 @@ per second. Lateness is measured from the moment the fake emits a pod's
 completion event to the moment the executor puts the run's final ExecEvent on
 its queue. Prints one JSON line: runs, events_per_s (watch events dispatched per
 second while completing), final_state_p50_ms, final_state_p99_ms,
-watch_connections (open at the end) and watches_opened (reconnects included),
-rss_mb (peak, fake server included). Bounded by --deadline seconds.
+outcomes (final states by kind: all must be succeeded), watch_connections
+(open at the end) and watches_opened (reconnects included), rss_mb (peak, fake
+server included). Bounded by --deadline seconds.
 """
 
 from gevent import monkey
@@ -82,6 +83,7 @@ def run(runs: int, rate: float) -> dict:
     job = parse_job({"name": "bench", "namespace": "bench", "images": ["busybox"]}).with_id(1)
     requests = [RunRequest(f"rbench{i:010d}", job, AT + timedelta(minutes=i)) for i in range(runs)]
     final_at: dict[str, float] = {}
+    outcomes: dict[str, int] = {}
 
     def follow(request: RunRequest) -> None:
         execution = executor.start(request)
@@ -89,6 +91,7 @@ def run(runs: int, rate: float) -> dict:
             event = execution.events.get()
             if event.final:
                 final_at[request.run_id] = time.perf_counter()
+                outcomes[event.kind] = outcomes.get(event.kind, 0) + 1
                 return
 
     followers = gevent.pool.Group()
@@ -120,6 +123,7 @@ def run(runs: int, rate: float) -> dict:
         "final_state_p50_ms": round(statistics.median(lateness), 2),
         "final_state_p99_ms": round(percentile(lateness, 0.99), 2),
         "final_state_max_ms": round(max(lateness), 2),
+        "outcomes": outcomes,
         "watch_connections": kube.watch_connections,
         "watches_opened": kube.watches_opened,
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -16,7 +16,7 @@ from fakekube import TOKEN, FakeKube
 
 from itinerary import config as config_mod
 from itinerary.clock import settle
-from itinerary.executors import base
+from itinerary.executors import base, k8s_watch
 from itinerary.executors.base import ExecutorError, RunRequest
 from itinerary.executors.kubernetes import KubernetesExecutor, RateLimiter
 from itinerary.jobs import parse_job
@@ -387,8 +387,9 @@ def test_it_notices_a_deletion_missed_while_disconnected(executor, kube):
 def test_a_list_answered_before_our_create_returned_does_not_lose_the_run(executor, kube):
     # The watch's LIST and our create race on different greenlets: a LIST taken
     # just before the Job existed arrives after STARTED. Its silence is not a deletion.
+    listed = k8s_watch.mark()  # the LIST went out before our create returned ...
     execution, job = started(executor, kube)
-    executor._on_sync("batch", "jobs", [])
+    executor._on_sync("batch", "jobs", [], listed)  # ... and is answered after STARTED
     no_event(execution)
     kube.run_pod(job)
     kube.finish_pod(job, 0)
@@ -396,6 +397,17 @@ def test_a_list_answered_before_our_create_returned_does_not_lose_the_run(execut
         base.RUNNING,
         base.SUCCEEDED,
     ]
+
+
+def test_such_a_list_still_loses_a_run_whose_job_is_really_gone(executor, kube):
+    listed = k8s_watch.mark()
+    execution, job = started(executor, kube)
+    for watch in executor.watches.values():
+        watch.stop()  # so only the LIST's answer can tell
+    kube.delete_job(job)
+    executor._on_sync("batch", "jobs", [], listed)
+    done = next_event(execution)
+    assert (done.kind, done.reason) == (base.LOST, "Job deleted outside Itinerary")
 
 
 def test_it_ignores_pods_of_an_earlier_attempt(executor, kube):

@@ -3,9 +3,9 @@
 Design.md: "one watch per namespace ... never one watch per run". A
 `ResourceWatch` runs in its own greenlet: LIST (which hands the whole current
 state to `on_sync`, so the executor can notice what vanished while it was not
-watching), then WATCH from the list's resourceVersion, handing every event to
-`on_event` in order. It keeps the last resourceVersion seen (bookmarks
-included), and:
+watching, with the `mark` taken just before the LIST was sent), then WATCH from
+the list's resourceVersion, handing every event to `on_event` in order. It
+keeps the last resourceVersion seen (bookmarks included), and:
 
 - a stream closed by `timeoutSeconds` is re-watched at once from that version;
 - `410 Gone`, in the stream (ERROR `Expired`) or as the HTTP answer, means the
@@ -22,6 +22,7 @@ they are not policy, and the fake clock must not stall a socket.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -42,7 +43,20 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.1, 10.0
 
 ListFn = Callable[..., Any]
 OnEvent = Callable[[str, dict[str, Any]], None]
-OnSync = Callable[[list[dict[str, Any]]], None]
+OnSync = Callable[[list[dict[str, Any]], int], None]
+
+_marks = itertools.count(1)
+
+
+def mark() -> int:
+    """The next number of one sequence shared by every LIST and its users (one hub).
+
+    Whatever took a mark before a LIST was sent has a smaller one than that LIST: a
+    run the executor announced after our LIST went out may be missing from its
+    answer (the create and the LIST race on different greenlets), and must not be
+    judged by it.
+    """
+    return next(_marks)
 
 
 class Expired(Exception):
@@ -105,6 +119,7 @@ class ResourceWatch:
                 delay = self._backoff(delay)
 
     def relist(self) -> None:
+        listed = mark()
         resp = self.list_fn(
             self.namespace,
             label_selector=self.selector,
@@ -113,7 +128,7 @@ class ResourceWatch:
         )
         data = json.loads(resp.data)
         self.relists += 1
-        self.on_sync(data.get("items") or [])
+        self.on_sync(data.get("items") or [], listed)
         self.resource_version = data["metadata"]["resourceVersion"]
         self.synced.set()
 

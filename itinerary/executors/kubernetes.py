@@ -55,9 +55,10 @@ from itinerary.executors.k8s_status import (
     pod_running,
     pod_stuck,
 )
-from itinerary.executors.k8s_watch import ResourceWatch, retry_after
+from itinerary.executors.k8s_watch import ResourceWatch, mark, retry_after
 
 log = logging.getLogger(__name__)
+DELETED_OUTSIDE = "Job deleted outside Itinerary"
 
 CREATE_ATTEMPTS = 5
 RETRY_FIRST, RETRY_MAX = 1.0, 16.0
@@ -123,7 +124,8 @@ class _Run:
     execution: Execution
     namespace: str
     job: str
-    announced: bool = False  # STARTED has been sent; events before it wait in `backlog`
+    # k8s_watch.mark() when STARTED was sent (0: not yet); events before it wait in `backlog`
+    announced: int = 0
     backlog: list[ExecEvent] = field(default_factory=list)
     running: bool = False
     final: bool = False
@@ -206,7 +208,7 @@ class KubernetesExecutor:
         if job is None:
             return None
         run = self._follow(request, ns, job["metadata"]["name"], handle)
-        run.announced = True  # STARTED was recorded by the process that created it
+        run.announced = mark()  # STARTED was recorded by the process that created it
         self._catch_up(run, job)
         return run.execution
 
@@ -376,7 +378,7 @@ class KubernetesExecutor:
                     ns,
                     SELECTOR,
                     on_event,
-                    lambda items, ns=ns, kind=kind: self._on_sync(ns, kind, items),
+                    lambda items, listed, ns=ns, kind=kind: self._on_sync(ns, kind, items, listed),
                 )
                 self.watches[(ns, kind)] = watch.start()
         return run
@@ -394,34 +396,41 @@ class KubernetesExecutor:
             return None
         return run
 
-    def _on_sync(self, ns: str, kind: str, items: list[dict[str, Any]]) -> None:
-        """A fresh LIST: replay it, and lose the runs whose Job vanished unseen."""
+    def _on_sync(self, ns: str, kind: str, items: list[dict[str, Any]], listed: int) -> None:
+        """A fresh LIST: replay it, and lose the runs whose Job vanished unseen.
+
+        A run announced before the LIST was sent (`listed`) and missing from it is
+        gone. One announced since may be missing only because the LIST was answered
+        before its create returned (they race on different greenlets): a GET, made
+        in its own greenlet so this watch goes on, decides.
+        """
         for item in items:
             (self._on_job if kind == "jobs" else self._on_pod)("MODIFIED", item)
-        if kind == "jobs":
-            present = {item["metadata"]["name"] for item in items}
-            for run in list(self.runs.values()):
-                # A run being killed is ended by `kill`, which deleted (or deletes) the Job.
-                absent = run.announced and run.killing is None and run.job not in present
-                if run.namespace == ns and absent and self._vanished(run):
-                    self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
+        if kind != "jobs":
+            return
+        present = {item["metadata"]["name"] for item in items}
+        for run in list(self.runs.values()):
+            # A run being killed is ended by `kill`, which deleted (or deletes) the Job.
+            absent = run.announced and run.killing is None and run.job not in present
+            if run.namespace != ns or not absent:
+                continue
+            if run.announced < listed:
+                self._finish(run, base.LOST, None, DELETED_OUTSIDE)
+            else:
+                self.timers.spawn(self._lose_if_gone, run)
 
-    def _vanished(self, run: _Run) -> bool:
-        """Confirm with a GET that a Job missing from a LIST is really gone.
-
-        The LIST may have been answered before our own create of that Job
-        returned (the watch and the create run on different greenlets), so its
-        absence alone proves nothing. A read made now comes after the create; if
-        it fails, the next relist asks again rather than losing a live run.
-        """
+    def _lose_if_gone(self, run: _Run) -> None:
+        """Lose the run if its Job is really gone (a read made now comes after its create)."""
+        where = f"{run.namespace}/{run.job}"
         try:
-            self._read_job(run.namespace, run.job)
+            self._with_retries(f"read Job {where}", self._read_job, run.namespace, run.job)
         except ApiException as exc:
-            return exc.status == 404
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("cannot confirm that Job %s/%s is gone: %s", run.namespace, run.job, exc)
-            return False
-        return False
+            if exc.status == 404 and not run.final and run.killing is None:
+                self._finish(run, base.LOST, None, DELETED_OUTSIDE)
+            elif exc.status != 404:
+                log.warning("cannot tell whether Job %s is gone: %s", where, _describe(exc))
+        except ExecutorError as exc:
+            log.warning("cannot tell whether Job %s is gone: %s", where, exc)
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         run = self._route(job)
@@ -429,7 +438,7 @@ class KubernetesExecutor:
             return
         if kind == "DELETED":
             if run.killing is None:
-                self._finish(run, base.LOST, None, "Job deleted outside Itinerary")
+                self._finish(run, base.LOST, None, DELETED_OUTSIDE)
             return
         outcome = job_outcome(job)
         if outcome is None:
@@ -503,7 +512,7 @@ class KubernetesExecutor:
         return dict(run.execution.handle)
 
     def _announce(self, run: _Run) -> None:
-        run.announced = True
+        run.announced = mark()
         run.execution.events.put(
             ExecEvent(base.STARTED, self.clock.now(), handle=self._handle(run))
         )
