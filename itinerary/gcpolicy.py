@@ -7,7 +7,7 @@ one per 700 net container allocations: at the syncer's top rate that default gav
 about 35 collections a second and, through them, full collections of up to 50 ms
 that delayed the scheduler loop's tick (bench/syncer.py on PostgreSQL: loop p99 5.5-6
 ms, max 40-46 ms). With 20,000 the same run saw two young collections in 20 s and a
-loop max of 6 ms; bench/scheduler.py with 10,000 jobs a minute was unchanged. Objects
+loop max of about 5 ms; bench/scheduler.py with 10,000 jobs a minute was unchanged. Objects
 freed by reference counting do not count towards a collection; only cyclic garbage waits longer.
 """
 

@@ -265,12 +265,18 @@ class LoopIteration:
     messages: int
     time_in_inbox_s: tuple[float, ...]
     launched: int
-    late: int
-    late_by_s: tuple[float, ...]
-    missed: int
+    late_by_s: tuple[float, ...]  # per late start: how late
     missed_by_s: tuple[float, ...]  # per missed slot: how long past its grace period
     cancelled: int
     active_runs: int
+
+    @property
+    def late(self) -> int:
+        return len(self.late_by_s)
+
+    @property
+    def missed(self) -> int:
+        return len(self.missed_by_s)
 
 
 @dataclass(frozen=True)
