@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from itinerary.clock import Clock
@@ -28,3 +29,5 @@ class Context:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # The metrics registry (prometheus_client.CollectorRegistry) served at /metrics.
     metrics: Any = None
+    # token hash -> when this process last sent its use to the syncer (api/auth.py)
+    token_uses: dict[str, datetime] = field(default_factory=dict)

@@ -229,6 +229,19 @@ class SaveJob:
 
 
 @dataclass(frozen=True)
+class TokenUsed:
+    """An API token authenticated a request at `at` (sent at most once a minute per token).
+
+    It rides with job definitions, the other writes made on behalf of API callers;
+    nobody waits for the reply.
+    """
+
+    token_hash: str
+    at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
+
+
+@dataclass(frozen=True)
 class ArchiveJob:
     """Archive a job (history kept); reply is True if it existed."""
 

@@ -50,7 +50,7 @@ from gevent.monkey import get_original
 from gevent.queue import Full
 from gevent.queue import ShutDown as QueueShutDown
 
-from itinerary import jobstore, messages
+from itinerary import jobstore, messages, tokens
 from itinerary.batch_sql import Sql, Written
 from itinerary.clock import Clock
 from itinerary.config import Config
@@ -67,6 +67,7 @@ NEEDS = {"runs": ("claims",), "actions": ("violations",)}
 KIND_OF: dict[type, str] = {
     messages.SaveJob: "jobs",
     messages.ArchiveJob: "jobs",
+    messages.TokenUsed: "jobs",
     messages.ClaimSlot: "claims",
     messages.RunUpdate: "runs",
     messages.ViolationRecord: "violations",
@@ -522,6 +523,8 @@ class Syncer:
     def _write_job(self, writer: pw.Database, msg: Any) -> Any:
         if isinstance(msg, messages.ArchiveJob):
             return jobstore.archive_job(writer, msg.job_id, msg.at)
+        if isinstance(msg, messages.TokenUsed):
+            return tokens.touch(writer, msg.token_hash, msg.at)
         if msg.expected_updated_at is not None and msg.job.id is not None:
             stored = Job.select(Job.updated_at).where(Job.id == msg.job.id).bind(writer).first()
             if stored is not None and stored.updated_at != msg.expected_updated_at:

@@ -2,7 +2,8 @@
 
 The `token` command is a separate short-lived process, so it writes the
 `api_tokens` table itself through its own `Database` (the one exception to
-"only the syncer writes"; the server is not involved). A token is shown once at
+"only the syncer writes"; the server is not involved). The server records when
+a token was last used, through its syncer (`touch`). A token is shown once at
 creation; only its SHA-256 is stored. A fast hash is enough because tokens are
 256 random bits, not passwords a dictionary could guess.
 """
@@ -63,6 +64,7 @@ def list_tokens(database: Database) -> list[dict[str, Any]]:
                 "role": r.role,
                 "createdAt": r.created_at,
                 "revokedAt": r.revoked_at,
+                "lastUsedAt": r.last_used_at,
             }
             for r in rows
         ]
@@ -80,6 +82,13 @@ def revoke(database: Database, name: str, now: datetime) -> None:
 
     if not database.write(update):
         raise TokenError(f"--name: no active token named {name!r}")
+
+
+def touch(writer: pw.Database, token_hash: str, at: datetime) -> bool:
+    """Record a use of the token at `at`, never moving `last_used_at` back (the syncer's call)."""
+    earlier = ApiToken.last_used_at.is_null() | (ApiToken.last_used_at < at)
+    query = ApiToken.update(last_used_at=at).where((ApiToken.token_hash == token_hash) & earlier)
+    return bool(query.execute(writer))
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -111,7 +120,10 @@ def run_cli(args: argparse.Namespace, config: Any) -> int:
         elif args.token_command == "list":
             for t in list_tokens(database):
                 state = f"revoked {t['revokedAt']:%Y-%m-%d}" if t["revokedAt"] else "active"
-                print(f"{t['name']}\t{t['role']}\t{t['createdAt']:%Y-%m-%d %H:%M}Z\t{state}")  # noqa: T201
+                used = t["lastUsedAt"]
+                last = f"last used {used:%Y-%m-%d %H:%M}Z" if used else "never used"
+                created = f"{t['createdAt']:%Y-%m-%d %H:%M}Z"
+                print(f"{t['name']}\t{t['role']}\t{created}\t{state}\t{last}")  # noqa: T201
         else:
             revoke(database, args.name, now)
         return 0

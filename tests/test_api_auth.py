@@ -62,6 +62,30 @@ def test_it_refuses_unknown_revoked_and_malformed_tokens(
     assert resp.status_code == 401 and "revoked" in resp.get_json()["error"]["message"]
 
 
+def test_it_records_a_tokens_last_use_at_most_once_a_minute(
+    secured: tuple[Api, dict[str, str]],
+) -> None:
+    api, made = secured
+    bearer = {"Authorization": f"Bearer {made['viewer']}"}
+
+    def last_used() -> object:
+        flush = messages.Flush(api.clock.now())
+        api.ctx.queues.syncer.put(flush)
+        flush.reply.get(timeout=5)
+        return {t["name"]: t["lastUsedAt"] for t in tokens.list_tokens(api.database)}["viewer"]
+
+    first = api.clock.now()
+    assert last_used() is None
+    assert api.get("/jobs", headers=bearer).status_code == 200
+    assert last_used() == first
+    api.clock.advance(59)
+    assert api.get("/jobs", headers=bearer).status_code == 200
+    assert last_used() == first  # not written again within the minute
+    api.clock.advance(1)
+    assert api.get("/jobs", headers=bearer).status_code == 200
+    assert last_used() == api.clock.now()
+
+
 def test_it_says_when_authentication_is_off() -> None:
     base = load(None, {})
     assert auth_mode(base).startswith("authentication off (listening on loopback")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -49,6 +50,19 @@ def _cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_touch_records_the_latest_use_and_never_moves_it_back(
+    database: Database, clock: FakeClock
+) -> None:
+    tokens.create(database, "ci", "viewer", clock.now())
+    digest = database.read(lambda: ApiToken.get(ApiToken.name == "ci").token_hash)
+    later = clock.now() + timedelta(minutes=5)
+    assert database.write(lambda: tokens.touch(database.writer, digest, later))
+    assert not database.write(lambda: tokens.touch(database.writer, digest, clock.now()))
+    assert not database.write(lambda: tokens.touch(database.writer, "0" * 64, later))
+    (listed,) = tokens.list_tokens(database)
+    assert listed["lastUsedAt"] == later
+
+
 def test_it_works_from_the_command_line(sqlite_database: Database) -> None:
     dsn = f"sqlite:///{sqlite_database.dsn.database}"
     made = _cli(dsn, "token", "create", "--role", "admin", "--name", "deploy")
@@ -62,6 +76,7 @@ def test_it_works_from_the_command_line(sqlite_database: Database) -> None:
     )
     listed = _cli(dsn, "token", "list")
     assert "deploy\tadmin" in listed.stdout and token not in listed.stdout
+    assert listed.stdout.rstrip().endswith("active\tnever used")
     assert _cli(dsn, "token", "revoke", "--name", "deploy").returncode == 0
     again = _cli(dsn, "token", "revoke", "--name", "deploy")
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "deploy" in again.stderr

@@ -5,20 +5,26 @@ and cancel jobs and pause them, admins also define jobs. Tokens are created by
 the `token` command (itinerary/tokens.py) and only their SHA-256 is stored.
 Authentication is off when Itinerary listens on loopback only (the embedded
 experience) or with `--insecure-no-auth`; `auth_mode` says which for the
-start-up log line. `last_used_at` is not updated by requests: that would add a
-write per request to the syncer's inbox for a figure nobody schedules by.
+start-up log line. A token's `last_used_at` (shown by `token list`, so stale
+tokens can be found and revoked) is sent to the syncer at most once a minute per
+token, never once per request.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from gevent.queue import Full
 
 from itinerary import tokens
 from itinerary.api.errors import ApiError
 from itinerary.context import Context
 from itinerary.db import ApiToken
+from itinerary.messages import TokenUsed
 
 RANK = {role: i for i, role in enumerate(tokens.ROLES)}
+NOTE_USE_EVERY = timedelta(minutes=1)
 
 
 def auth_required(config: Any) -> bool:
@@ -48,9 +54,24 @@ def authorize(ctx: Context, header: str | None, needed: str) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "use the Bearer scheme: 'Authorization: Bearer <token>'")
-    role = ctx.database.read(_role_of, tokens.hash_token(token.strip()))
+    token_hash = tokens.hash_token(token.strip())
+    role = ctx.database.read(_role_of, token_hash)
     if role is None:
         raise ApiError(401, "the token is unknown or revoked")
+    _note_use(ctx, token_hash)
     if RANK[role] < RANK[needed]:
         raise ApiError(403, f"this needs the {needed} role; the token has {role}")
     return role
+
+
+def _note_use(ctx: Context, token_hash: str) -> None:
+    """Send the token's use to the syncer, unless this process did so less than a minute ago."""
+    now = ctx.clock.now()
+    last = ctx.token_uses.get(token_hash)
+    if last is not None and now - last < NOTE_USE_EVERY:
+        return
+    try:
+        ctx.queues.syncer.put_nowait(TokenUsed(token_hash, now))
+    except Full:
+        return  # a syncer that busy has more important writes; a later request tells it
+    ctx.token_uses[token_hash] = now
