@@ -7,11 +7,11 @@ stall a write.
 
 Two greenlets share the work. `run()` reads the inbox and sorts each message into
 the batch of its kind (claims, run updates, violations, action runs, webhook
-deliveries, job definitions, stats rows); the writer greenlet flushes a batch when
-it reaches its size or its age reaches its interval (per kind, see `Thresholds`),
-so reading continues while a flush is on the wire. One flush cycle is one
-transaction of multi-row statements. Acknowledgements (`ClaimSlot`, `SaveJob`,
-`ArchiveJob`, `Flush`) are sent only after the commit.
+deliveries, job definitions and token uses, stats rows); the writer greenlet
+flushes a batch when it reaches its size or its age reaches its interval (per
+kind, see `Thresholds`), so reading continues while a flush is on the wire. One
+flush cycle is one transaction of multi-row statements. Acknowledgements
+(`ClaimSlot`, `SaveJob`, `ArchiveJob`, `Flush`) are sent only after the commit.
 
 Nothing is lost: a connection error (server down, connection killed, SQLite
 locked) puts the whole cycle back, reports the syncer unready and retries with a
