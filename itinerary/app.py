@@ -1,14 +1,17 @@
 """Builds the queues and components, starts them in the seed's order, stops them in reverse.
 
 Start-up (seed, "Application Startup Sequence"): configuration is parsed by the
-CLI; here the database is opened and pinged, migrations run, the stats
-collector, webhook handler and syncer start, then the scheduler (job
-definitions loaded, index built, loop started), then the HTTP server.
+CLI; here the database is opened and pinged, migrations run, the scheduling
+lease is taken (a second process on the same database stands by here until the
+first one stops: itinerary/lease.py), the stats collector, webhook handler and
+syncer start, then the scheduler (job definitions loaded, index built, loop
+started), then the HTTP server.
 
 Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
-the syncer, the syncer flushes everything, then the database closes. The seed
+the syncer, the syncer flushes everything, the lease is released, then the
+database closes. The seed
 lists the syncer before the stats collector; we stop stats first because its
 rows are written through the syncer and must not be lost.
 
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import logging
 import socket
+from functools import partial
 from typing import Any
 
 import gevent
+import peewee as pw
 from gevent.event import Event
 from gevent.pool import Group
 from gevent.pywsgi import WSGIServer
@@ -34,6 +39,7 @@ from itinerary.config import Config
 from itinerary.context import Context
 from itinerary.executors.base import ExecutorError
 from itinerary.http import make_root
+from itinerary.lease import Holder, Lease
 from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
 
@@ -110,6 +116,8 @@ class App:
         self.executor = executor
         self.group = Group()
         self.crashed = Event()
+        self.stopping = Event()  # set by a signal: also ends a standby start-up
+        self.lease: Lease | None = None
         self.database: dbmod.Database | None = None
         self.server: WSGIServer | None = None
         self.url = ""
@@ -130,7 +138,8 @@ class App:
         )
         self.crashed.set()
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start and serve; False if `stopping` was set while standing by for the lease."""
         from itinerary.scheduler import Scheduler
         from itinerary.stats import StatsCollector
         from itinerary.syncer import Syncer
@@ -140,6 +149,8 @@ class App:
         self.database = database = connect(config)
         version = prepare_schema(config, database)
         dbmod.bind(database)
+        if not self._take_lease(database):
+            return False
         self.queues = queues = Queues(
             scheduler=Queue(),
             syncer=Queue(maxsize=config.syncer_inbox_size),
@@ -188,6 +199,23 @@ class App:
             config.executor,
             self.url,
         )
+        return True
+
+    def _take_lease(self, database: dbmod.Database) -> bool:
+        lease = Lease(database, self.clock)
+        try:
+            if not lease.wait(self.stopping):
+                return False
+        except (pw.PeeweeException, OSError) as exc:
+            raise StartupError(f"cannot take the scheduling lease: {_first_line(exc)}") from None
+        self.lease = lease
+        self._spawn("lease", partial(lease.keep, self._lease_lost))
+        return True
+
+    def _lease_lost(self, holder: Holder) -> None:
+        log.error("another Itinerary took the scheduling lease (%s); shutting down", holder)
+        self.lease = None  # not ours to release any more
+        self.crashed.set()
 
     def _database_ready(self) -> tuple[bool, str]:
         assert self.database is not None
@@ -238,12 +266,17 @@ class App:
             if greenlet is not None and not greenlet.dead:
                 getattr(self.queues, inbox).put(ShutDown(self.clock.now()))
                 greenlet.join(timeout)
+        renewing = self._greenlets.get("lease")
+        if renewing is not None:  # held to here: no standby takes over while runs are released
+            renewing.kill()
         alive = [g.name for g in self._greenlets.values() if not g.dead]
         if alive:
             log.error("still running after %gs, stopping them: %s", timeout, ", ".join(alive))
         self.group.kill(timeout=5)
         if self.executor is not None:
             self.executor.close()
+        if self.lease is not None:
+            self.lease.release()
         if self.database is not None:
             self.database.close()
         log.info("stopped")

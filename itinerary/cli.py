@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gevent
-from gevent.event import Event
 
 from itinerary import config as cfg
 from itinerary.db import ConfigError
@@ -81,17 +80,17 @@ def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:
     from itinerary.app import App, StartupError
 
     app = App(config)
-    stop = Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(sig, stop.set)
+        gevent.signal_handler(sig, app.stopping.set)
     try:
-        app.start()
+        serving = app.start()
     except StartupError as exc:
         app.stop()
         print(f"itinerary: {exc}", file=sys.stderr)  # noqa: T201 - the one line the user sees
         return EXIT_FAIL
-    print(f"Itinerary is running at {app.url}  (Ctrl-C to stop)", flush=True)  # noqa: T201
-    gevent.wait([stop, app.crashed], count=1)
+    if serving:
+        print(f"Itinerary is running at {app.url}  (Ctrl-C to stop)", flush=True)  # noqa: T201
+        gevent.wait([app.stopping, app.crashed], count=1)
     app.stop()
     return EXIT_FAIL if app.crashed.is_set() else 0
 

@@ -540,6 +540,17 @@ class ApiToken(BaseModel):
         table_name = "api_tokens"
 
 
+class SchedulerLease(BaseModel):
+    """Which process schedules on this database, until when (itinerary/lease.py)."""
+
+    name = pw.CharField(primary_key=True)
+    holder = pw.CharField()
+    expires_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "scheduler_lease"
+
+
 MODELS = (
     ConstraintType,
     ActionType,
@@ -556,6 +567,7 @@ MODELS = (
     WebhookDelivery,
     WebhookHandlerStats,
     ApiToken,
+    SchedulerLease,
 )
 
 

@@ -45,6 +45,7 @@ DATA_TABLES = (
     "webhook_deliveries",
     "webhook_handler_stats",
     "api_tokens",
+    "scheduler_lease",
 )
 
 

@@ -1,0 +1,7 @@
+-- One scheduling Itinerary per database (itinerary/lease.py): the holder renews its row
+-- every few seconds; another process takes it over only once it has expired.
+CREATE TABLE scheduler_lease (
+    name VARCHAR(64) PRIMARY KEY,
+    holder VARCHAR(255) NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
