@@ -11,9 +11,8 @@ Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
 the syncer, the syncer flushes everything, the lease is released, then the
-database closes. The seed
-lists the syncer before the stats collector; we stop stats first because its
-rows are written through the syncer and must not be lost.
+database closes. The seed lists the syncer before the stats collector; we stop
+stats first because its rows are written through the syncer and must not be lost.
 
 Every component greenlet is linked: if one crashes, the crash is logged and
 the whole process shuts down cleanly rather than limping on without it.
