@@ -227,15 +227,7 @@ class KubernetesExecutor:
                     return None
                 raise
         selector = f"{SELECTOR},{RUN_ID}={request.run_id},{ATTEMPT}={request.attempt}"
-        resp = self._with_retries(
-            f"list Jobs of run {request.run_id} in {ns}",
-            self.batch.list_namespaced_job,
-            ns,
-            label_selector=selector,
-            _preload_content=False,
-            _request_timeout=TIMEOUT,
-        )
-        items = json.loads(resp.data)["items"]
+        items = self._list_jobs(ns, selector, f"list Jobs of run {request.run_id} in {ns}")
         return items[0] if items else None
 
     def kill(self, execution: Execution, reason: str, grace_seconds: float = 10.0) -> None:
@@ -328,15 +320,7 @@ class KubernetesExecutor:
         wanted = sorted(set(namespaces or ()) | {ns for ns, _ in self.watches})
         found = []
         for ns in wanted:
-            resp = self._with_retries(
-                f"list Jobs in {ns}",
-                self.batch.list_namespaced_job,
-                ns,
-                label_selector=SELECTOR,
-                _preload_content=False,
-                _request_timeout=TIMEOUT,
-            )
-            for job in json.loads(resp.data)["items"]:
+            for job in self._list_jobs(ns, SELECTOR, f"list Jobs in {ns}"):
                 labels = job["metadata"].get("labels") or {}
                 outcome = job_outcome(job)
                 status = {None: "active", "Complete": "succeeded", "Failed": "failed"}
@@ -541,6 +525,18 @@ class KubernetesExecutor:
     def _create(self, ns: str, manifest: dict[str, Any]) -> None:
         self.limiter.take()
         self.batch.create_namespaced_job(ns, manifest, _request_timeout=TIMEOUT)
+
+    def _list_jobs(self, ns: str, selector: str, what: str) -> list[dict[str, Any]]:
+        """The Jobs in `ns` matching `selector`, transient failures retried."""
+        resp = self._with_retries(
+            what,
+            self.batch.list_namespaced_job,
+            ns,
+            label_selector=selector,
+            _preload_content=False,
+            _request_timeout=TIMEOUT,
+        )
+        return json.loads(resp.data)["items"]
 
     def _read_job(self, ns: str, name: str) -> dict[str, Any]:
         resp = self.batch.read_namespaced_job(
