@@ -76,6 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "serve the API without authentication on a non-loopback address",
     ),
+    Setting("ui_session_ttl", "duration", 43200.0, "how long a web UI sign-in lasts"),
     # logging
     Setting("log_level", "choice", "info", "log level", LOG_LEVELS),
     Setting("log_format", "choice", "text", "log line format", ("text", "json")),
@@ -198,6 +199,7 @@ class Config:
     stats_period: float
     syncer_thresholds: str = ""
     config_file: str | None = None
+    ui_session_ttl: float = 43200.0
 
     @property
     def dsn(self) -> DSN:

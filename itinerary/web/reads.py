@@ -1,0 +1,157 @@
+"""The reads the pages make beyond the API's (itinerary/queries.py), each index-backed.
+
+Active runs come from the (status, scheduled_at) index, recently finished ones
+from completed_at, a job's usual duration from (job_id, status, scheduled_at).
+What is costly and changes slowly is cached in the process for a short while:
+the upcoming runs of every job (30 s) and each job's median duration (60 s).
+Call these through `Database.read`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee as pw
+
+from itinerary import jobstore, queries, states
+from itinerary.db import Job, JobRun
+from itinerary.jobs import JobSpec
+
+ACTIVE_CAP = 500
+RECENT_WINDOW = timedelta(minutes=15)
+UPCOMING_WINDOW = timedelta(hours=1)
+UPCOMING_CAP = 50
+HISTORY_MIN = 5  # successes needed before a progress estimate is shown
+UPCOMING_TTL_S = 30.0
+MEDIAN_TTL_S = 60.0
+
+_upcoming_cache: dict[str, Any] = {}
+_median_cache: dict[int, tuple[float, float | None]] = {}
+
+
+def _rows(query: pw.Query, now: datetime) -> list[dict[str, Any]]:
+    return [queries.run_json(r, now) for r in queries._raw(query)]
+
+
+def active_runs(now: datetime) -> list[dict[str, Any]]:
+    """Runs not yet in a final state, most recently started first."""
+    query = (
+        queries._runs_select()
+        .where(JobRun.status.in_(list(states.ACTIVE)))
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(ACTIVE_CAP)
+    )
+    runs = _rows(query, now)
+    runs.sort(key=lambda r: r["startedAt"] or r["scheduledAt"], reverse=True)
+    return runs
+
+
+def recent_runs(now: datetime) -> list[dict[str, Any]]:
+    """Runs that ended in the last 15 minutes, newest first."""
+    query = (
+        queries._runs_select()
+        .where(JobRun.completed_at >= now - RECENT_WINDOW)
+        .order_by(JobRun.completed_at.desc())
+        .limit(50)
+    )
+    return _rows(query, now)
+
+
+def ended_counts(since: datetime) -> dict[str, int]:
+    """How many runs ended since `since`, by state."""
+    query = (
+        JobRun.select(JobRun.status, pw.fn.COUNT(JobRun.run_id))
+        .where(JobRun.completed_at >= since)
+        .group_by(JobRun.status)
+    )
+    return {status: int(n) for status, n in queries._raw(query)}
+
+
+def version(runs: Iterable[dict[str, Any]]) -> str:
+    """What a polled fragment shows, as a short hash: equal hash, nothing to send (204)."""
+    text = "|".join(f"{r['runId']}:{r['state']}:{r['updatedAt']}" for r in runs)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def median_duration(job_id: int, clock_s: float) -> float | None:
+    """The job's median duration over its last 20 successes (None with fewer than 5)."""
+    cached = _median_cache.get(job_id)
+    if cached and clock_s - cached[0] < MEDIAN_TTL_S:
+        return cached[1]
+    query = (
+        JobRun.select(JobRun.started_at, JobRun.completed_at)
+        .where((JobRun.job_id == job_id) & (JobRun.status == states.SUCCEEDED))
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(20)
+    )
+    spans = [
+        (queries._utc(end) - queries._utc(start)).total_seconds()  # type: ignore[operator]
+        for start, end in queries._raw(query)
+        if start is not None and end is not None
+    ]
+    value = statistics.median(spans) if len(spans) >= HISTORY_MIN else None
+    _median_cache[job_id] = (clock_s, value)
+    return value
+
+
+def jobs_by_id(job_ids: Iterable[int]) -> dict[int, JobSpec]:
+    ids = sorted(set(job_ids))
+    return {j.id: j for j in jobstore.load_jobs(ids, include_archived=True)} if ids else {}
+
+
+def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
+    """The next hour's scheduled runs of every enabled job (at most 50), cached 30 s."""
+    if _upcoming_cache and clock_s - _upcoming_cache["at"] < UPCOMING_TTL_S:
+        found: list[tuple[datetime, JobSpec]] = _upcoming_cache["runs"]
+        return [(t, j) for t, j in found if t > now]
+    out: list[tuple[datetime, JobSpec]] = []
+    for job in jobstore.load_jobs():
+        if not job.enabled or job.cron is None:
+            continue
+        for t in job.cron.iter_after(now):
+            if t > now + UPCOMING_WINDOW or len(out) > 4 * UPCOMING_CAP:
+                break
+            out.append((t, job))
+    out.sort(key=lambda pair: (pair[0], pair[1].name))
+    out = out[:UPCOMING_CAP]
+    _upcoming_cache.update(at=clock_s, runs=out)
+    return out
+
+
+def job_count() -> int:
+    return Job.select().where(Job.archived_at.is_null()).count()
+
+
+def last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
+    """Each job's latest run (by slot), one primary-key lookup per job."""
+    out: dict[int, dict[str, Any]] = {}
+    for job_id in job_ids:
+        query = (
+            queries._runs_select()
+            .where(JobRun.job_id == job_id)
+            .order_by(JobRun.scheduled_at.desc())
+            .limit(1)
+        )
+        rows = _rows(query, now)
+        if rows:
+            out[job_id] = rows[0]
+    return out
+
+
+def job_runs(job_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
+    query = (
+        queries._runs_select()
+        .where(JobRun.job_id == job_id)
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(limit)
+    )
+    return _rows(query, now)
+
+
+def child_runs(run_id: str, now: datetime) -> list[dict[str, Any]]:
+    query = queries._runs_select().where(JobRun.parent_run_id == run_id).limit(20)
+    return _rows(query, now)
