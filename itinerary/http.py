@@ -1,5 +1,8 @@
 """The root WSGI application: health, readiness, metrics, the web UI, the API under /api/v1.
 
+Every request passes the Host and Origin checks of `itinerary/guard.py` first
+(DNS rebinding, cross-site writes); `/healthz` and `/readyz` are exempt.
+
 `/healthz` answers as long as the process serves HTTP. `/readyz` runs every
 readiness check of the context (database reachable, schema current, syncer
 writing, scheduler loop ticking) and answers 503 with the reasons otherwise, so
@@ -19,6 +22,7 @@ import gevent
 from itinerary.auth import authorize
 from itinerary.context import Context
 from itinerary.errors import ApiError
+from itinerary.guard import Guard
 from itinerary.metrics import render
 from itinerary.web import install as install_web
 from itinerary.web.pipeline import error_page
@@ -123,7 +127,8 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
 
     install_web(root, ctx)
 
-    return root if api is None else _prefixed(root, API_PREFIX, api)
+    app = root if api is None else _prefixed(root, API_PREFIX, api)
+    return Guard(app, ctx.config.allowed_host_list)
 
 
 def _prefixed(root: Any, prefix: str, app: Any) -> Any:

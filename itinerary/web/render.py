@@ -19,6 +19,8 @@ import bottle
 import jinja2
 from markupsafe import Markup
 
+from itinerary import guard
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
@@ -35,8 +37,8 @@ PAGE_HEADERS = {
 
 
 def wants_html(request: bottle.BaseRequest) -> bool:
-    """A browser (it asks for text/html), not an API client or a probe."""
-    return "text/html" in (request.get_header("Accept") or "")
+    """A browser (it prefers text/html), not an API client or a probe (guard.py's rule)."""
+    return guard.wants_html(request.environ)
 
 
 def _utc(value: Any) -> datetime | None:
