@@ -240,3 +240,14 @@ def test_it_sets_the_session_cookie_httponly_and_samesite_lax(secured: Api) -> N
     assert cookie.startswith("itinerary_session=") and "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower() and "Max-Age=43200" in cookie
     assert token not in resp.get_data(as_text=True)
+
+
+def test_it_requires_a_sign_in_on_loopback_with_require_auth(
+    sqlite_database: Database, clock: FakeClock, queues: Queues
+) -> None:
+    harness = start_api(sqlite_database, clock, queues, require_auth=True)
+    try:
+        assert Browser(harness).get("/running").status_code == 303
+        assert harness.get("/jobs").status_code == 401
+    finally:
+        harness.close()
