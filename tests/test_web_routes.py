@@ -251,3 +251,12 @@ def test_it_requires_a_sign_in_on_loopback_with_require_auth(
         assert harness.get("/jobs").status_code == 401
     finally:
         harness.close()
+
+
+def test_it_shows_a_flash_message_once_and_never_one_from_the_url(web: Browser) -> None:
+    job = web.api.create_job(name="etl")
+    resp = web.post(f"/jobs/{job['id']}/pause")
+    location = resp.headers["Location"]
+    assert "Job etl paused." in web.text(location)
+    assert "Job etl paused." not in web.text(location)
+    assert "Call 555" not in web.text("/running?flash=Call+555")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import bottle
 import gevent
@@ -23,7 +23,7 @@ from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
 from itinerary.jobs import CONSTRAINT_TYPES, JobSpec, ValidationError, parse_job
 from itinerary.web import forms, reads
-from itinerary.web.pipeline import Req, page
+from itinerary.web.pipeline import Req, page, see_other
 
 PAGE_SIZES = (25, 50, 100, 500)
 MAX_ID = 2**63 - 1
@@ -46,9 +46,7 @@ def _job_id(text: str) -> int:
 
 
 def _see(location: str, flash: str = "") -> bottle.HTTPResponse:
-    if flash:
-        location += ("&" if "?" in location else "?") + "flash=" + quote(flash)
-    return bottle.HTTPResponse(status=303, headers={"Location": location})
+    return see_other(location, flash)
 
 
 def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import bottle
 import peewee as pw
@@ -28,6 +28,7 @@ from itinerary.web import render, sessions
 from itinerary.web.sessions import Refused, Visitor
 
 log = logging.getLogger(__name__)
+FLASH_COOKIE = "itinerary_flash"
 TITLES = {
     400: "Bad request",
     401: "Sign in needed",
@@ -61,13 +62,22 @@ class Req:
             "can": self.visitor.perms,
             "path": self.request.path,
             "now": self.now,
-            "flash": self.request.query.getunicode("flash") or "",
+            "flash": unquote(self.request.get_cookie(FLASH_COOKIE) or "")[:300],
             "theme": theme_of(self.request),
             **values,
         }
 
     def render(self, template: str, status: int = 200, **values: Any) -> bottle.HTTPResponse:
         return render.html(render.render(template, **self.base(**values)), status)
+
+
+def see_other(location: str, flash: str = "") -> bottle.HTTPResponse:
+    """303 to `location`, with a one-time message for the next page (a cookie, not the URL,
+    so no link can make the UI say something it did not)."""
+    response = bottle.HTTPResponse(status=303, headers={"Location": location})
+    if flash:
+        response.set_cookie(FLASH_COOKIE, quote(flash), httponly=True, samesite="Lax", path="/")
+    return response
 
 
 def theme_of(request: bottle.BaseRequest) -> str:
@@ -155,6 +165,8 @@ def page(
                 out = _fragment_error(500, message) if htmx else error_page(500, message, visitor)
             if isinstance(out, str):
                 out = render.html(out)
+            if request.get_cookie(FLASH_COOKIE) and out.status_code == 200 and not htmx:
+                out.delete_cookie(FLASH_COOKIE, path="/")  # shown once
             if visitor is not None and visitor.new_csrf:
                 out.set_cookie(
                     sessions.CSRF_COOKIE,

@@ -11,7 +11,6 @@ import hashlib
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import bottle
 
@@ -21,7 +20,7 @@ from itinerary.errors import not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
 from itinerary.web import reads
-from itinerary.web.pipeline import Req, page
+from itinerary.web.pipeline import Req, page, see_other
 from itinerary.web.running import max_attempts, reads_time
 
 LOG_LINES = 200
@@ -129,7 +128,6 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             raise not_found(f"run {run_id!r}")
         reason = f"cancelled in the web UI by {req.visitor.name}"
         operations.cancel_run(ctx, run_id, reason, req.now)
-        flash = quote(f"Cancelling run {run_id}: the workload is being killed.")
-        return bottle.HTTPResponse(
-            status=303, headers={"Location": f"/runs/{run_id}?flash={flash}"}
+        return see_other(
+            f"/runs/{run_id}", f"Cancelling run {run_id}: the workload is being killed."
         )
