@@ -13,6 +13,7 @@ import gevent
 from werkzeug.test import Client
 
 from itinerary.clock import settle
+from itinerary.web import reads
 from tests.api_fakes import Api
 
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
@@ -20,6 +21,7 @@ CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 class Browser:
     def __init__(self, api: Api) -> None:
+        reads.clear_caches()  # a new database behind this process (caches are per process)
         self.api = api
         self.client = Client(api.client.application)
         self.csrf = ""

@@ -18,7 +18,7 @@ from typing import Any
 import peewee as pw
 
 from itinerary import jobstore, queries, states
-from itinerary.db import Job, JobRun
+from itinerary.db import JobRun
 from itinerary.jobs import JobSpec
 
 ACTIVE_CAP = 500
@@ -122,23 +122,63 @@ def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
     return out
 
 
-def job_count() -> int:
-    return Job.select().where(Job.archived_at.is_null()).count()
+def _last_run(job_id: int) -> pw.Query:
+    return (
+        queries._runs_select()
+        .where(JobRun.job_id == job_id)
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(1)
+    )
+
+
+_LAST_RUN_SQL: dict[type, str] = {}
+UNION_CHUNK = 100
+LAST_RUN_TTL_S = 5.0
+_last_run_cache: dict[int, tuple[float, dict[str, Any] | None]] = {}
 
 
 def last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
-    """Each job's latest run (by slot), one primary-key lookup per job."""
+    """Each job's latest run (by slot), kept 5 s per job: a list page open in several tabs,
+    or paged back and forth, reads the database once."""
+    clock_s = now.timestamp()
     out: dict[int, dict[str, Any]] = {}
+    missing = []
     for job_id in job_ids:
-        query = (
-            queries._runs_select()
-            .where(JobRun.job_id == job_id)
-            .order_by(JobRun.scheduled_at.desc())
-            .limit(1)
-        )
-        rows = _rows(query, now)
-        if rows:
-            out[job_id] = rows[0]
+        hit = _last_run_cache.get(job_id)
+        if hit is not None and clock_s - hit[0] < LAST_RUN_TTL_S:
+            if hit[1] is not None:
+                out[job_id] = hit[1]
+        else:
+            missing.append(job_id)
+    found = _read_last_runs(missing, now) if missing else {}
+    if len(_last_run_cache) > 20000:
+        _last_run_cache.clear()
+    for job_id in missing:
+        _last_run_cache[job_id] = (clock_s, found.get(job_id))
+    out.update(found)
+    return out
+
+
+def _read_last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
+    """Each job's latest run (by slot): one index range read per job, all in one statement.
+
+    `(SELECT ... WHERE job_id = ? ORDER BY scheduled_at DESC LIMIT 1) UNION ALL ...`, each
+    part wrapped so that SQLite accepts its ORDER BY; PostgreSQL has no loose index scan
+    for a GROUP BY, and MariaDB no LATERAL. The SQL of one part is built once per dialect.
+    """
+    database = JobRun._meta.database.obj
+    sql = _LAST_RUN_SQL.get(type(database))
+    if sql is None:
+        sql, params = database.get_sql_context().sql(_last_run(0)).query()
+        assert list(params) == [0, 1], params  # the job id, then the limit
+        _LAST_RUN_SQL[type(database)] = sql
+    out: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(job_ids), UNION_CHUNK):
+        chunk = job_ids[i : i + UNION_CHUNK]
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) t{n}" for n in range(len(chunk)))
+        params = [v for job_id in chunk for v in (job_id, 1)]
+        for row in database.execute_sql(union, params).fetchall():
+            out[row[queries.JOB_ID]] = queries.run_json(row, now)
     return out
 
 
@@ -155,3 +195,10 @@ def job_runs(job_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]
 def child_runs(run_id: str, now: datetime) -> list[dict[str, Any]]:
     query = queries._runs_select().where(JobRun.parent_run_id == run_id).limit(20)
     return _rows(query, now)
+
+
+def clear_caches() -> None:
+    """Forget every cached read (tests: a new database behind the same process)."""
+    _upcoming_cache.clear()
+    _median_cache.clear()
+    _last_run_cache.clear()
