@@ -9,9 +9,10 @@ import pytest
 
 from itinerary import jobstore, tokens
 from itinerary.clock import FakeClock
-from itinerary.db import Database
+from itinerary.db import Database, bind
 from itinerary.messages import Queues
 from tests.api_fakes import Api, api_fixture, start_api  # noqa: F401 (the api fixture)
+from tests.dbfaults import Outage
 from tests.web_fakes import JOB_FORM, Browser
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -260,3 +261,24 @@ def test_it_shows_a_flash_message_once_and_never_one_from_the_url(web: Browser) 
     assert "Job etl paused." in web.text(location)
     assert "Job etl paused." not in web.text(location)
     assert "Call 555" not in web.text("/running?flash=Call+555")
+
+
+def test_it_answers_a_503_page_when_the_database_is_down(
+    database: Database, clock: FakeClock, queues: Queues
+) -> None:
+    if database.driver == "sqlite":
+        pytest.skip("reads from SQLite do not fail while another connection holds a lock")
+    outage = Outage(database)
+    bind(outage.database)
+    harness = start_api(outage.database, clock, queues)
+    try:
+        outage.cut()
+        page = Browser(harness).get("/jobs")
+        assert page.status_code == 503
+        assert "The database is unavailable" in page.get_data(as_text=True)
+        assert harness.get("/jobs").get_json()["error"]["code"] == "unavailable"
+    finally:
+        outage.restore()
+        harness.close()
+        bind(database)
+        outage.close()
