@@ -282,3 +282,10 @@ def test_it_answers_a_503_page_when_the_database_is_down(
         harness.close()
         bind(database)
         outage.close()
+
+
+def test_it_lists_the_next_hours_runs_as_soon_as_a_job_is_created(web: Browser) -> None:
+    assert "No scheduled runs in the next hour." in web.text("/running")
+    web.api.create_job(name="every-five", schedule="*/5 * * * *")
+    page = web.text("/running/_upcoming")
+    assert page.count("every-five") == 12

@@ -18,7 +18,7 @@ from typing import Any
 import peewee as pw
 
 from itinerary import jobstore, queries, states
-from itinerary.db import JobRun
+from itinerary.db import Job, JobRun
 from itinerary.jobs import JobSpec
 
 ACTIVE_CAP = 500
@@ -103,9 +103,19 @@ def jobs_by_id(job_ids: Iterable[int]) -> dict[int, JobSpec]:
     return {j.id: j for j in jobstore.load_jobs(ids, include_archived=True)} if ids else {}
 
 
+def _jobs_stamp() -> tuple[Any, ...]:
+    return tuple(Job.select(pw.fn.COUNT(Job.id), pw.fn.MAX(Job.updated_at)).tuples().first() or ())
+
+
 def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
-    """The next hour's scheduled runs of every enabled job (at most 50), cached 30 s."""
-    if _upcoming_cache and clock_s - _upcoming_cache["at"] < UPCOMING_TTL_S:
+    """The next hour's scheduled runs of every enabled job (at most 50), cached 30 s or
+    until a job is created, changed or archived (any process: the stamp is read each time)."""
+    stamp = _jobs_stamp()
+    if (
+        _upcoming_cache
+        and clock_s - _upcoming_cache["at"] < UPCOMING_TTL_S
+        and _upcoming_cache["stamp"] == stamp
+    ):
         found: list[tuple[datetime, JobSpec]] = _upcoming_cache["runs"]
         return [(t, j) for t, j in found if t > now]
     out: list[tuple[datetime, JobSpec]] = []
@@ -118,7 +128,7 @@ def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
             out.append((t, job))
     out.sort(key=lambda pair: (pair[0], pair[1].name))
     out = out[:UPCOMING_CAP]
-    _upcoming_cache.update(at=clock_s, runs=out)
+    _upcoming_cache.update(at=clock_s, runs=out, stamp=stamp)
     return out
 
 
