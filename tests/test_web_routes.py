@@ -332,3 +332,18 @@ def test_it_archives_a_job_only_when_its_name_is_typed(web: Browser) -> None:
     assert web.post(f"/jobs/{job['id']}/archive", {"confirm_name": "old"}).status_code == 303
     assert web.api.get(f"/jobs/{job['id']}").get_json()["archivedAt"] is not None
     assert "Archived" in web.text(f"/jobs/{job['id']}/definition")
+
+
+def test_it_estimates_progress_from_five_past_successes(web: Browser) -> None:
+    job = web.api.create_job(name="etl")
+    now = web.api.clock.now()
+    for i in range(1, 6):
+        start = now - timedelta(hours=i)
+        web.api.add_run(
+            job["id"], start, started_at=start, completed_at=start + timedelta(seconds=100)
+        )
+    web.api.add_run(
+        job["id"], now - timedelta(seconds=30), "running", started_at=now - timedelta(seconds=30)
+    )
+    page = web.text("/running")
+    assert 'value="30"' in page and "≈ 1 m 10 s left of 1 m 40 s usually" in page
