@@ -37,38 +37,65 @@ def _rows(query: pw.Query, now: datetime) -> list[dict[str, Any]]:
     return [queries.run_json(r, now) for r in queries._raw(query)]
 
 
-def active_runs(now: datetime) -> list[dict[str, Any]]:
-    """Runs not yet in a final state, most recently started first."""
-    query = (
+def active_query() -> pw.Query:
+    return (
         queries._runs_select()
         .where(JobRun.status.in_(list(states.ACTIVE)))
         .order_by(JobRun.scheduled_at.desc())
         .limit(ACTIVE_CAP)
     )
-    runs = _rows(query, now)
+
+
+def recent_query(now: datetime) -> pw.Query:
+    return (
+        queries._runs_select()
+        .where(JobRun.completed_at >= now - RECENT_WINDOW)
+        .order_by(JobRun.completed_at.desc())
+        .limit(50)
+    )
+
+
+def ended_query(since: datetime) -> pw.Query:
+    return (
+        JobRun.select(JobRun.status, pw.fn.COUNT(JobRun.run_id))
+        .where(JobRun.completed_at >= since)
+        .group_by(JobRun.status)
+    )
+
+
+def successes_query(job_id: int) -> pw.Query:
+    return (
+        JobRun.select(JobRun.started_at, JobRun.completed_at)
+        .where((JobRun.job_id == job_id) & (JobRun.status == states.SUCCEEDED))
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(20)
+    )
+
+
+def children_query(run_id: str) -> pw.Query:
+    # `IS NOT NULL` lets SQLite and PostgreSQL use their partial index (migration 004).
+    return (
+        queries._runs_select()
+        .where((JobRun.parent_run_id == run_id) & JobRun.parent_run_id.is_null(False))
+        .limit(20)
+    )
+
+
+def active_runs(now: datetime) -> list[dict[str, Any]]:
+    """Runs not yet in a final state, most recently started first."""
+    runs = _rows(active_query(), now)
     runs.sort(key=lambda r: r["startedAt"] or r["scheduledAt"], reverse=True)
     return runs
 
 
 def recent_runs(now: datetime) -> list[dict[str, Any]]:
     """Runs that ended in the last 15 minutes, newest first."""
-    query = (
-        queries._runs_select()
-        .where(JobRun.completed_at >= now - RECENT_WINDOW)
-        .order_by(JobRun.completed_at.desc())
-        .limit(50)
-    )
-    return _rows(query, now)
+    return _rows(recent_query(now), now)
 
 
 def ended_counts(since: datetime) -> dict[str, int]:
     """How many runs ended since `since`, by state."""
-    query = (
-        JobRun.select(JobRun.status, pw.fn.COUNT(JobRun.run_id))
-        .where(JobRun.completed_at >= since)
-        .group_by(JobRun.status)
-    )
-    return {status: int(n) for status, n in queries._raw(query)}
+    return {status: int(n) for status, n in queries._raw(ended_query(since))}
 
 
 def version(runs: Iterable[dict[str, Any]]) -> str:
@@ -82,12 +109,7 @@ def median_duration(job_id: int, clock_s: float) -> float | None:
     cached = _median_cache.get(job_id)
     if cached and clock_s - cached[0] < MEDIAN_TTL_S:
         return cached[1]
-    query = (
-        JobRun.select(JobRun.started_at, JobRun.completed_at)
-        .where((JobRun.job_id == job_id) & (JobRun.status == states.SUCCEEDED))
-        .order_by(JobRun.scheduled_at.desc())
-        .limit(20)
-    )
+    query = successes_query(job_id)
     spans = [
         (queries._utc(end) - queries._utc(start)).total_seconds()  # type: ignore[operator]
         for start, end in queries._raw(query)
@@ -132,7 +154,7 @@ def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
     return out
 
 
-def _last_run(job_id: int) -> pw.Query:
+def last_run_query(job_id: int) -> pw.Query:
     return (
         queries._runs_select()
         .where(JobRun.job_id == job_id)
@@ -179,7 +201,7 @@ def _read_last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, An
     database = JobRun._meta.database.obj
     sql = _LAST_RUN_SQL.get(type(database))
     if sql is None:
-        sql, params = database.get_sql_context().sql(_last_run(0)).query()
+        sql, params = database.get_sql_context().sql(last_run_query(0)).query()
         assert list(params) == [0, 1], params  # the job id, then the limit
         _LAST_RUN_SQL[type(database)] = sql
     out: dict[int, dict[str, Any]] = {}
@@ -203,8 +225,7 @@ def job_runs(job_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]
 
 
 def child_runs(run_id: str, now: datetime) -> list[dict[str, Any]]:
-    query = queries._runs_select().where(JobRun.parent_run_id == run_id).limit(20)
-    return _rows(query, now)
+    return _rows(children_query(run_id), now)
 
 
 def clear_caches() -> None:
