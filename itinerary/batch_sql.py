@@ -494,22 +494,30 @@ class Written:
         )
 
     def write_actions(self, records: list[messages.ActionRunRecord]) -> None:
-        self._insert_new(
+        """Insert action runs; a later record of the same id (a webhook's outcome after its
+        "pending") replaces the row, keeping its violation."""
+        latest = {r.id: r for r in records}  # one row per id: a statement may not touch one twice
+        self.sql.insert(
+            self.cursor,
             ACTIONS,
             (
-                [
-                    r.id,
-                    r.run_id,
-                    ACTION_TYPES[r.action],
-                    r.trigger,
-                    r.violation_id,
-                    r.at,
-                    r.success,
-                    r.error,
-                    r.details,
-                ]
-                for r in records
+                ACTIONS.row(r)
+                for r in (
+                    [
+                        r.id,
+                        r.run_id,
+                        ACTION_TYPES[r.action],
+                        r.trigger,
+                        r.violation_id,
+                        r.at,
+                        r.success,
+                        r.error,
+                        r.details,
+                    ]
+                    for r in latest.values()
+                )
             ),
+            self.sql.replace_existing(ACTIONS, keep=("constraint_violation_id",)),
         )
 
     def write_webhooks(self, records: list[messages.WebhookDeliveryRecord]) -> None:

@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("loop_interval", "duration", 1.0, "how often the scheduler loop runs"),
     Setting(
+        "kickoff_depth_limit",
+        "int",
+        10,
+        "longest chain of runs started by kickOffJob actions; a deeper one is refused",
+    ),
+    Setting(
         "shutdown_timeout",
         "duration",
         30.0,
@@ -197,6 +203,7 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
+    kickoff_depth_limit: int = 10
     config_file: str | None = None
 
     @property

@@ -197,3 +197,5 @@ ACTION_CONFIGS = {
 }
 # Triggers an action type may not have: retrying a run that succeeded or never started.
 REFUSED_TRIGGERS = {"retry": ("on_success", "on_start", "on_missed", "on_skipped")}
+# The violations a `retry` may answer: those that fail an attempt that was started.
+RETRIED_VIOLATIONS = ("maxAllowedRunTime", "postRunHook")

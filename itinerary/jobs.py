@@ -294,6 +294,11 @@ def _action(value: Any, path: str, errors: dict[str, str]) -> Action | None:
     if trigger == "on_violation":
         if not isinstance(constraint, str) or constraint not in CONSTRAINT_TYPES:
             errors[f"{path}.constraint"] = "on_violation needs the name of a constraint"
+        elif kind == "retry" and constraint not in jobchecks.RETRIED_VIOLATIONS:
+            errors[f"{path}.constraint"] = (
+                f"retry on_violation applies to {' and '.join(jobchecks.RETRIED_VIOLATIONS)} "
+                "(the violations that fail a started attempt)"
+            )
     elif constraint is not None:
         errors[f"{path}.constraint"] = "only on_violation actions name a constraint"
     if not isinstance(config, dict):
