@@ -65,7 +65,7 @@ def context(o: Orchestrator) -> dict[str, Any]:
         "jobId": slot.job.id,
         "runId": slot.run_id,
         "scheduledAt": _iso(slot.scheduled_at),
-        "attempt": slot.attempt,
+        "attempt": o.attempt,
         "trigger": slot.trigger,
         "args": list(slot.effective_args),
     }
