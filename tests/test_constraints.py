@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from itinerary import states
+from itinerary.messages import RunNow
 from tests.runkit import Endpoint, Kit, kit_config
 
 pytestmark = pytest.mark.slow
@@ -122,3 +123,116 @@ def test_it_retries_after_a_post_run_hook_failure(kit, hook, tmp_path) -> None:
     run = kit.final(kit.run(job))
     assert (run.status, run.attempt) == (states.SUCCEEDED, 2)
     assert len(marks(tmp_path)) == 2 and [c["json"]["attempt"] for c in hook.seen] == [1, 2]
+
+
+@covers("requirePreviousSuccess")
+def test_it_skips_a_run_whose_dependency_last_failed(kit, tmp_path) -> None:
+    etl = kit.job("etl", "exit 3")
+    failed = kit.final(kit.run(etl))
+    report = kit.job("report", touch(tmp_path), constraints={"requirePreviousSuccess": "etl"})
+    run = kit.final(kit.run(report))
+    assert run.status == states.SKIPPED and marks(tmp_path) == []
+    expected = f"requirePreviousSuccess: etl's last run {failed.run_id} failed at 2026-03-01 12:"
+    assert run.reason.startswith(expected)
+    assert kit.violated(run.run_id) == ["requirePreviousSuccess"]
+
+
+def test_it_runs_when_the_dependency_last_succeeded(kit, tmp_path) -> None:
+    etl = kit.job("etl", '[ "$0" = ok ]')
+    kit.final(kit.run(etl, args=("bad",)))
+    kit.final(kit.run(etl, args=("ok",)))
+    report = kit.job("report", touch(tmp_path), constraints={"requirePreviousSuccess": "etl"})
+    run = kit.final(kit.run(report))
+    assert run.status == states.SUCCEEDED and marks(tmp_path) == [run.run_id]
+
+
+def test_it_matches_the_dependency_on_its_args(kit, tmp_path) -> None:
+    etl = kit.job("etl", '[ "$0" = ok ]')
+    bad = kit.final(kit.run(etl, args=("bad",)))
+    kit.final(kit.run(etl, args=("ok",)))
+    needs = {"requirePreviousSuccess": {"job": "etl", "args": ["bad"]}}
+    run = kit.final(kit.run(kit.job("report", touch(tmp_path), constraints=needs)))
+    assert f"etl with args bad's last run {bad.run_id} failed" in run.reason
+    needs = {"requirePreviousSuccess": {"job": etl.id, "args": ["never"]}}
+    other = kit.final(kit.run(kit.job("other", touch(tmp_path), constraints=needs)))
+    assert other.reason == "requirePreviousSuccess: etl with args never has no run"
+    assert marks(tmp_path) == []
+
+
+def test_it_ignores_a_dependency_success_outside_within(kit, tmp_path) -> None:
+    kit.final(kit.run(etl := kit.job("etl", "true")))
+    kit.clock.advance(2 * 3600)
+    needs = {"requirePreviousSuccess": {"job": "etl", "within": "1h"}}
+    run = kit.final(kit.run(kit.job("report", touch(tmp_path), constraints=needs)))
+    assert (run.status, run.reason) == (
+        states.SKIPPED,
+        "requirePreviousSuccess: etl has no run within 1h",
+    )
+    assert marks(tmp_path) == [] and etl.id
+
+
+def test_it_waits_for_a_running_dependency_with_wait(kit, tmp_path) -> None:
+    etl = kit.job("etl", f"while [ ! -f {tmp_path / 'go'} ]; do sleep 0.02; done")
+    etl_run = kit.run(etl)
+    kit.drive(lambda: kit.row(etl_run).status == states.RUNNING, "etl running")
+    needs = {"requirePreviousSuccess": {"job": "etl", "wait": "10m"}}
+    run_id = kit.run(kit.job("report", touch(tmp_path), constraints=needs))
+    row = kit.drive(lambda: (r := kit.row(run_id)).status == states.WAITING and r, "waiting")
+    assert row.reason.startswith(f"requirePreviousSuccess: etl's last run {etl_run} running")
+    (tmp_path / "go").touch()
+    assert kit.final(run_id).status == states.SUCCEEDED and marks(tmp_path) == [run_id]
+
+
+def crowd(kit: Kit, tmp_path: Path, concurrency: dict, runs: int = 50) -> list[str]:
+    """`runs` manual runs of one job asked at once; each workload records how many it saw live."""
+    live = tmp_path / "live"
+    live.mkdir()
+    command = (
+        f"touch {live}/$ITINERARY_RUN_ID; ls {live} | wc -l >> {tmp_path / 'seen'}; "
+        f"sleep 0.1; rm {live}/$ITINERARY_RUN_ID"
+    )
+    job = kit.job(command=command, constraints={"maxConcurrentRuns": concurrency})
+    asks = [RunNow(job.id, kit.clock.now()) for _ in range(runs)]
+    for msg in asks:
+        kit.queues.scheduler.put(msg)
+    run_ids = [kit.drive(lambda m=msg: m.reply.ready() and m.reply.get()) for msg in asks]
+    kit.drive(lambda: all(kit.row(r, final=True) for r in run_ids), "every run final")
+    kit.flush()
+    return run_ids
+
+
+def most_seen(tmp_path: Path) -> int:
+    return max(int(n) for n in (tmp_path / "seen").read_text().split())
+
+
+@covers("maxConcurrentRuns")
+def test_it_never_runs_more_than_max_concurrent_runs_skipping_the_rest(kit, tmp_path) -> None:
+    run_ids = crowd(kit, tmp_path, 3)
+    rows = [kit.row(r) for r in run_ids]
+    skipped = [r for r in rows if r.status == states.SKIPPED]
+    assert most_seen(tmp_path) <= 3 and len(skipped) + 3 >= 50 > len(skipped)
+    assert all(r.reason.startswith("maxConcurrentRuns 3 reached: ") for r in skipped)
+    # It should record each skip as a violation, so on_violation actions can fire.
+    assert all(kit.violated(r.run_id) == ["maxConcurrentRuns"] for r in skipped)
+
+
+def test_it_queues_runs_over_max_concurrent_runs(kit, tmp_path) -> None:
+    run_ids = crowd(kit, tmp_path, {"limit": 3, "overlap": "queue", "queueLimit": 50})
+    assert {kit.row(r).status for r in run_ids} == {states.SUCCEEDED}
+    assert most_seen(tmp_path) <= 3 and len((tmp_path / "seen").read_text().split()) == 50
+
+
+def test_it_skips_runs_beyond_the_queue_limit(kit, tmp_path) -> None:
+    run_ids = crowd(kit, tmp_path, {"limit": 3, "overlap": "queue", "queueLimit": 5}, runs=12)
+    rows = [kit.row(r) for r in run_ids]
+    skipped = [r for r in rows if r.status == states.SKIPPED]
+    assert most_seen(tmp_path) <= 3 and len(skipped) >= 12 - 3 - 5
+    assert "and queueLimit 5 runs already wait" in skipped[0].reason
+
+
+def test_it_replaces_the_oldest_run_over_max_concurrent_runs(kit, tmp_path) -> None:
+    run_ids = crowd(kit, tmp_path, {"limit": 3, "overlap": "replace"})
+    rows = [kit.row(r) for r in run_ids]
+    assert most_seen(tmp_path) <= 3 and rows[-1].status == states.SUCCEEDED
+    killed = [r for r in rows if r.status == states.KILLED]
+    assert killed and all("replaced by run" in r.reason for r in killed)
