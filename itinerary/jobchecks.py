@@ -15,6 +15,7 @@ next to the route table (tests/test_openapi.py checks it against real answers).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from itinerary import templating
@@ -199,3 +200,47 @@ ACTION_CONFIGS = {
 REFUSED_TRIGGERS = {"retry": ("on_success", "on_start", "on_missed", "on_skipped")}
 # The violations a `retry` may answer: those that fail an attempt that was started.
 RETRIED_VIOLATIONS = ("maxAllowedRunTime", "postRunHook")
+
+
+def kickoff_cycle(jobs: Iterable[Any]) -> list[str] | None:
+    """A cycle of kickOffJob actions among `jobs` (JobSpecs) as names, the first repeated
+    last (`["a", "b", "a"]`), or None. Jobs name their target by name or by id."""
+    jobs = list(jobs)
+    names = {j.id: j.name for j in jobs if j.id is not None}
+    edges: dict[str, list[str]] = {}
+    for job in jobs:
+        for action in job.actions:
+            if action.type == "kickOffJob":
+                ref = action.config.get("job")
+                target = names.get(ref) if is_int(ref) else ref
+                if target is not None:
+                    edges.setdefault(job.name, []).append(target)
+    done: set[str] = set()
+    for start in edges:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, Iterator[str]]] = []
+        if start in done:
+            continue
+        path.append(start)
+        on_path.add(start)
+        stack.append((start, iter(edges.get(start, ()))))
+        while stack:
+            node, targets = stack[-1]
+            nxt = next(targets, None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif nxt in on_path:
+                return path[path.index(nxt) :] + [nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                on_path.add(nxt)
+                stack.append((nxt, iter(edges.get(nxt, ()))))
+    return None
+
+
+def cycle_message(cycle: list[str]) -> str:
+    return f"kickOffJob actions would form a cycle: {' -> '.join(cycle)}"

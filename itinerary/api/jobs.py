@@ -13,7 +13,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, jobstore, messages
+from itinerary import apply, jobchecks, jobstore, messages
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
@@ -24,7 +24,17 @@ JOB_ID = PathParam("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID
 
 
 def job_id_of(text: str) -> int:
-    """A numeric job id from the path, or 404 (a name or a run id never names a job here)."""
+    """A numeric job id from the path; 400 for a name, 404 for an id that cannot exist.
+
+    Names are not taken here: a name may look like a run id (`/runs/{id}` takes both).
+    """
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise invalid(
+            {
+                "job_id": f"takes a numeric job id, not a name: {text!r} is not one; "
+                f"GET /api/v1/jobs?name_pattern={text} shows the job's id"
+            }
+        )
     if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
         raise not_found(f"job {text!r}")
     return int(text)
@@ -43,6 +53,12 @@ def load_job(call: Call, text: str, *, live: bool = False) -> JobSpec:
 
 def save(call: Call, spec: JobSpec) -> JobSpec:
     """Store through the syncer, then tell the loop; 409 on a duplicate name."""
+    if any(a.type == "kickOffJob" for a in spec.actions):  # only then can it close a cycle
+        others = call.ctx.database.read(jobstore.load_jobs)
+        mine = [j for j in others if j.id != spec.id and j.name != spec.name] + [spec]
+        cycle = jobchecks.kickoff_cycle(mine)
+        if cycle is not None:
+            raise invalid({"actions": jobchecks.cycle_message(cycle)})
     msg = messages.SaveJob(spec, call.now)
     call.ctx.queues.syncer.put(msg)
     try:
