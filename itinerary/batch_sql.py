@@ -134,6 +134,8 @@ def _full(model: type[pw.Model]) -> Table:
 RUN_VALUES = operator.attrgetter(*RUN_FIELDS)
 STATUS = RUN_FIELDS.index("status")
 ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
+ATTEMPT_STARTED = 1 + ATTEMPT_FIELDS.index("started_at")  # keys of an attempt change
+ATTEMPT_COMPLETED = 1 + ATTEMPT_FIELDS.index("completed_at")
 TERMINAL = frozenset(states.TERMINAL)
 RANK = states.RANK  # may_move inlined: it runs once per update
 
@@ -201,6 +203,8 @@ def _touches_attempt(u: messages.RunUpdate) -> bool:
         or u.completed_at is not None
         or u.exit_code is not None
         or u.handle is not None
+        or u.attempt_started_at is not None
+        or u.attempt_completed_at is not None
     )
 
 
@@ -260,6 +264,10 @@ class Merge:
         for n, i in enumerate(ATTEMPT_OF_RUN, 1):
             if values[i] is not None:
                 change[n] = values[i]
+        if u.attempt_started_at is not None:
+            change[ATTEMPT_STARTED] = u.attempt_started_at
+        if u.attempt_completed_at is not None:
+            change[ATTEMPT_COMPLETED] = u.attempt_completed_at
         old = change[0]
         status = u.attempt_status or u.status or old or run_status
         if old is None or (old not in TERMINAL and RANK[status] >= RANK[old]):

@@ -199,6 +199,10 @@ class RunUpdate:
     # The attempt's own outcome when it differs from the run's: attempt 1 failed and
     # the run goes on to attempt 2 (run_attempts.status; defaults to `status`).
     attempt_status: str | None = None
+    # The attempt's own times when they differ from the run's (a retry starts later, and an
+    # attempt before the last ends before the run does); default `started_at`/`completed_at`.
+    attempt_started_at: datetime | None = None
+    attempt_completed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ def _record_kick_off(o: Orchestrator, msg: RunNow, trigger: str, vid: int | None
     details: dict[str, Any] = {"job": msg.job_name or msg.job_id, "depth": msg.depth}
     try:
         child = msg.reply.get(timeout=KICKOFF_REPLY_S)
-    except (KeyError, ValueError, gevent.Timeout) as exc:
+    except (Exception, gevent.Timeout) as exc:  # refused, or the loop is shutting down
         error = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         error = error or "no answer from the loop"
         record(o, "kickOffJob", trigger, False, vid, details, error, count=False)

@@ -471,6 +471,7 @@ class Orchestrator:
                     self.clock.now(),
                     attempt=attempt,
                     attempt_status=states.FAILED,
+                    attempt_completed_at=self.clock.now(),
                     error=outcome.reason,
                     exit_code=outcome.exit_code,
                 )
@@ -528,7 +529,9 @@ class Orchestrator:
         assert self._wake is not None
         job = self.slot.job
         expected, allowed = job.seconds("maxExpectedRunTime"), job.seconds("maxAllowedRunTime")
-        began = self.started_at or self.clock.now()
+        # Run-time limits count per attempt: from its own start (a retry gets its full time).
+        seen_running = self.slot.adopt is execution  # re-attached: it started before
+        began = (self.started_at if seen_running else None) or self.clock.now()
         kill: _Outcome | None = None
         events: deque[ExecEvent] = deque()
         pump: gevent.Greenlet | None = None
@@ -548,7 +551,9 @@ class Orchestrator:
                             executor=self.executor.name,
                         )
                     elif event.kind == RUNNING:
-                        began = self.started_at = self.started_at or event.at
+                        self.started_at = self.started_at or event.at
+                        if not seen_running:
+                            seen_running, began = True, event.at
                         if not self._announced:
                             self._announced = True
                             actions.take(self, "on_start")
@@ -557,6 +562,7 @@ class Orchestrator:
                             states.RUNNING,
                             attempt=execution.attempt,
                             started_at=self.started_at,
+                            attempt_started_at=began,
                             handle=event.handle,
                         )
                     elif event.final:
