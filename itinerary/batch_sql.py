@@ -67,6 +67,7 @@ RUN_FIELDS = (
     "behind_schedule",
     "executor",
     "handle",
+    "trigger",
 )
 ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor", "handle")
 # Rows per statement, well below every dialect's parameter limit. On the hub (PostgreSQL,

@@ -203,6 +203,7 @@ class RunUpdate:
     # attempt before the last ends before the run does); default `started_at`/`completed_at`.
     attempt_started_at: datetime | None = None
     attempt_completed_at: datetime | None = None
+    trigger: str | None = None  # a recovered slot run late by catchUp becomes "catchup"
 
 
 @dataclass(frozen=True)

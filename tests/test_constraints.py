@@ -7,6 +7,7 @@ Every "why did it not run" reason is asserted, and the workloads' own side effec
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,31 @@ def test_it_replaces_the_oldest_run_over_max_concurrent_runs(kit, tmp_path) -> N
     assert most_seen(tmp_path) <= 3 and rows[-1].status == states.SUCCEEDED
     killed = [r for r in rows if r.status == states.KILLED]
     assert killed and all("replaced by run" in r.reason for r in killed)
+
+
+@covers("catchUp", "catchUpWindow")
+def test_it_marks_a_slot_claimed_before_a_crash_and_run_late_as_catchup(database, tmp_path) -> None:
+    first = Kit(database, kit_config(tmp_path))
+    constraints = {"catchUp": True, "catchUpWindow": "2h"}
+    job = first.job(command=touch(tmp_path), schedule="0 13 * * *", constraints=constraints)
+    first.clock.set(first.clock.now().replace(hour=12, minute=59, second=55))
+    (claimed,) = first.drive(lambda: first.runs(job), "the slot claimed")
+    first.stop()  # before its start time: the claimed run is left for the next process
+    first.clock.advance(3600)
+    second = Kit(database, kit_config(tmp_path), clock=first.clock)
+    try:
+        run = second.final(claimed.run_id)
+        assert (run.status, run.trigger) == (states.SUCCEEDED, "catchup")
+        assert marks(tmp_path) == [run.run_id]
+    finally:
+        second.stop()
+
+
+def test_it_gives_the_workload_its_run_context(kit, tmp_path) -> None:
+    names = "JOB_NAME RUN_ID ATTEMPT TRIGGER SCHEDULED_AT".split()
+    command = " ".join(f'echo "$ITINERARY_{n}" >> {tmp_path / "env"};' for n in names)
+    run = kit.final(kit.run(kit.job("ctx", command)))
+    job_name, run_id, attempt, trigger, scheduled_at = (tmp_path / "env").read_text().split()
+    assert (job_name, run_id, attempt, trigger) == ("ctx", run.run_id, "1", "manual")
+    # It should be the slot (RFC 3339), not the start: a job can process "its" slot.
+    assert scheduled_at == run.scheduled_at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")

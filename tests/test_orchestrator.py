@@ -81,6 +81,7 @@ def test_it_fails_after_the_last_retry(clock, queues, env) -> None:
     assert (final.status, final.exit_code, final.reason) == (states.FAILED, 3, "exit code 3")
 
 
+@pytest.mark.covers("maxAllowedRunTime")
 def test_it_kills_and_fails_a_run_over_max_allowed_run_time(clock, queues, env) -> None:
     executor, syncer = env
     orch, greenlet = launch(clock, queues, executor, constraints={"maxAllowedRunTime": "1m"})
@@ -93,6 +94,7 @@ def test_it_kills_and_fails_a_run_over_max_allowed_run_time(clock, queues, env) 
     assert violation.constraint == "maxAllowedRunTime"
 
 
+@pytest.mark.covers("maxExpectedRunTime")
 def test_it_flags_a_run_behind_schedule_after_max_expected_run_time(clock, queues, env) -> None:
     executor, syncer = env
     orch, greenlet = launch(clock, queues, executor, constraints={"maxExpectedRunTime": "30s"})
@@ -129,6 +131,7 @@ def test_it_fails_a_run_the_executor_cannot_start(clock, queues, env) -> None:
     assert (final.status, final.reason) == (states.FAILED, "could not start: image registry down")
 
 
+@pytest.mark.covers("catchUpWindow")
 def test_it_records_a_missed_slot_outside_the_catch_up_window(clock, queues, env) -> None:
     executor, syncer = env
     job = JobSpec(

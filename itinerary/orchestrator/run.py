@@ -288,6 +288,8 @@ class Orchestrator:
         status, reason = self._first
         if reply is None and status != states.SCHEDULED:  # a recovered slot that passed
             self._record(status, reason=reason, completed_at=self.clock.now())
+        elif reply is None and self.slot.trigger == "catchup":  # recovered, run late
+            self._record(None, trigger="catchup")
         self.status = status
         if status in states.TERMINAL:
             actions.take(self, "on_missed" if status == states.MISSED else "on_skipped")
