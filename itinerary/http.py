@@ -19,9 +19,9 @@ from typing import Any
 import bottle
 import gevent
 
-from itinerary.api.auth import authorize
-from itinerary.api.errors import ApiError
+from itinerary.auth import authorize
 from itinerary.context import Context
+from itinerary.errors import ApiError
 from itinerary.guard import Guard
 from itinerary.metrics import render
 
