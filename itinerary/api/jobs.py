@@ -13,10 +13,10 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, jobchecks, jobstore, messages
-from itinerary.api import pagination, params, queries
-from itinerary.api.errors import ApiError, invalid, not_found
+from itinerary import apply, jobchecks, jobstore, messages, queries
+from itinerary.api import pagination, params
 from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
 
 MAX_ID = 2**63 - 1

@@ -20,10 +20,10 @@ import gevent
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded
 
-from itinerary.api import auth
-from itinerary.api.errors import ApiError, invalid
+from itinerary import auth
 from itinerary.api.params import Param, parse_query
 from itinerary.context import Context
+from itinerary.errors import ApiError, invalid
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20

@@ -11,11 +11,11 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import messages, states
-from itinerary.api import pagination, params, queries
-from itinerary.api.errors import ApiError, invalid, not_found
+from itinerary import messages, queries, states
+from itinerary.api import pagination, params
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
 from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.errors import ApiError, invalid, not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
 from itinerary.jobs import ValidationError, parse_job
