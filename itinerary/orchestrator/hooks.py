@@ -25,7 +25,11 @@ DEFAULT_TIMEOUT_S = 10.0
 EXCERPT_BYTES = 500
 FIRST_PAUSE_S, MAX_PAUSE_S = 1.0, 30.0
 
+POOL = 100  # kept-alive connections per hook host (many runs of one minute call one hook)
 _session = requests.Session()
+_adapter = requests.adapters.HTTPAdapter(pool_connections=POOL, pool_maxsize=POOL)
+_session.mount("http://", _adapter)
+_session.mount("https://", _adapter)
 
 
 @dataclass(frozen=True)

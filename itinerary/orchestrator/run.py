@@ -190,7 +190,7 @@ class Orchestrator:
         self.attempt = slot.attempt
         self.admitted = False  # maxConcurrentRuns: the loop gave it a place (admission.py)
         self.queued_seq: int | None = None  # maxConcurrentRuns: its place in the queue
-        self._announced = False  # on_start taken
+        self._announced = slot.adopt is not None  # on_start taken (before a restart, if adopted)
         self._behind = False
         self._first: tuple[str, str | None] = (states.SCHEDULED, None)
         self._checks: tuple[Callable[[Orchestrator], constraints.Held | None], ...] = ()
