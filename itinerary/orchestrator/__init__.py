@@ -1,6 +1,8 @@
 """A run's life, from claiming its slot to its final state and the actions it takes.
 
-Imports go one way: `cohort` -> `run` -> `constraints`, `actions` -> `hooks`.
+Imports go one way: `cohort` -> `run` -> `constraints`, `actions` -> `hooks`; a run
+knows its cohort only as something it can `poke`. The cohort drives a run through
+its public steps (`open_claim`, `take_claim`, `launch`, `proceed`, `drop`).
 
 - `run`: one run (`Orchestrator`, `Slot`): claim, wait, check, start, follow, finish;
 - `cohort`: the runs due at one instant, claimed and started together;

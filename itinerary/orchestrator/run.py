@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -76,8 +76,12 @@ from itinerary.messages import (
 )
 from itinerary.orchestrator import actions, constraints
 
-if TYPE_CHECKING:
-    from itinerary.orchestrator.cohort import Cohort
+
+class _Group(Protocol):
+    """What a run needs from the cohort that claims and starts it (cohort.py)."""
+
+    def poke(self, orchestrator: Orchestrator) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +188,7 @@ class Orchestrator:
         self.finished = False  # read by the loop
         self.outcome: str | None = None  # the final state, NOT_CLAIMED or RELEASED
         self.linger = False  # set by the loop: send RunFinished when done
-        self.cohort: Cohort | None = None  # until its cohort hands it its own greenlet
+        self.cohort: _Group | None = None  # until its cohort hands it its own greenlet
         self.constraints_checked = 0
         self.actions_taken = 0
         self.attempt = slot.attempt
@@ -224,6 +228,11 @@ class Orchestrator:
         return self.status in (states.STARTING, states.RUNNING)
 
     @property
+    def checks(self) -> bool:
+        """Pre-execution checks to make before starting (on the run's own greenlet)."""
+        return bool(self._checks)
+
+    @property
     def held(self) -> bool:
         """Told not to start (cancelled, skipped or released)."""
         return self.released or self.cancel_reason is not None or self.skip_reason is not None
@@ -239,23 +248,23 @@ class Orchestrator:
     def run(self) -> None:
         """The whole lifecycle in the calling greenlet."""
         self._wake = Event()
-        self._guarded(self._alone)
+        self.guarded(self._alone)
 
     def _alone(self) -> None:
         if self.slot.adopt is not None:
-            self._close(self._finish(self._attempts(self.slot.adopt)))
+            self.close(self._finish(self._attempts(self.slot.adopt)))
             return
-        claim = self._open()
-        if not self._claimed(claim.reply if claim is not None else None):
+        claim = self.open_claim()
+        if not self.take_claim(claim.reply if claim is not None else None):
             return
         if not self._sleep_until(self.slot.scheduled_at):
-            self._drop()
+            self.drop()
             return
         self._go()
 
     # --- the steps a cohort drives for many runs -----------------------------------------
 
-    def _open(self) -> ClaimSlot | None:
+    def open_claim(self) -> ClaimSlot | None:
         """Decide the slot's first state and claim it; None when the row is ours already."""
         slot = self.slot
         if slot.skip_reason:
@@ -280,10 +289,10 @@ class Orchestrator:
         self.queues.syncer.put(msg)
         return msg
 
-    def _claimed(self, reply: AsyncResult | None) -> bool:
+    def take_claim(self, reply: AsyncResult | None) -> bool:
         """Take the claim's answer (waiting for it); True when the run goes on to its start."""
         if reply is not None and not reply.get():
-            self._close(NOT_CLAIMED)
+            self.close(NOT_CLAIMED)
             return False
         status, reason = self._first
         if reply is None and status != states.SCHEDULED:  # a recovered slot that passed
@@ -294,7 +303,7 @@ class Orchestrator:
         if status in states.TERMINAL:
             actions.take(self, "on_missed" if status == states.MISSED else "on_skipped")
             self._report(status, None)
-            self._close(status)
+            self.close(status)
             return False
         self._checks = constraints.pre_checks(self.slot.job)
         self._request = self._make_request(self.slot.attempt)
@@ -351,30 +360,30 @@ class Orchestrator:
     def proceed(self) -> None:
         """Greenlet body from the start time on: checks and start unless done, then follow."""
         self._wake = Event()
-        self._guarded(self._go)
+        self.guarded(self._go)
 
     def _go(self) -> None:
         if self._launched_at is None:
             if self.held:
-                self._drop()
+                self.drop()
                 return
             for check in self._checks:
                 held = check(self)
                 if self.held:  # told to stop while it waited for a place or a dependency
-                    self._drop()
+                    self.drop()
                     return
                 if held is not None:
                     self._refuse(held)
                     return
             self.launch()
-        self._close(self._finish(self._attempts(None)))
+        self.close(self._finish(self._attempts(None)))
 
     def _refuse(self, held: constraints.Held) -> None:
         """A pre-execution constraint said no: violation, on_violation actions, `skipped`."""
         if self.status != states.WAITING:
             self._record(states.WAITING, reason=held.reason)
         self._violate(held.constraint, held.details)
-        self._close(self._finish(_Outcome(states.SKIPPED, held.reason)))
+        self.close(self._finish(_Outcome(states.SKIPPED, held.reason)))
 
     def record_waiting(self, reason: str) -> None:
         """A check holds the run back for now (queued, waiting for a dependency)."""
@@ -388,15 +397,15 @@ class Orchestrator:
             self.clock.wait(self._wake, seconds)
         return not self.held
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         """End a run told not to start: released (nothing recorded), skipped or cancelled."""
         if self.released:
-            self._close(None)
+            self.close(None)
         elif self.cancel_reason is None:
-            self._close(self._finish(_Outcome(states.SKIPPED, self.skip_reason)))
+            self.close(self._finish(_Outcome(states.SKIPPED, self.skip_reason)))
         else:
             reason = f"cancelled before start: {self.cancel_reason}"
-            self._close(self._finish(_Outcome(states.KILLED, reason)))
+            self.close(self._finish(_Outcome(states.KILLED, reason)))
 
     def _sleep_until(self, when: datetime) -> bool:
         """Wait for `when`; False if cancelled, skipped or released first."""
@@ -410,14 +419,14 @@ class Orchestrator:
                 return True
             self.clock.wait(self._wake, left)
 
-    def _guarded(self, body: Callable[[], None]) -> None:
+    def guarded(self, body: Callable[[], None]) -> None:
         """Run a step; a bug in it ends the run `lost` instead of leaving it hanging."""
         try:
             body()
         except Exception as exc:
-            self._crashed(exc)
+            self.crashed(exc)
 
-    def _crashed(self, exc: Exception) -> None:
+    def crashed(self, exc: Exception) -> None:
         log.error("orchestrator of run %s crashed", self.slot.run_id, exc_info=exc)
         reason = f"internal error in its orchestrator: {exc!r}"
         now = self.clock.now()
@@ -431,9 +440,9 @@ class Orchestrator:
                 completed_at=now,
             )
         )
-        self._close(states.LOST)
+        self.close(states.LOST)
 
-    def _close(self, outcome: str | None) -> None:
+    def close(self, outcome: str | None) -> None:
         """This orchestrator is done; the loop is told only if it waits to forget the run."""
         self.finished = True
         self.outcome = outcome or RELEASED
