@@ -33,7 +33,7 @@ from itinerary.syncer import Syncer
 from itinerary.webhooks.handler import WebhookHandler
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-WAIT = 10.0  # real seconds for anything crossing a process, a socket or the database
+WAIT = 30.0  # real seconds for anything crossing a process, a socket or the database
 ACTION_NAMES = {v: k for k, v in ACTION_TYPES.items()}
 CONSTRAINT_NAMES = {v: k for k, v in CONSTRAINT_TYPES.items()}
 
