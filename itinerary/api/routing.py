@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import bottle
-import gevent
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded
 
@@ -30,7 +29,6 @@ MAX_BODY = 1 << 20
 # What a cross-site HTML form can send without a CORS preflight: refused on writes.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-REPLY_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -93,14 +91,6 @@ class Route:
         if self.method in WRITE_METHODS:
             found.add(415)
         return sorted(found)
-
-
-def wait_reply(result: Any, what: str) -> Any:
-    """The value of a component's reply, or 503 when it does not answer in time."""
-    try:
-        return result.get(timeout=REPLY_TIMEOUT_S)
-    except gevent.Timeout:
-        raise ApiError(503, f"{what} did not answer within {REPLY_TIMEOUT_S:g}s") from None
 
 
 def _read_body(route: Route, request: bottle.BaseRequest) -> Any:
