@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from itinerary.apply import ApplyError, plan
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, ValidationError, parse_job
 from tests.api_fakes import JOB, Api, api_fixture  # noqa: F401 - the `api` fixture
 
@@ -85,3 +86,27 @@ def test_it_refuses_retry_on_success() -> None:
     with pytest.raises(ValidationError) as caught:
         parse_job({**BASE, "actions": [{"type": "retry", "trigger": "on_success"}]})
     assert "cannot be taken on_success" in caught.value.fields["actions[0].trigger"]
+
+
+def kick(job: str) -> dict:
+    return {"type": "kickOffJob", "trigger": "on_success", "config": {"job": job}}
+
+
+def test_it_refuses_a_kick_off_cycle_when_a_job_is_saved_naming_it(api: Api) -> None:
+    assert api.post("/jobs", json={**JOB, "name": "a", "actions": [kick("b")]}).status_code == 201
+    assert api.post("/jobs", json={**JOB, "name": "b", "actions": [kick("c")]}).status_code == 201
+    resp = api.post("/jobs", json={**JOB, "name": "c", "actions": [kick("a")]})
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["fields"]["actions"].endswith("cycle: a -> b -> c -> a")
+    itself = api.post("/jobs", json={**JOB, "name": "d", "actions": [kick("d")]})
+    assert itself.get_json()["error"]["fields"]["actions"].endswith("cycle: d -> d")
+
+
+def test_it_refuses_a_kick_off_cycle_in_an_applied_file() -> None:
+    bodies = [
+        {**JOB, "name": "x", "actions": [kick("y")]},
+        {**JOB, "name": "y", "actions": [kick("x")]},
+    ]
+    with pytest.raises(ApplyError) as caught:
+        plan(bodies, [], prune=False, source="jobs.yaml")
+    assert "kickOffJob actions would form a cycle: x -> y -> x" in str(caught.value)
