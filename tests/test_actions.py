@@ -95,11 +95,12 @@ def test_it_sends_a_templated_webhook_with_headers_on_start(kit, hook) -> None:
 
 
 def test_it_records_a_template_that_fails_without_sending(kit, hook) -> None:
-    action = webhook("on_success", hook.url, template="{{ 1 / 0 }}")
+    action = webhook("on_success", hook.url + "?token=s3cret", template="{{ 1 / 0 }}")
     run = kit.final(kit.run(kit.job(actions=[action])))
     (action_run,) = kit.drive(lambda: kit.actions(run.run_id))
     assert not action_run.success and "ZeroDivisionError" in action_run.error
     assert hook.seen == [] and run.status == states.SUCCEEDED
+    assert action_run.details["url"] == hook.url  # without the token in its query string
 
 
 def test_it_records_a_webhook_as_pending_then_failed(kit, hook) -> None:

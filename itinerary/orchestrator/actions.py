@@ -23,6 +23,7 @@ import gevent
 from itinerary import templating
 from itinerary.ids import new_row_id
 from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, RunNow, SkipNext
+from itinerary.orchestrator import hooks
 
 if TYPE_CHECKING:
     from itinerary.orchestrator.run import Orchestrator
@@ -108,7 +109,8 @@ def _webhook(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | N
     slot, job = o.slot, o.slot.job
     values = variables(o, trigger)
     body = None
-    where = {"url": config.get("url"), "integration": config.get("integration")}
+    url = config.get("url")  # its query string may carry a token: never recorded
+    where = {"url": hooks.safe_url(url) if url else None, "integration": config.get("integration")}
     if config.get("template") is not None:
         try:
             body = templating.render(config["template"], values)
