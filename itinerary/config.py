@@ -152,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "per-kind batch overrides, kind=size/interval comma-separated (kinds: jobs, claims, "
-        "runs, violations, actions, webhooks, stats), e.g. runs=1000/500ms,stats=50/5s",
+        "runs, violations, actions, webhooks, stats, anomalies), e.g. runs=1000/500ms,stats=50/5s",
     ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
 )

@@ -219,6 +219,21 @@ class WebhookDeliveryRecord:
 
 
 @dataclass(frozen=True)
+class AnomalyRecord:
+    """An unusual run (or a slot with no run) found by the anomaly detector."""
+
+    id: int  # chosen by the detector: a silent slot's is derived from the slot
+    job_id: int
+    run_id: str | None
+    slot_at: datetime | None
+    kind: str  # itinerary.anomaly.KINDS
+    at: datetime
+    score: float
+    baseline: dict[str, Any]
+    explanation: str
+
+
+@dataclass(frozen=True)
 class SaveJob:
     """Create or update a job definition; reply is the stored JobSpec (with id and times)."""
 

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import messages, states
+from itinerary import history, messages, states
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
@@ -85,6 +85,8 @@ def get_run_or_job_runs(call: Call) -> Any:
         run = call.ctx.database.read(queries.get_run, ident, call.now)
         if run is None:
             raise not_found(f"run {ident}")
+        found = call.ctx.database.read(history.anomalies_of_run, ident)
+        run["anomaly"] = found[-1] if found else None
         return run
     return _job_runs(call, job_id_of(ident))
 
