@@ -340,11 +340,13 @@ class Syncer:
         """At most TAKE batch sizes per kind, so a backlog (after an outage, or what came
         in while the last flush was on the wire) is written in transactions of bounded
         size; never an update whose claim (or an action run whose violation) arrived
-        earlier and is still waiting."""
+        earlier and is still waiting. While writes fail, one batch size: on a connection
+        that keeps dropping, a shorter transaction has a better chance to commit."""
         taken = {}
+        take = 1 if self._failing_since is not None else TAKE
         for kind in kinds:
             batch = self.batches[kind]
-            count = min(len(batch), self.thresholds[kind].size * TAKE)
+            count = min(len(batch), self.thresholds[kind].size * take)
             for need in NEEDS.get(kind, ()):
                 if self.batches[need]:
                     first_left = self.batches[need].seqs[0]
