@@ -155,6 +155,12 @@ SETTINGS: tuple[Setting, ...] = (
         "runs, violations, actions, webhooks, stats, anomalies), e.g. runs=1000/500ms,stats=50/5s",
     ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
+    Setting(
+        "anomaly_check_interval",
+        "duration",
+        60.0,
+        "how often the anomaly detector looks for silent slots (scheduled, never recorded)",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -197,6 +203,7 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
+    anomaly_check_interval: float = 60.0
     config_file: str | None = None
 
     @property
@@ -353,7 +360,12 @@ def validate(config: Config) -> None:
         )
     if config.pre_schedule_interval >= config.lookahead_window:
         raise ConfigError("--pre-schedule-interval must be below --lookahead-window")
-    for name in ("loop_interval", "lookahead_window", "index_rebuild_interval"):
+    for name in (
+        "loop_interval",
+        "lookahead_window",
+        "index_rebuild_interval",
+        "anomaly_check_interval",
+    ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{BY_NAME[name].flag} must be longer than zero")
     if config.port > 65535:

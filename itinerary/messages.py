@@ -31,6 +31,7 @@ class Queues:
     syncer: Any
     stats: Any
     webhooks: Any
+    anomaly: Any = None  # the anomaly detector's (None: no detector)
 
 
 # --- scheduler loop inbox ---------------------------------------------------------------
