@@ -124,6 +124,7 @@ class Detector:
         self.jobs: dict[int, JobSpec] = {}
         self.states: dict[int, JobState] = {}
         self.found: list[messages.AnomalyRecord] = []
+        self.handled = 0  # messages taken from the inbox and dealt with
         self.checked_until = clock.now() - self.settle - SILENCE_LOOKBACK
 
     def run(self) -> None:
@@ -141,6 +142,7 @@ class Detector:
                     self.handle(msg)
                 except Exception:  # one bad message must not stop detection
                     log.exception("anomaly detector: could not handle %r", msg)
+                self.handled += 1
         finally:
             timer.kill()
 
