@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from itinerary import history, jobstats
-from itinerary.api import params, queries
-from itinerary.api.errors import not_found
+from itinerary import history, jobstats, queries
+from itinerary.api import params
 from itinerary.api.jobs import JOB_ID, load_job
 from itinerary.api.routing import Call, Route
 from itinerary.api.runs import RUN_ID, _run_id
+from itinerary.errors import not_found
 
 ANOMALY_LOOKBACK = timedelta(days=30)
 
