@@ -169,3 +169,17 @@ def test_it_refuses_an_on_anomaly_action_it_cannot_take(api: Api):
     assert "on_anomaly" in resp.get_json()["error"]["fields"]["actions[0].type"]
     ok = api.post("/jobs", json={"name": "y", "commands": [["true"]], "actions": [HOOK]})
     assert ok.status_code == 201
+
+
+def test_it_follows_jobs_created_and_archived_between_checks(database, clock, rig):
+    queues, detector, metrics = rig
+    detector.check_silence(clock.now())  # no job yet: reads them all (none)
+    job = add_job(database, clock, schedule="*/10 * * * *")  # created now, at 12:00
+    clock.advance(31 * 60)
+    detector.check_silence(clock.now())  # up to 12:30: 12:10, 12:20 and 12:30 never ran
+    database.write(lambda: jobstore.archive_job(database.writer, job.id, clock.now()))
+    clock.advance(30 * 60)
+    detector.check_silence(clock.now())  # archived: its later slots are not silent
+    found = written(database, queues, clock, detector)
+    start = clock.now() - timedelta(minutes=61)
+    assert [a.slot_at - start for a in found] == [timedelta(minutes=m) for m in (10, 20, 30)]

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import gevent
+from gevent.lock import Semaphore
 from gevent.queue import ShutDown as QueueShutDown
 
 from itinerary import jobstore, messages, states
@@ -36,13 +37,16 @@ from itinerary.anomaly.models import (
 )
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
-from itinerary.db import Database, JobRun
+from itinerary.db import Database, Job, JobRun
 from itinerary.jobs import JobSpec
 
 log = logging.getLogger(__name__)
 JUDGED = (states.SUCCEEDED, states.FAILED, states.LOST)  # killed is someone's decision
 SILENCE_LOOKBACK = timedelta(hours=1)  # how far back the first check after start-up looks
 KEPT = 1000  # latest findings kept in memory (for tests and the log)
+JOBS_PER_SLICE = 200  # jobs whose slots are worked out between two yields to the hub
+# Job definitions are re-read when changed since the last read, less this (commit delays).
+JOBS_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Detector:
         self.states: dict[int, JobState] = {}
         self.found: list[messages.AnomalyRecord] = []
         self.handled = 0  # messages taken from the inbox and dealt with
+        self._jobs_read_at: datetime | None = None
+        self._checking = Semaphore()
         self.checked_until = clock.now() - self.settle - SILENCE_LOOKBACK
 
     def run(self) -> None:
@@ -189,13 +195,22 @@ class Detector:
     # --- silence -------------------------------------------------------------------------
 
     def check_silence(self, now: datetime) -> None:
-        """Find silent slots between the last check and `now - settle`."""
+        """Find silent slots between the last check and `now - settle` (one check at a time)."""
+        with self._checking:
+            self._check_silence(now)
+
+    def _check_silence(self, now: datetime) -> None:
         since, until = self.checked_until, now - self.settle
         if until <= since:
             return
-        self.jobs = {j.id: j for j in self.database.read(jobstore.load_jobs) if j.id is not None}
+        self._refresh_jobs(now)
         recorded = self.database.read(_recorded, since, until)
-        for job, slot in silent_slots(self.jobs.values(), since, until, recorded):
+        jobs = list(self.jobs.values())
+        found = []
+        for n in range(0, len(jobs), JOBS_PER_SLICE):
+            found += silent_slots(jobs[n : n + JOBS_PER_SLICE], since, until, recorded)
+            gevent.sleep(0)  # cron arithmetic for thousands of jobs: let the loop in between
+        for job, slot in found:
             text = (
                 f"no run for the slot at {slot.isoformat().replace('+00:00', 'Z')}; its "
                 f"schedule {job.schedule!r} ({job.timezone}) should have started one"
@@ -203,6 +218,18 @@ class Detector:
             baseline = {"schedule": job.schedule, "timezone": job.timezone}
             self._raise(job.id or 0, Finding("silence", 1.0, baseline, text), None, slot)
         self.checked_until = until
+
+    def _refresh_jobs(self, now: datetime) -> None:
+        """All live jobs the first time, then those changed lately (archived ones leave)."""
+        if self._jobs_read_at is None:
+            self.jobs = {j.id: j for j in self.database.read(jobstore.load_jobs) if j.id}
+        else:
+            for job in self.database.read(_changed_jobs, self._jobs_read_at - JOBS_SLACK):
+                if job.archived_at is None:
+                    self.jobs[job.id or 0] = job
+                else:
+                    self.jobs.pop(job.id or 0, None)
+        self._jobs_read_at = now
 
     # --- raising -------------------------------------------------------------------------
 
@@ -240,6 +267,12 @@ def _runtime(started: Any, completed: Any) -> tuple[float | None, datetime]:
     if s is None or c is None:
         return None, c or EPOCH
     return (c - s).total_seconds(), c
+
+
+def _changed_jobs(since: datetime) -> list[JobSpec]:
+    """Jobs (archived ones too) whose definition changed at or after `since`."""
+    ids = [job_id for (job_id,) in Job.select(Job.id).where(Job.updated_at >= since).tuples()]
+    return jobstore.load_jobs(ids, include_archived=True) if ids else []
 
 
 def _recorded(since: datetime, until: datetime) -> set[tuple[int, datetime]]:
