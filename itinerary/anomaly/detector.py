@@ -87,14 +87,16 @@ class JobState:
 def load_history(job_id: int, but: str | None = None) -> list[tuple[str, Any, Any]]:
     """(status, started_at, completed_at) of a job's latest runs but run `but`, oldest
     first (reader)."""
-    rows = (
+    return list(reversed(list(history_query(job_id, but).tuples())))
+
+
+def history_query(job_id: int, but: str | None = None) -> Any:
+    return (
         JobRun.select(JobRun.status, JobRun.started_at, JobRun.completed_at)
         .where((JobRun.job_id == job_id) & (JobRun.run_id != (but or "")))
         .order_by(JobRun.scheduled_at.desc())
         .limit(max(OUTCOMES_N, DURATION_N * 2))
-        .tuples()
     )
-    return list(reversed(list(rows)))
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -277,9 +279,11 @@ def _changed_jobs(since: datetime) -> list[JobSpec]:
 
 def _recorded(since: datetime, until: datetime) -> set[tuple[int, datetime]]:
     """(job_id, slot) of every run whose slot is in (since, until] (by its index)."""
-    rows = (
-        JobRun.select(JobRun.job_id, JobRun.scheduled_at)
-        .where((JobRun.scheduled_at > since) & (JobRun.scheduled_at <= until))
-        .tuples()
-    )
+    rows = recorded_query(since, until).tuples()
     return {(job_id, _as_utc(at)) for job_id, at in rows}  # type: ignore[misc]
+
+
+def recorded_query(since: datetime, until: datetime) -> Any:
+    return JobRun.select(JobRun.job_id, JobRun.scheduled_at).where(
+        (JobRun.scheduled_at > since) & (JobRun.scheduled_at <= until)
+    )
