@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from itinerary import history, jobstats
 from itinerary.anomaly import detector
 from itinerary.db import Database
-from tests.test_query_plans import NOW, _full_scan, _plan, seeded  # noqa: F401 - fixture
+from tests.test_query_plans import NOW, _full_scan, _plan, _seed
+
+
+@pytest.fixture
+def seeded(database: Database) -> Database:
+    _seed(database)
+    return database
 
 
 def test_it_reads_a_job_window_its_history_and_recent_slots_from_an_index(seeded: Database):
