@@ -3,6 +3,7 @@ history, anomalies written through the syncer, counted, acted on; silent slots; 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import gevent
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from itinerary import config as configmod
 from itinerary import jobstore, messages
+from itinerary.anomaly import actions
 from itinerary.anomaly.detector import Detector
 from itinerary.clock import FakeClock, settle
 from itinerary.db import ActionRun, Database, JobRun
@@ -183,3 +185,22 @@ def test_it_follows_jobs_created_and_archived_between_checks(database, clock, ri
     found = written(database, queues, clock, detector)
     start = clock.now() - timedelta(minutes=61)
     assert [a.slot_at - start for a in found] == [timedelta(minutes=m) for m in (10, 20, 30)]
+
+
+def test_it_skips_and_kills_on_an_anomaly_as_the_job_asks(clock):
+    queues = messages.Queues(Queue(), Queue(), Queue(), Queue(), Queue())
+    skip = {"type": "skipNextInstance", "trigger": "on_anomaly"}
+    kill = {"type": "killLatestInstance", "trigger": "on_anomaly"}
+    other = {"type": "killAllInstances", "trigger": "on_failure"}
+    job = dataclasses.replace(
+        parse_job({"name": "j", "commands": [["true"]], "actions": [skip, kill, other]}), id=5
+    )
+    found = messages.AnomalyRecord(
+        1, 5, "rrun000000000001", None, "lateness", clock.now(), 9.0, {}, "late"
+    )
+    assert actions.fire(queues, clock, job, found) == 2
+    first, second = queues.scheduler.get_nowait(), queues.scheduler.get_nowait()
+    assert isinstance(first, messages.SkipNext) and first.job_id == 5 and "late" in first.reason
+    assert isinstance(second, messages.KillInstances) and second.latest_only
+    recorded = [queues.syncer.get_nowait().action for _ in range(2)]
+    assert recorded == ["skipNextInstance", "killLatestInstance"] and queues.scheduler.empty()
