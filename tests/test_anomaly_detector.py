@@ -204,3 +204,20 @@ def test_it_skips_and_kills_on_an_anomaly_as_the_job_asks(clock):
     assert isinstance(second, messages.KillInstances) and second.latest_only
     recorded = [queues.syncer.get_nowait().action for _ in range(2)]
     assert recorded == ["skipNextInstance", "killLatestInstance"] and queues.scheduler.empty()
+
+
+def test_it_pages_a_job_anomalies_newest_first(api: Api):
+    job = api.create_job()
+    t = api.clock.now() - timedelta(minutes=5)
+    for n, at in enumerate((t, t, t, t - timedelta(minutes=1)), 1):
+        record = messages.AnomalyRecord(n, job["id"], None, at, "silence", at, 1.0, {}, f"#{n}")
+        api.ctx.queues.syncer.put(record)
+    flush = messages.Flush(api.clock.now())
+    api.ctx.queues.syncer.put(flush)
+    flush.reply.get(timeout=10)
+    first = api.get(f"/jobs/{job['id']}/anomalies?limit=2").get_json()
+    second = api.get(f"/jobs/{job['id']}/anomalies?cursor={first['nextCursor']}").get_json()
+    assert [a["id"] for a in first["items"] + second["items"]] == ["3", "2", "1", "4"]
+    assert second["nextCursor"] is None
+    bad = api.get(f"/jobs/{job['id']}/anomalies?cursor=nope")
+    assert bad.status_code == 400 and "cursor" in bad.get_json()["error"]["fields"]

@@ -273,7 +273,9 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Anomaly": ANOMALY,
-    "AnomalyList": _obj({"jobId": INT, "items": {"type": "array", "items": ref("Anomaly")}}),
+    "AnomalyPage": _obj(
+        {"jobId": INT, "items": {"type": "array", "items": ref("Anomaly")}, "nextCursor": NSTR}
+    ),
     "OpenAPI": OBJ,
 }
 
