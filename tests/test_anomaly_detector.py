@@ -221,3 +221,12 @@ def test_it_pages_a_job_anomalies_newest_first(api: Api):
     assert second["nextCursor"] is None
     bad = api.get(f"/jobs/{job['id']}/anomalies?cursor=nope")
     assert bad.status_code == 400 and "cursor" in bad.get_json()["error"]["fields"]
+
+
+def test_it_refuses_a_check_interval_of_zero():
+    with pytest.raises(configmod.ConfigError, match="--anomaly-check-interval must be longer"):
+        configmod.load(None, {"ITINERARY_ANOMALY_CHECK_INTERVAL": "0s"})
+    assert (
+        configmod.load(None, {"ITINERARY_ANOMALY_CHECK_INTERVAL": "5m"}).anomaly_check_interval
+        == 300
+    )
