@@ -207,16 +207,12 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             return _form_page(req, None, forms.form_values(req.request.forms), errors, 422)
         try:
             stored = operations.save_job(ctx, spec, req.now)
-        except ApiError as exc:
-            if exc.status != 409:
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
                 raise
-            return _form_page(
-                req,
-                None,
-                forms.form_values(req.request.forms),
-                exc.fields or {"name": exc.message},
-                409,
-            )
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(req.request.forms)
+            return _form_page(req, None, values, exc.fields or {"name": exc.message}, status)
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} created.")
 
     @root.get("/jobs/<job_id>")
@@ -274,12 +270,12 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             return _form_page(req, job, forms.form_values(form), errors, 422)
         try:
             stored = operations.save_job(ctx, spec, req.now)
-        except ApiError as exc:
-            if exc.status != 409:
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
                 raise
-            return _form_page(
-                req, job, forms.form_values(form), exc.fields or {"name": exc.message}, 409
-            )
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(form)
+            return _form_page(req, job, values, exc.fields or {"name": exc.message}, status)
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} saved.")
 
     @root.post("/schedule/_preview")
