@@ -25,7 +25,7 @@ from tests.browser import (
     start_server,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 SLEEP_JOB = "sh -c 'echo start $1; sleep $1; echo done' sh"
 
 
