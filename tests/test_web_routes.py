@@ -11,6 +11,7 @@ import pytest
 from itinerary import jobstore, tokens
 from itinerary.clock import FakeClock
 from itinerary.db import Database, bind
+from itinerary.history import Anomaly
 from itinerary.messages import Queues
 from itinerary.web.sessions import UiSession
 from tests.api_fakes import Api, api_fixture, start_api  # noqa: F401 (the api fixture)
@@ -394,3 +395,22 @@ def test_it_ends_the_session_on_sign_out(secured: Api) -> None:
     assert browser.post("/logout").headers["Location"] == "/login"
     assert browser.get("/running").status_code == 303
     assert secured.database.read(lambda: UiSession.select().count()) == 0
+
+
+def test_it_explains_an_anomalous_run_on_its_page(web: Browser) -> None:
+    job = web.api.create_job(name="etl")
+    now = web.api.clock.now()
+    run_id = web.api.add_run(job["id"], now, started_at=now, completed_at=now)
+    row = {
+        "id": 7,
+        "job_id": job["id"],
+        "run_id": run_id,
+        "kind": "duration",
+        "detected_at": now,
+        "score": 9.5,
+        "baseline": "{}",
+        "explanation": f"took 14m12s {XSS}",
+    }
+    web.api.database.write(lambda: Anomaly.insert(**row).execute(web.api.database.writer))
+    page = web.text(f"/runs/{run_id}")
+    assert "Anomaly (duration):" in page and "took 14m12s &lt;img" in page
