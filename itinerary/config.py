@@ -167,9 +167,15 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "per-kind batch overrides, kind=size/interval comma-separated (kinds: jobs, claims, "
-        "runs, violations, actions, webhooks, stats), e.g. runs=1000/500ms,stats=50/5s",
+        "runs, violations, actions, webhooks, stats, anomalies), e.g. runs=1000/500ms,stats=50/5s",
     ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
+    Setting(
+        "anomaly_check_interval",
+        "duration",
+        60.0,
+        "how often the anomaly detector looks for silent slots (scheduled, never recorded)",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -213,6 +219,7 @@ class Config:
     stats_period: float
     syncer_thresholds: str = ""
     allowed_hosts: str = ""
+    anomaly_check_interval: float = 60.0
     config_file: str | None = None
     ui_session_ttl: float = 43200.0
     require_auth: bool = False
@@ -376,7 +383,12 @@ def validate(config: Config) -> None:
         )
     if config.pre_schedule_interval >= config.lookahead_window:
         raise ConfigError("--pre-schedule-interval must be below --lookahead-window")
-    for name in ("loop_interval", "lookahead_window", "index_rebuild_interval"):
+    for name in (
+        "loop_interval",
+        "lookahead_window",
+        "index_rebuild_interval",
+        "anomaly_check_interval",
+    ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{BY_NAME[name].flag} must be longer than zero")
     try:

@@ -36,7 +36,17 @@ ACTION_TYPES = {
     "killLatestInstance": 5,
     "skipNextInstance": 6,
 }
-TRIGGERS = ("on_failure", "on_violation", "on_success", "on_start", "on_missed", "on_skipped")
+TRIGGERS = (
+    "on_failure",
+    "on_violation",
+    "on_success",
+    "on_start",
+    "on_missed",
+    "on_skipped",
+    "on_anomaly",
+)
+# What an anomaly (found after the fact, for a job: itinerary/anomaly/actions.py) can do.
+ANOMALY_ACTIONS = ("webhook", "killAllInstances", "killLatestInstance", "skipNextInstance")
 MODIFIABLE_FIELDS = ("args", "resources", "env")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 52
@@ -324,6 +334,8 @@ def _action(value: Any, path: str, errors: dict[str, str]) -> Action | None:
             errors[f"{path}.constraint"] = "on_violation needs the name of a constraint"
     elif constraint is not None:
         errors[f"{path}.constraint"] = "only on_violation actions name a constraint"
+    if trigger == "on_anomaly" and kind in ACTION_TYPES and kind not in ANOMALY_ACTIONS:
+        errors[f"{path}.type"] = f"on_anomaly actions are one of {', '.join(ANOMALY_ACTIONS)}"
     if not isinstance(config, dict):
         errors[f"{path}.config"] = "must be an object"
         config = {}

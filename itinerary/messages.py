@@ -31,6 +31,7 @@ class Queues:
     syncer: Any
     stats: Any
     webhooks: Any
+    anomaly: Any = None  # the anomaly detector's (None: no detector)
 
 
 # --- scheduler loop inbox ---------------------------------------------------------------
@@ -216,6 +217,21 @@ class WebhookDeliveryRecord:
     request_duration_ms: float | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    """An unusual run (or a slot with no run) found by the anomaly detector."""
+
+    id: int  # chosen by the detector: a silent slot's is derived from the slot
+    job_id: int
+    run_id: str | None
+    slot_at: datetime | None
+    kind: str  # itinerary.anomaly.KINDS
+    at: datetime
+    score: float
+    baseline: dict[str, Any]
+    explanation: str
 
 
 @dataclass(frozen=True)

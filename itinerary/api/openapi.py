@@ -108,8 +108,26 @@ ATTEMPT = _obj(
         "handle": NOBJ,
     }
 )
+NNUM = {"type": ["number", "null"]}
+ANOMALY = _obj(
+    {
+        "id": STR,
+        "jobId": INT,
+        "runId": NSTR,
+        "slotAt": NTIME,
+        "kind": {"enum": ["duration", "lateness", "failure_rate", "silence"]},
+        "detectedAt": TIME,
+        "score": {"type": "number"},
+        "baseline": OBJ,
+        "explanation": STR,
+    }
+)
 RUN = _obj(
-    {**RUN_FIELDS, "attempts": {"type": "array", "items": ATTEMPT}},
+    {
+        **RUN_FIELDS,
+        "attempts": {"type": "array", "items": ATTEMPT},
+        "anomaly": {"oneOf": [ANOMALY, {"type": "null"}], "description": "the latest, if any"},
+    },
     tuple(RUN_FIELDS),
 )
 ERROR_CODE = {
@@ -216,6 +234,46 @@ SCHEMAS: dict[str, Any] = {
             "webhooks": SUMS,
         }
     ),
+    "RunEventList": _obj(
+        {
+            "runId": STR,
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "at": TIME,
+                        "scope": {"enum": ["run", "attempt"]},
+                        "attempt": NINT,
+                        "from": {"type": ["string", "null"]},
+                        "to": {"enum": list(RUN_STATES)},
+                        "reason": NSTR,
+                    }
+                ),
+            },
+        }
+    ),
+    "JobStats": _obj(
+        {
+            "jobId": INT,
+            "window": STR,
+            "from": TIME,
+            "to": TIME,
+            "runs": INT,
+            "runsByState": {"type": "object", "additionalProperties": INT},
+            "successRate": NNUM,
+            "retries": INT,
+            "runsRetried": INT,
+            "durationSeconds": _obj({"mean": NNUM, "p50": NNUM, "p95": NNUM, "max": NNUM}),
+            "startLatenessSeconds": _obj({"p50": NNUM, "p95": NNUM}),
+            "failureReasons": {
+                "type": "array",
+                "items": _obj({"reason": STR, "count": INT}),
+            },
+            "anomalies": {"type": "object", "additionalProperties": INT},
+        }
+    ),
+    "Anomaly": ANOMALY,
+    "AnomalyList": _obj({"jobId": INT, "items": {"type": "array", "items": ref("Anomaly")}}),
     "OpenAPI": OBJ,
 }
 
