@@ -45,8 +45,15 @@ def _job_ids(values: list[str] | None) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values)
 
 
+def _check_durations(q: dict[str, Any]) -> None:
+    low, high = q["min_duration"], q["max_duration"]
+    if low is not None and high is not None and low > high:
+        raise invalid({"max_duration": "must not be shorter than min_duration"})
+
+
 def list_runs(call: Call) -> Any:
     q = call.query
+    _check_durations(q)
     f = queries.RunFilter(
         job_ids=_job_ids(q["job_id"]),
         name=q["name"],
@@ -56,6 +63,8 @@ def list_runs(call: Call) -> Any:
         ended_before=q["ended_before_time"],
         running_after=q["running_after_time"],
         running_before=q["running_before_time"],
+        min_duration=q["min_duration"],
+        max_duration=q["max_duration"],
         limit=q["limit"],
         cursor=q["cursor"],
     )
@@ -64,11 +73,14 @@ def list_runs(call: Call) -> Any:
 
 def _job_runs(call: Call, job_id: int) -> Any:
     q = call.query
+    _check_durations(q)
     f = queries.RunFilter(
         job_ids=(job_id,),
         status=tuple(q["status"] or ()),
         scheduled_from=q["start_time"],
         scheduled_to=q["end_time"],
+        min_duration=q["min_duration"],
+        max_duration=q["max_duration"],
         limit=q["limit"],
         cursor=q["cursor"],
     )
@@ -180,6 +192,10 @@ TIME_WINDOW = (
     params.time("end_time", "runs whose slot is before this time"),
 )
 STATUS = params.csv("status", "runs in these states", states.ALL)
+DURATION = (
+    params.duration("min_duration", "runs that ran at least this long (running ones: so far)"),
+    params.duration("max_duration", "runs that ran at most this long (running ones: so far)"),
+)
 RUN_FILTERS = (
     params.csv("job_id", "runs of these numeric job ids"),
     params.string("name", "runs of jobs whose name matches this glob (`*`, `?`) or substring"),
@@ -189,10 +205,11 @@ RUN_FILTERS = (
     params.time("ended_before_time", "runs ended at or before this time"),
     params.time("running_after_time", "runs still running at or after this time (overlap)"),
     params.time("running_before_time", "runs already running at or before this time (overlap)"),
+    *DURATION,
     pagination.LIMIT,
     pagination.CURSOR,
 )
-JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, pagination.LIMIT, pagination.CURSOR)
+JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, *DURATION, pagination.LIMIT, pagination.CURSOR)
 
 ROUTES = (
     Route(
