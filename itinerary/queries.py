@@ -69,6 +69,7 @@ class RunFilter:
     name: str | None = None
     tags: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
     scheduled_from: datetime | None = None
     scheduled_to: datetime | None = None
     started_after: datetime | None = None
@@ -210,6 +211,8 @@ def runs_query(f: RunFilter, job_ids: list[int] | None, now: datetime | None = N
         query = query.where(JobRun.job_id.in_(job_ids))
     if f.status:
         query = query.where(JobRun.status.in_(list(f.status)))
+    if f.triggers:
+        query = query.where(JobRun.trigger.in_(list(f.triggers)))
     if f.scheduled_from is not None:
         query = query.where(JobRun.scheduled_at >= f.scheduled_from)
     if f.scheduled_to is not None:

@@ -1,0 +1,171 @@
+"""The run-history Gantt's data: every run in a time window as compact arrays.
+
+One read (call through `Database.read`) serves the `/history` page's chart and its
+live increments. A window [from, to] shows each run whose slot is in it (missed and
+skipped slots are points there) and each run that started earlier but was still
+running inside it. Job names are sent once, runs as short arrays, at most `CAP` of
+them, the most recent slots first, with the total that matched so the page can say
+what it left out (ui.md P3 "Budget"). Both parts are index ranges: the slot part on
+`scheduled_at`, the straddling part on `completed_at` and on (status, scheduled_at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from itinerary import queries, states
+from itinerary.db import Job, JobRun
+from itinerary.history import Anomaly
+
+CAP = 5000
+STATES = states.ALL
+TRIGGERS = states.TRIGGERS
+BEHIND, ANOMALY = 1, 2  # flag bits
+COLUMNS = (
+    JobRun.run_id,
+    JobRun.job_id,
+    JobRun.scheduled_at,
+    JobRun.started_at,
+    JobRun.completed_at,
+    JobRun.status,
+    JobRun.trigger,
+    JobRun.attempt,
+    JobRun.behind_schedule,
+    JobRun.reason,
+    JobRun.error,
+    JobRun.updated_at,
+)
+
+
+@dataclass(frozen=True)
+class GanttFilter:
+    start: datetime
+    end: datetime
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    min_duration: float | None = None
+    max_duration: float | None = None
+    updated_after: datetime | None = None
+    cap: int = CAP
+
+
+def _ms(value: Any) -> int | None:
+    at = queries._utc(value)
+    return None if at is None else int(at.timestamp() * 1000)
+
+
+def _narrow(query: pw.Query, f: GanttFilter, job_ids: list[int] | None, now: datetime) -> Any:
+    if job_ids is not None:
+        query = query.where(JobRun.job_id.in_(job_ids))
+    if f.status:
+        query = query.where(JobRun.status.in_(list(f.status)))
+    if f.triggers:
+        query = query.where(JobRun.trigger.in_(list(f.triggers)))
+    if f.min_duration is not None or f.max_duration is not None:
+        query = query.where(queries.duration_clause(f.min_duration, f.max_duration, now))
+    if f.updated_after is not None:
+        query = query.where(JobRun.updated_at >= f.updated_after)  # the page dedups by id
+    return query
+
+
+def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
+    """The window's runs as `{"jobs", "runs", "states", "triggers", "total", "cursor", ...}`.
+
+    Each run is `[run_id, job_index, scheduled_ms, start_ms, end_ms, state, trigger,
+    attempt, flags, reason]` (state and trigger as indexes into `states`/`triggers`).
+    `cursor` is the newest `updated_at` seen, in ms: the next poll's `updated_after`.
+    """
+    job_ids = queries._job_ids_for(
+        queries.RunFilter(name=f.name or None, tags=f.tags)  # narrows on the job tables
+    )
+    rows: list[tuple[Any, ...]] = []
+    total = 0
+    if job_ids != []:
+        in_slot = (JobRun.scheduled_at >= f.start) & (JobRun.scheduled_at <= f.end)
+        slot_q = _narrow(JobRun.select(*COLUMNS).where(in_slot), f, job_ids, now)
+        count_q = _narrow(JobRun.select(pw.fn.COUNT(pw.SQL("*"))).where(in_slot), f, job_ids, now)
+        total = queries._raw(count_q)[0][0]
+        rows = queries._raw(slot_q.order_by(JobRun.scheduled_at.desc()).limit(f.cap))
+        before = JobRun.scheduled_at < f.start
+        ended_inside = before & (JobRun.completed_at >= f.start) & (JobRun.started_at <= f.end)
+        still_active = before & JobRun.status.in_([states.STARTING, states.RUNNING])
+        seen = {r[0] for r in rows}
+        for clause in (ended_inside, still_active):
+            query = JobRun.select(*COLUMNS).where(clause)
+            extra = queries._raw(_narrow(query, f, job_ids, now).limit(f.cap))
+            fresh = [r for r in extra if r[0] not in seen]
+            seen.update(r[0] for r in fresh)
+            total += len(fresh)
+            rows.extend(fresh[: max(0, f.cap - len(rows))])
+    return _pack(rows, total, f, now)
+
+
+def _anomalous(run_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i : i + 500]
+        query = Anomaly.select(Anomaly.run_id).where(Anomaly.run_id.in_(chunk))
+        found.update(r for (r,) in query.tuples())
+    return found
+
+
+def _pack(rows: list[tuple[Any, ...]], total: int, f: GanttFilter, now: datetime) -> dict:
+    job_ids = sorted({r[1] for r in rows})
+    names = dict(Job.select(Job.id, Job.name).where(Job.id.in_(job_ids)).tuples()) if rows else {}
+    index = {job_id: i for i, job_id in enumerate(job_ids)}
+    anomalous = _anomalous([r[0] for r in rows]) if rows else set()
+    state_code = {s: i for i, s in enumerate(STATES)}
+    trigger_code = {t: i for i, t in enumerate(TRIGGERS)}
+    runs = []
+    newest = None
+    for (
+        run_id,
+        job_id,
+        sched,
+        start,
+        end,
+        status,
+        trigger,
+        attempt,
+        behind,
+        reason,
+        err,
+        upd,
+    ) in rows:
+        flags = (BEHIND if behind else 0) | (ANOMALY if run_id in anomalous else 0)
+        runs.append(
+            [
+                run_id,
+                index[job_id],
+                _ms(sched),
+                _ms(start),
+                _ms(end),
+                state_code.get(status, -1),
+                trigger_code.get(trigger, -1),
+                attempt,
+                flags,
+                reason or (err.splitlines()[0][:300] if err else None),
+            ]
+        )
+        stamp = _ms(upd)
+        newest = stamp if newest is None or (stamp is not None and stamp > newest) else newest
+    return {
+        "from": _ms(f.start),
+        "to": _ms(f.end),
+        "now": _ms(now),
+        "jobs": [names.get(j, f"job {j}") for j in job_ids],
+        "jobIds": job_ids,
+        "states": list(STATES),
+        "triggers": list(TRIGGERS),
+        "runs": runs,
+        "total": total,
+        "cap": f.cap,
+        "cut": total > len(runs),
+        "cursor": newest,
+    }
