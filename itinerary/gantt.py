@@ -91,7 +91,7 @@ def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
         slot_q = _narrow(JobRun.select(*COLUMNS).where(in_slot), f, job_ids, now)
         count_q = _narrow(JobRun.select(pw.fn.COUNT(pw.SQL("*"))).where(in_slot), f, job_ids, now)
         total = queries._raw(count_q)[0][0]
-        rows = queries._raw(slot_q.order_by(JobRun.scheduled_at.desc()).limit(f.cap))
+        rows = list(queries._raw(slot_q.order_by(JobRun.scheduled_at.desc()).limit(f.cap)))
         before = JobRun.scheduled_at < f.start
         ended_inside = before & (JobRun.completed_at >= f.start) & (JobRun.started_at <= f.end)
         still_active = before & JobRun.status.in_([states.STARTING, states.RUNNING])

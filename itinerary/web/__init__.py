@@ -16,9 +16,10 @@ from itinerary.context import Context
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import jobs, pipeline, running, runs
+    from itinerary.web import history, jobs, pipeline, running, runs
 
     pipeline.install(root, ctx)
     running.install(root, ctx)
     runs.install(root, ctx)
+    history.install(root, ctx)
     jobs.install(root, ctx)

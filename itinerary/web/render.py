@@ -93,7 +93,9 @@ ENV = jinja2.Environment(
 ENV.filters["time"] = time_tag
 ENV.filters["duration"] = duration
 ENV.filters["iso"] = iso
-ENV.globals["asset_version"] = {n: _version(n) for n in ("itinerary.css", "itinerary.js")}
+ENV.globals["asset_version"] = {
+    n: _version(n) for n in ("itinerary.css", "itinerary.js", "gantt.js", "charts.js")
+}
 
 
 def render(template: str, **values: Any) -> str:
