@@ -43,7 +43,7 @@
       var run = { id: r[0], job: data.jobIds[r[1]], name: data.jobs[r[1]], sched: r[2], start: r[3], end: r[4],
                   state: st, trigger: trig, attempt: r[7], flags: r[8], reason: r[9] };
       state.runs[run.id] = run;
-      var cls = "g-" + st + (r[8] & 1 ? " g-behind" : "") + (r[8] & 2 ? " g-anomaly" : "");
+      var cls = "r-" + run.id + " g-" + st + (r[8] & 1 ? " g-behind" : "") + (r[8] & 2 ? " g-anomaly" : "");
       if (run.start === null) {
         out.push({ id: run.id, group: run.job, start: new Date(run.sched), type: "point", content: "", className: "g-point " + cls });
         return;
@@ -205,9 +205,9 @@
 
   function setup() {
     var options = {
-      stack: false, orientation: { axis: "top" }, showCurrentTime: true, zoomMin: 10000,
+      stack: false, orientation: { axis: "top", item: "top" }, showCurrentTime: true, zoomMin: 10000,
       groupOrder: function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; },
-      selectable: true, multiselect: false, margin: { item: 2 }, height: "560px", verticalScroll: true,
+      selectable: true, multiselect: false, margin: { item: 4 }, maxHeight: "600px", verticalScroll: true,
       horizontalScroll: false, zoomKey: "", tooltip: { followMouse: false }, xss: { disabled: false }
     };
     if (zone === "UTC") options.moment = function (d) { return vis.moment(d).utc(); };

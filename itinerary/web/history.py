@@ -25,8 +25,33 @@ from itinerary import gantt, queries, states
 from itinerary.context import Context
 from itinerary.durations import parse_duration
 from itinerary.errors import ApiError
+from itinerary.web import render
 from itinerary.web.pipeline import Req, page
 
+# vis-timeline's standalone build injects its own stylesheet as <style> elements (the same
+# rules as vis-timeline-8.5.4.min.css, which the page also links). The page's CSP allows
+# exactly those texts by hash (and the empty <style> created first), not 'unsafe-inline':
+# no other inline style can apply. The vendored file is pinned by sha256 (MANIFEST.txt).
+VIS_STYLE_HASHES = (
+    "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    "4cgFR0//m8/eHo2G/esYsuZetUHlzCUWYM59sfgE9zY=",
+    "ATJNJCL6Wpn/tPBpNaKy3Ig13EdPxHee6ABd7iI5mws=",
+    "JpD3E+Z6xKRloIXUfvynO2x74VKoQhS46cmzKyphJl4=",
+    "Pp9TeUBeLNGvSpG/WQNr6F3PYBi3hh26KmQ3FkCtS/s=",
+    "QuPewnJYr+SnQiTnCNHFBw99ExTsz9f8w5320PimEPw=",
+    "U3cY7+F4GcTGxjocx4JSltmifCzwxxzq20dqKX4Tpyc=",
+    "XBP/Oxjt3ECoRQDQ/Oy5mLhrX1dQxCIiptFACGjUcTs=",
+    "baaZQ3ax85WnC7GoHJg/b0c0Mc2RCKGK73AZ1RkuJn8=",
+    "c5RgAgDBfjnEymw+IboUyFPkkpdh8YEBSEryb+t1dMk=",
+    "gGUn/VMBXCeWm86qX/pOf+4ZDSbe0JcaXXb4rJjw1mA=",
+    "q+AlK1feXh8YLw+gxDqtezQZl8UqsWOM3W5c0pt//tg=",
+    "v0QGAkPIWT/V4bfkkxL6vDfyRDULSXZUBrHxAFR30lY=",
+    "w0Te9S8PSkCwFxTBObrIR3XmcxltdxckbplgXIG85qk=",
+    "w6U1+htdQc1k4FTNbX5Rk8gOIBBM7jVgmCKvXCQklGE=",
+)
+GANTT_CSP = render.CSP.replace(
+    "style-src 'self'", "style-src 'self' " + " ".join(f"'sha256-{h}'" for h in VIS_STYLE_HASHES)
+)
 QUICK_RANGES = ("5m", "1h", "6h", "24h", "7d")
 DEFAULT_RANGE = "24h"
 MAX_RANGE = timedelta(days=90)
@@ -199,22 +224,25 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
                 f.errors["cursor"] = "this page link is no longer valid; start again"
                 nxt = None
             next_query = f.query_string(view="table", cursor=nxt or "") if nxt else ""
-        return req.render(
+        body = render.render(
             "history/index.html",
-            status=400 if f.errors else 200,
-            f=f,
-            view=view,
-            rows=rows,
-            next_query=next_query,
-            quick=QUICK_RANGES,
-            all_states=states.ALL,
-            all_triggers=states.TRIGGERS,
-            chart_query=f.query_string(),
-            table_query=f.query_string(view="table"),
-            cap=gantt.CAP,
-            page_size=TABLE_PAGE,
-            first_page=not req.request.query.get("cursor"),
+            **req.base(
+                f=f,
+                view=view,
+                rows=rows,
+                next_query=next_query,
+                quick=QUICK_RANGES,
+                all_states=states.ALL,
+                all_triggers=states.TRIGGERS,
+                chart_query=f.query_string(),
+                table_query=f.query_string(view="table"),
+                cap=gantt.CAP,
+                page_size=TABLE_PAGE,
+                first_page=not req.request.query.get("cursor"),
+            ),
         )
+        headers = {"Content-Security-Policy": GANTT_CSP} if view == "chart" else {}
+        return render.html(body, 400 if f.errors else 200, headers)
 
     @root.get("/history/data.json")
     @page(ctx)
