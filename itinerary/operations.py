@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import jobstore, messages, queries
+from itinerary import audit, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -42,9 +42,11 @@ def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
     return job
 
 
-def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
-    """Store through the syncer, then tell the loop; 409 on a duplicate name."""
-    msg = messages.SaveJob(spec, now)
+def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown") -> JobSpec:
+    """Store through the syncer (with its job_audit record), then tell the loop; 409 on a
+    duplicate name. `actor` is who asked (audit.py)."""
+    before = ctx.database.read(jobstore.get_job, spec.id) if spec.id is not None else None
+    msg = messages.SaveJob(spec, now, audit=audit.entry_for(before, spec, actor))
     ctx.queues.syncer.put(msg)
     try:
         stored: JobSpec = wait_reply(msg.reply, "the syncer")
@@ -56,20 +58,22 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
     return stored
 
 
-def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
-    msg = messages.ArchiveJob(job_id, now)
+def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown") -> None:
+    msg = messages.ArchiveJob(job_id, now, audit=audit.Entry(actor, "archived"))
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
     ctx.queues.scheduler.put(messages.JobRemoved(job_id, now))
 
 
-def pause_job(ctx: Context, job: JobSpec, reason: str | None, now: datetime) -> JobSpec:
-    return save_job(ctx, replace(job, enabled=False, paused_reason=reason or None), now)
+def pause_job(
+    ctx: Context, job: JobSpec, reason: str | None, now: datetime, actor: str = "unknown"
+) -> JobSpec:
+    return save_job(ctx, replace(job, enabled=False, paused_reason=reason or None), now, actor)
 
 
-def resume_job(ctx: Context, job: JobSpec, now: datetime) -> JobSpec:
-    return save_job(ctx, replace(job, enabled=True, paused_reason=None), now)
+def resume_job(ctx: Context, job: JobSpec, now: datetime, actor: str = "unknown") -> JobSpec:
+    return save_job(ctx, replace(job, enabled=True, paused_reason=None), now, actor)
 
 
 def check_overrides(given: dict[str, Any], job: JobSpec) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         if errors:
             return _form_page(req, None, forms.form_values(req.request.forms), errors, 422)
         try:
-            stored = operations.save_job(ctx, spec, req.now)
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -265,7 +265,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         if errors:
             return _form_page(req, job, forms.form_values(form), errors, 422)
         try:
-            stored = operations.save_job(ctx, spec, req.now)
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -291,7 +291,11 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, _job_id(job_id), live=True)
         reason = (req.request.forms.getunicode("reason") or "").strip()[:500]
         operations.pause_job(
-            ctx, job, reason or f"paused in the web UI by {req.visitor.name}", req.now
+            ctx,
+            job,
+            reason or f"paused in the web UI by {req.visitor.name}",
+            req.now,
+            req.visitor.name,
         )
         return _see(_back(req, job), f"Job {job.name} paused.")
 
@@ -299,7 +303,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx, "operator", write=True)
     def resume(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, _job_id(job_id), live=True)
-        operations.resume_job(ctx, job, req.now)
+        operations.resume_job(ctx, job, req.now, req.visitor.name)
         return _see(_back(req, job), f"Job {job.name} resumed.")
 
     @root.post("/jobs/<job_id>/archive")
@@ -308,7 +312,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, _job_id(job_id), live=True)
         if (req.request.forms.getunicode("confirm_name") or "").strip() != job.name:
             raise ApiError(400, f"Type the job's name ({job.name}) to archive it.")
-        operations.archive_job(ctx, job.id, req.now)
+        operations.archive_job(ctx, job.id, req.now, req.visitor.name)
         return _see("/jobs", f"Job {job.name} archived; its runs are kept.")
 
     @root.get("/jobs/<job_id>/run")
