@@ -16,10 +16,11 @@ from itinerary.context import Context
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import history, jobs, pipeline, running, runs
+    from itinerary.web import history, jobpage, jobs, pipeline, running, runs
 
     pipeline.install(root, ctx)
     running.install(root, ctx)
     runs.install(root, ctx)
     history.install(root, ctx)
+    jobpage.install(root, ctx)
     jobs.install(root, ctx)

@@ -133,7 +133,7 @@ def _absolute(text: str, tzo: str) -> datetime:
     return (at + timedelta(minutes=minutes)).replace(tzinfo=UTC)
 
 
-def read_filters(query: Any, now: datetime) -> Filters:
+def read_filters(query: Any, now: datetime, default_range: str = DEFAULT_RANGE) -> Filters:
     """The URL's filters, parsed; every bad one named in `errors`."""
     given: dict[str, Any] = {k: (query.getunicode(k) or "").strip()[:200] for k in KEYS}
     given["state"] = _many(query, "state")
@@ -156,7 +156,7 @@ def read_filters(query: Any, now: datetime) -> Filters:
             errors["from"] = "the range may span at most 90d"
     else:
         try:
-            start = now - _relative(given["range"] or DEFAULT_RANGE)
+            start = now - _relative(given["range"] or default_range)
         except ValueError as exc:
             errors["range"] = str(exc)
     f = Filters(given, start, end, relative, errors)

@@ -211,11 +211,6 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             )
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} created.")
 
-    @root.get("/jobs/<job_id>")
-    @page(ctx)
-    def job_root(req: Req, job_id: str) -> Any:
-        return _see(f"/jobs/{_job_id(job_id)}/definition")
-
     @root.get("/jobs/<job_id>/definition")
     @page(ctx)
     def definition(req: Req, job_id: str) -> Any:
