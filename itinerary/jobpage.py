@@ -71,6 +71,8 @@ def charts(job_id: int, window: str, now: datetime) -> dict[str, Any]:
     explained = _anomalies(job_id, since)
     return {
         "window": window,
+        "from": int(since.timestamp()),
+        "to": int(now.timestamp()),
         "buckets": {
             "hourly": hourly,
             "t": [int(s.timestamp()) for s in starts],

@@ -47,7 +47,8 @@
     var max = Math.max.apply(null, [1].concat(acc));
     var u = new uPlot({
       width: width(el), height: 220, series: series, tzDate: tz, axes: axes(),
-      scales: { x: { time: true }, y: { range: [0, Math.ceil(max * 1.1)] } }, cursor: { points: { show: false } }
+      scales: { x: { time: true, range: [b.t[0] - (b.hourly ? 1800 : 43200), b.t[n - 1] + (b.hourly ? 1800 : 43200)] }, y: { range: [0, Math.ceil(max * 1.1)] } },
+      cursor: { points: { show: false } }
     }, rows, el);
     u.over.addEventListener("click", function () {
       var idx = u.cursor.idx;
@@ -80,7 +81,7 @@
     if (!note) { note = document.createElement("p"); note.id = "trend-note"; note.className = "hint"; note.setAttribute("aria-live", "polite"); el.parentNode.insertBefore(note, el.nextSibling); }
     var u = new uPlot({
       width: width(el), height: 220, series: series, tzDate: tz, axes: axes(),
-      scales: { x: { time: true }, y: { range: function (u, lo, hi) { return [0, Math.max(hi, expected || 0, allowed || 0) * 1.1 || 1]; } } },
+      scales: { x: { time: true, range: [data.from, data.to] }, y: { range: function (u, lo, hi) { return [0, Math.max(hi, expected || 0, allowed || 0) * 1.1 || 1]; } } },
       hooks: { setCursor: [function (u) {
         var idx = u.cursor.idx;
         note.textContent = idx !== null && idx !== undefined && t.anomaly[idx] ? "Anomaly: " + t.anomaly[idx] : "";
