@@ -18,10 +18,10 @@ import gevent
 from itinerary import audit, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
-from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
 
 REPLY_TIMEOUT_S = 10.0
-OVERRIDES = ("args", "resources", "env")
+OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
 
 
 def wait_reply(result: Any, what: str) -> Any:

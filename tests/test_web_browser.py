@@ -123,10 +123,11 @@ def test_it_passes_axe_on_the_list_and_run_form(admin: Tab) -> None:
     admin.audit("job-edit")
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
 def test_it_shows_a_viewer_no_controls_and_refuses_a_forged_post(
-    server: Server, chromium: Any
+    server: Server, chromium: Any, theme: str
 ) -> None:
-    tab = open_tab(chromium, server.url, "light")
+    tab = open_tab(chromium, server.url, theme)
     tab.go("/login")
     tab.audit("login")
     sign_in(tab, server.tokens["viewer"])
@@ -138,11 +139,19 @@ def test_it_shows_a_viewer_no_controls_and_refuses_a_forged_post(
     )
     job_id = _job_id(tab, "e2e-sleep-light")
     csrf = tab.page.get_attribute('meta[name="csrf-token"]', "content")
+    tab.audit("jobs-viewer")
     forged = tab.page.request.post(
         f"{server.url}/jobs/{job_id}/run", form={"_csrf": csrf, "when": "now"}
     )
     assert forged.status == 403
     tab.check()
+
+
+def test_it_shows_a_missing_page_as_an_accessible_404(admin: Tab) -> None:
+    admin.expect_status(404)
+    admin.go("/jobs/999999/definition")
+    assert admin.page.locator("h1", has_text="404").is_visible()
+    admin.audit("not-found")
 
 
 def _job_id(tab: Tab, name: str) -> str:

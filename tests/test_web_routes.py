@@ -9,10 +9,11 @@ import pytest
 
 from itinerary import jobstore, tokens
 from itinerary.clock import FakeClock
-from itinerary.db import Database
+from itinerary.db import Database, bind
 from itinerary.messages import Queues
 from tests.api_fakes import Api, api_fixture, start_api  # noqa: F401 (the api fixture)
-from tests.web_fakes import JOB_FORM, Browser
+from tests.dbfaults import Outage
+from tests.web_fakes import JOB_FORM, Browser, form_fields
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -260,3 +261,89 @@ def test_it_shows_a_flash_message_once_and_never_one_from_the_url(web: Browser) 
     assert "Job etl paused." in web.text(location)
     assert "Job etl paused." not in web.text(location)
     assert "Call 555" not in web.text("/running?flash=Call+555")
+
+
+def test_it_answers_a_503_page_when_the_database_is_down(
+    database: Database, clock: FakeClock, queues: Queues
+) -> None:
+    if database.driver == "sqlite":
+        pytest.skip("reads from SQLite do not fail while another connection holds a lock")
+    outage = Outage(database)
+    bind(outage.database)
+    harness = start_api(outage.database, clock, queues)
+    try:
+        outage.cut()
+        page = Browser(harness).get("/jobs")
+        assert page.status_code == 503
+        assert "The database is unavailable" in page.get_data(as_text=True)
+        assert harness.get("/jobs").get_json()["error"]["code"] == "unavailable"
+    finally:
+        outage.restore()
+        harness.close()
+        bind(database)
+        outage.close()
+
+
+def test_it_lists_the_next_hours_runs_as_soon_as_a_job_is_created(web: Browser) -> None:
+    assert "No scheduled runs in the next hour." in web.text("/running")
+    web.api.create_job(name="every-five", schedule="*/5 * * * *")
+    page = web.text("/running/_upcoming")
+    assert page.count("every-five") == 12
+
+
+RICH = {
+    "name": "rich",
+    "description": "line one\nline two",
+    "schedule": "30 2 * * 1-5",
+    "timezone": "Europe/Berlin",
+    "commands": [["python", "-m", "report", "--title", "a b"]],
+    "args": ["--region", "eu"],
+    "env": {"LOG_LEVEL": "info"},
+    "envSecret": ["report-credentials"],
+    "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi", "nvidia.com/gpu": 1}},
+    "tags": ["reports", "team:finance"],
+    "constraints": {
+        "maxConcurrentRuns": 2,
+        "catchUp": True,
+        "maxAllowedRunTime": "1h",
+        "requirePreviousSuccess": {"job": "etl", "within": "24h"},
+    },
+    "actions": [{"type": "retry", "trigger": "on_failure", "config": {"maxRetries": 3}}],
+    "manualRunModifiableFields": ["args", "env"],
+}
+
+
+def test_it_saves_an_unchanged_edit_form_as_the_same_job(web: Browser) -> None:
+    job = web.api.create_job(**RICH)
+    fields = form_fields(web.text(f"/jobs/{job['id']}/edit"), f"/jobs/{job['id']}")
+    web.api.clock.advance(1)
+    assert web.post(f"/jobs/{job['id']}", fields).status_code == 303
+    after = web.api.get(f"/jobs/{job['id']}").get_json()
+    ignore = ("updatedAt", "createdAt")
+    assert {k: v for k, v in after.items() if k not in ignore} == {
+        k: v for k, v in job.items() if k not in ignore
+    }
+
+
+def test_it_archives_a_job_only_when_its_name_is_typed(web: Browser) -> None:
+    job = web.api.create_job(name="old")
+    assert web.post(f"/jobs/{job['id']}/archive", {"confirm_name": "olx"}).status_code == 400
+    assert web.api.get(f"/jobs/{job['id']}").get_json()["archivedAt"] is None
+    assert web.post(f"/jobs/{job['id']}/archive", {"confirm_name": "old"}).status_code == 303
+    assert web.api.get(f"/jobs/{job['id']}").get_json()["archivedAt"] is not None
+    assert "Archived" in web.text(f"/jobs/{job['id']}/definition")
+
+
+def test_it_estimates_progress_from_five_past_successes(web: Browser) -> None:
+    job = web.api.create_job(name="etl")
+    now = web.api.clock.now()
+    for i in range(1, 6):
+        start = now - timedelta(hours=i)
+        web.api.add_run(
+            job["id"], start, started_at=start, completed_at=start + timedelta(seconds=100)
+        )
+    web.api.add_run(
+        job["id"], now - timedelta(seconds=30), "running", started_at=now - timedelta(seconds=30)
+    )
+    page = web.text("/running")
+    assert 'value="30"' in page and "≈ 1 m 10 s left of 1 m 40 s usually" in page

@@ -7,12 +7,14 @@ last page it fetched, as a browser's form would.
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import gevent
 from werkzeug.test import Client
 
 from itinerary.clock import settle
+from itinerary.web import reads
 from tests.api_fakes import Api
 
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
@@ -20,6 +22,7 @@ CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 class Browser:
     def __init__(self, api: Api) -> None:
+        reads.clear_caches()  # a new database behind this process (caches are per process)
         self.api = api
         self.client = Client(api.client.application)
         self.csrf = ""
@@ -63,3 +66,43 @@ JOB_FORM = {
     "manuallyRunnable": "1",
     "modifiable.args": "1",
 }
+
+
+class _FormReader(HTMLParser):
+    """What a browser would submit from the form posting to `action`, unchanged."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action = action
+        self.inside = False
+        self.fields: dict[str, str] = {}
+        self.textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("action") == self.action
+        elif self.inside and tag == "input" and "name" in a:
+            kind = a.get("type", "text")
+            if kind not in ("checkbox", "radio") or "checked" in a:
+                self.fields[a["name"]] = a.get("value", "")
+        elif self.inside and tag == "textarea":
+            self.textarea = a["name"]
+            self.fields[self.textarea] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea is not None:
+            self.fields[self.textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self.textarea = None
+        elif tag == "form":
+            self.inside = False
+
+
+def form_fields(html: str, action: str) -> dict[str, str]:
+    reader = _FormReader(action)
+    reader.feed(html)
+    # A browser drops the newline that follows <textarea> (HTML parsing rules).
+    return {k: v[1:] if v.startswith("\n") else v for k, v in reader.fields.items()}

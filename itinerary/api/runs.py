@@ -18,6 +18,7 @@ from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
+from itinerary.jobs import MODIFIABLE_FIELDS
 
 RUN_ID = PathParam("run_id", {"type": "string", "pattern": "^r[a-z0-9]{15}$"}, "run id")
 RUN_OR_JOB = PathParam(
@@ -27,7 +28,7 @@ RUN_OR_JOB = PathParam(
 )
 START_FUTURE_MAX = timedelta(days=366)
 START_PAST_SLACK = timedelta(minutes=1)
-OVERRIDES = operations.OVERRIDES
+OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
 
 
 def _run_id(call: Call, name: str = "run_id") -> str:

@@ -73,6 +73,7 @@ def values_of(job: JobSpec | None) -> dict[str, Any]:
             "envSecret": "",
             "podSpec": "",
             "resources": {f"{a}.{b}": "" for a, b in RESOURCE_KEYS},
+            "resourcesExtra": "",
             "constraints": {"catchUp": False, **{k: "" for k, _, _ in SIMPLE_CONSTRAINTS}},
             "moreConstraints": "",
             "actions": "",
@@ -102,6 +103,7 @@ def values_of(job: JobSpec | None) -> dict[str, Any]:
         "resources": {
             f"{a}.{b}": str((resources.get(a) or {}).get(b, "")) for a, b in RESOURCE_KEYS
         },
+        "resourcesExtra": _yaml_dump(_extra_resources(resources)),
         "constraints": {
             "catchUp": bool(job.constraints.get("catchUp")),
             **{k: str(job.constraints.get(k, "")) for k, _, _ in SIMPLE_CONSTRAINTS},
@@ -114,6 +116,20 @@ def values_of(job: JobSpec | None) -> dict[str, Any]:
         "modifiable": list(job.manual_run_modifiable_fields),
         "updatedAt": job.updated_at.isoformat() if job.updated_at else "",
     }
+
+
+def _extra_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """What the four cpu/memory inputs do not show (GPUs, ephemeral storage, other keys)."""
+    known = set(RESOURCE_KEYS)
+    out: dict[str, Any] = {}
+    for group, value in resources.items():
+        if isinstance(value, dict):
+            rest = {k: v for k, v in value.items() if (group, k) not in known}
+            if rest:
+                out[group] = rest
+        else:
+            out[group] = value
+    return out
 
 
 def _structured(text: str, field: str, errors: dict[str, str]) -> Any:
@@ -150,6 +166,18 @@ def to_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         value = get(f"resources.{a}.{b}").strip()
         if value:
             resources.setdefault(a, {})[b] = value
+    extra = _structured(get("resourcesExtra"), "resources", errors)
+    if extra is not None:
+        if not isinstance(extra, dict):
+            errors["resources"] = (
+                "other resources must be a mapping (requests: {...}, limits: {...})"
+            )
+        else:
+            for group, value in extra.items():
+                if isinstance(value, dict) and isinstance(resources.get(group), dict):
+                    resources[group] = {**value, **resources[group]}
+                else:
+                    resources[group] = value
     constraints: dict[str, Any] = {}
     raw = get("constraints.maxConcurrentRuns").strip()
     if raw:

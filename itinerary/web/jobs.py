@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +63,12 @@ def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
     if last["state"] in ("failed", "killed", "missed", "lost"):
         return "failing"
     return "healthy"
+
+
+@lru_cache(maxsize=4096)
+def describe(schedule: str, timezone: str) -> str:
+    """A schedule in words (cronsim's explain() takes ~0.3 ms; the list shows 50 a page)."""
+    return Schedule(schedule, timezone).describe()
 
 
 def next_run(job: JobSpec, now: datetime) -> datetime | None:
@@ -166,6 +173,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             filtered=filtered,
             sizes=PAGE_SIZES,
             first_page=not req.request.query.get("cursor"),
+            describe=describe,
         )
 
     @root.get("/jobs/export.yaml")

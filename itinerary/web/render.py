@@ -11,6 +11,7 @@ and `no-store` (pages show env values).
 from __future__ import annotations
 
 import hashlib
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ ENV = jinja2.Environment(
 ENV.filters["time"] = time_tag
 ENV.filters["duration"] = duration
 ENV.filters["iso"] = iso
+ENV.filters["shell"] = shlex.join  # argv shown as a shell would read it back
 ENV.globals["asset_version"] = {
     n: _version(n) for n in ("itinerary.css", "itinerary.js", "gantt.js", "charts.js")
 }

@@ -10,4 +10,5 @@ CREATE TABLE ui_sessions (
 );
 CREATE INDEX idx_ui_sessions_expires_at ON ui_sessions (expires_at);
 -- The run page lists a run's child runs (retries and kickOffJob runs name their parent).
-CREATE INDEX idx_job_run_parent_run_id ON job_run (parent_run_id);
+-- Partial: most runs have no parent, and statistics over all those NULLs made SQLite scan.
+CREATE INDEX idx_job_run_parent_run_id ON job_run (parent_run_id) WHERE parent_run_id IS NOT NULL;
