@@ -125,3 +125,14 @@ def test_it_filters_the_runs_tab_and_lists_the_events_tab(api: Api) -> None:
     events = browser.text(f"/jobs/{ids['job']}/events")
     assert "created by loopback" in events and "Healthy → Failing (failed)" in events
     assert browser.get("/jobs/424242").status_code == 404
+
+
+def test_it_says_failing_in_the_title_and_the_favicon(api: Api) -> None:
+    job = api.create_job(name="flaky")
+    t = api.clock.now() - timedelta(minutes=5)
+    api.add_run(job["id"], t, status="failed", started_at=t, completed_at=t)
+    html = Browser(api).text(f"/jobs/{job['id']}")
+    assert "<title>Failing · flaky – Itinerary</title>" in html and "failing.svg" in html
+    api.add_run(job["id"], t + timedelta(minutes=1), started_at=t, completed_at=t)
+    healthy = Browser(api).text(f"/jobs/{job['id']}")
+    assert "<title>flaky – Itinerary</title>" in healthy and "failing.svg" not in healthy
