@@ -74,6 +74,26 @@ def _narrow(query: pw.Query, f: GanttFilter, job_ids: list[int] | None, now: dat
     return query
 
 
+def window_queries(f: GanttFilter, job_ids: list[int] | None, now: datetime) -> dict[str, Any]:
+    """The SELECTs of one window: slots in it (newest first, capped), their count, and
+    the runs that started before it and ended inside it or still run."""
+    in_slot = (JobRun.scheduled_at >= f.start) & (JobRun.scheduled_at <= f.end)
+    before = JobRun.scheduled_at < f.start
+    ended_inside = before & (JobRun.completed_at >= f.start) & (JobRun.started_at <= f.end)
+    still_active = before & JobRun.status.in_([states.STARTING, states.RUNNING])
+    slots = _narrow(JobRun.select(*COLUMNS).where(in_slot), f, job_ids, now)
+    return {
+        "slots": slots.order_by(JobRun.scheduled_at.desc()).limit(f.cap),
+        "count": _narrow(JobRun.select(pw.fn.COUNT(pw.SQL("*"))).where(in_slot), f, job_ids, now),
+        "ended_inside": _narrow(JobRun.select(*COLUMNS).where(ended_inside), f, job_ids, now).limit(
+            f.cap
+        ),
+        "still_active": _narrow(JobRun.select(*COLUMNS).where(still_active), f, job_ids, now).limit(
+            f.cap
+        ),
+    }
+
+
 def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
     """The window's runs as `{"jobs", "runs", "states", "triggers", "total", "cursor", ...}`.
 
@@ -87,19 +107,12 @@ def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
     rows: list[tuple[Any, ...]] = []
     total = 0
     if job_ids != []:
-        in_slot = (JobRun.scheduled_at >= f.start) & (JobRun.scheduled_at <= f.end)
-        slot_q = _narrow(JobRun.select(*COLUMNS).where(in_slot), f, job_ids, now)
-        count_q = _narrow(JobRun.select(pw.fn.COUNT(pw.SQL("*"))).where(in_slot), f, job_ids, now)
-        total = queries._raw(count_q)[0][0]
-        rows = list(queries._raw(slot_q.order_by(JobRun.scheduled_at.desc()).limit(f.cap)))
-        before = JobRun.scheduled_at < f.start
-        ended_inside = before & (JobRun.completed_at >= f.start) & (JobRun.started_at <= f.end)
-        still_active = before & JobRun.status.in_([states.STARTING, states.RUNNING])
+        q = window_queries(f, job_ids, now)
+        total = queries._raw(q["count"])[0][0]
+        rows = list(queries._raw(q["slots"]))
         seen = {r[0] for r in rows}
-        for clause in (ended_inside, still_active):
-            query = JobRun.select(*COLUMNS).where(clause)
-            extra = queries._raw(_narrow(query, f, job_ids, now).limit(f.cap))
-            fresh = [r for r in extra if r[0] not in seen]
+        for name in ("ended_inside", "still_active"):
+            fresh = [r for r in queries._raw(q[name]) if r[0] not in seen]
             seen.update(r[0] for r in fresh)
             total += len(fresh)
             rows.extend(fresh[: max(0, f.cap - len(rows))])
