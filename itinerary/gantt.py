@@ -12,7 +12,7 @@ what it left out (ui.md P3 "Budget"). Both parts are index ranges: the slot part
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
@@ -25,6 +25,7 @@ CAP = 5000
 STATES = states.ALL
 TRIGGERS = states.TRIGGERS
 BEHIND, ANOMALY = 1, 2  # flag bits
+ANOMALY_SLACK = timedelta(days=1)  # an anomaly is detected after its run started
 COLUMNS = (
     JobRun.run_id,
     JobRun.job_id,
@@ -119,20 +120,29 @@ def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
     return _pack(rows, total, f, now)
 
 
-def _anomalous(run_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(run_ids), 500):
-        chunk = run_ids[i : i + 500]
-        query = Anomaly.select(Anomaly.run_id).where(Anomaly.run_id.in_(chunk))
-        found.update(r for (r,) in query.tuples())
-    return found
+def _ints(values: list[int]) -> pw.SQL:
+    """An IN list of integers as SQL text: peewee takes ~60 us a parameter to build one
+    (1,000 job ids: 60 ms, more than the rest of the request); integers need no quoting."""
+    return pw.SQL("(" + ",".join(str(int(v)) for v in values) + ")")
+
+
+def _anomalous(job_ids: list[int], since: datetime) -> set[str]:
+    """Runs of these jobs flagged since `since` (index on job_id, detected_at)."""
+    query = Anomaly.select(Anomaly.run_id).where(
+        Anomaly.job_id.in_(_ints(job_ids)) & (Anomaly.detected_at >= since)
+    )
+    return {r for (r,) in queries._raw(query) if r}
 
 
 def _pack(rows: list[tuple[Any, ...]], total: int, f: GanttFilter, now: datetime) -> dict:
     job_ids = sorted({r[1] for r in rows})
-    names = dict(Job.select(Job.id, Job.name).where(Job.id.in_(job_ids)).tuples()) if rows else {}
+    names = (
+        dict(queries._raw(Job.select(Job.id, Job.name).where(Job.id.in_(_ints(job_ids)))))
+        if rows
+        else {}
+    )
     index = {job_id: i for i, job_id in enumerate(job_ids)}
-    anomalous = _anomalous([r[0] for r in rows]) if rows else set()
+    anomalous = _anomalous(job_ids, f.start - ANOMALY_SLACK) if rows else set()
     state_code = {s: i for i, s in enumerate(STATES)}
     trigger_code = {t: i for i, t in enumerate(TRIGGERS)}
     runs = []

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from itinerary import gantt
+from itinerary.history import Anomaly
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 from tests.web_fakes import Browser
 
@@ -96,6 +97,33 @@ def test_it_refuses_bad_gantt_filters_naming_each_field(api: Api) -> None:
     assert status == 400 and "after" in body["error"]["fields"]["to"]
     page = browser.get("/history?min=fast")
     assert page.status_code == 400 and "is not a duration" in page.get_data(as_text=True)
+
+
+def test_it_flags_anomalous_and_behind_schedule_runs(api: Api) -> None:
+    ids = _seed(api)
+    now = api.clock.now()
+    api.database.write(
+        lambda: Anomaly.insert(
+            id=9,
+            job_id=ids["etl"],
+            run_id=ids["fail"],
+            kind="duration",
+            detected_at=now,
+            score=5.0,
+            explanation="slow",
+        ).execute(api.database.writer)
+    )
+    late = api.add_run(
+        ids["report"],
+        now - timedelta(minutes=9),
+        status="running",
+        started_at=now - timedelta(minutes=9),
+        behind_schedule=True,
+    )
+    _, data = _data(Browser(api))
+    flags = {r[0]: r[8] for r in data["runs"]}
+    assert flags[ids["fail"]] == gantt.ANOMALY and flags[late] == gantt.BEHIND
+    assert flags[ids["ok"]] == 0
 
 
 def test_it_cuts_at_the_cap_keeping_the_newest_and_counting_all(api: Api) -> None:

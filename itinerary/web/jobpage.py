@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import bottle
+import gevent
+from gevent.event import AsyncResult
 from markupsafe import Markup
 
 from itinerary import jobevents, jobpage, jobstats, operations, queries, states
@@ -94,14 +96,60 @@ def _slot_rows(data: dict[str, Any]) -> list[tuple[datetime, list[int]]]:
     return rows
 
 
+class Figures:
+    """Each job's statistics and charts per window, computed at most once a minute.
+
+    A job that runs every minute has 43,200 runs in 30 days; reading and summing them
+    takes about a second, too much for every view and every poll (ui.md §7). Figures
+    up to `CACHE_S` old are served (the page says when they were computed), and
+    concurrent views of the same job and window wait for one computation. The charts'
+    arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
+    """
+
+    CACHE_S = 60.0
+    MAX_ENTRIES = 1000
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cache: dict[tuple[int, str], tuple[datetime, dict[str, Any], dict[str, Any]]] = {}
+        self.pending: dict[tuple[int, str], AsyncResult] = {}
+
+    def get(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict, dict]:
+        key = (job_id, window)
+        hit = self.cache.get(key)
+        if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
+            return hit
+        waiting = self.pending.get(key)
+        if waiting is not None:
+            return waiting.get()
+        result = AsyncResult()
+        self.pending[key] = result
+        try:
+            database = self.ctx.database
+            stats = database.read(jobstats.job_stats, job_id, window, now)
+            rows = database.read(jobpage.window_rows, job_id, window, now)
+            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now))
+        except BaseException as exc:
+            result.set_exception(exc)
+            raise
+        finally:
+            self.pending.pop(key, None)
+        if len(self.cache) >= self.MAX_ENTRIES:
+            self.cache.clear()
+        self.cache[key] = (now, stats, charts)
+        result.set(self.cache[key])
+        return self.cache[key]
+
+
 def install(root: bottle.Bottle, ctx: Context) -> None:
+    figures = Figures(ctx)
+
     @root.get("/jobs/<job_id>")
     @page(ctx)
     def overview(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, _job_id(job_id))
         window = _window(req)
-        stats = ctx.database.read(jobstats.job_stats, job.id, window, req.now)
-        charts = ctx.database.read(jobpage.charts, job.id, window, req.now)
+        computed, stats, charts = figures.get(job.id, window, req.now)
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
         nexts = (
             job.cron.next_n(req.now, 10) if job.cron and job.enabled and not job.archived_at else []
@@ -114,6 +162,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             window=window,
             windows=tuple(jobstats.WINDOWS),
             stats=stats,
+            computed=computed,
             charts=charts,
             charts_json=script_json(charts),
             chart_summary=_chart_summary(charts),
@@ -133,7 +182,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, _job_id(job_id))
-        data = ctx.database.read(jobpage.charts, job.id, _window(req), req.now)
+        _, _, data = figures.get(job.id, _window(req), req.now)
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
             headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
