@@ -80,6 +80,12 @@ def add_minutely_job(database: Database) -> int:
         {"name": "every-minute", "commands": [["true"]], "schedule": "* * * * *", "enabled": False}
     )
     now = datetime.now(UTC).replace(second=0, microsecond=0)
+    if database.driver == "postgres":  # the seed chose ids 1..1000 itself
+        database.write(
+            lambda: database.writer.execute_sql(
+                "SELECT setval(pg_get_serial_sequence('job', 'id'), (SELECT MAX(id) FROM job))"
+            )
+        )
     job_id = database.write(lambda: jobstore.save_job(database.writer, spec, now).id)
     rows = []
     for i in range(MINUTELY_RUNS):

@@ -68,6 +68,7 @@ RUN_FIELDS = (
     "behind_schedule",
     "executor",
     "handle",
+    "trigger",
 )
 ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor", "handle")
 # Rows per statement, well below every dialect's parameter limit. On the hub (PostgreSQL,
@@ -135,6 +136,8 @@ def _full(model: type[pw.Model]) -> Table:
 RUN_VALUES = operator.attrgetter(*RUN_FIELDS)
 STATUS = RUN_FIELDS.index("status")
 ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
+ATTEMPT_STARTED = 1 + ATTEMPT_FIELDS.index("started_at")  # keys of an attempt change
+ATTEMPT_COMPLETED = 1 + ATTEMPT_FIELDS.index("completed_at")
 TERMINAL = frozenset(states.TERMINAL)
 RANK = states.RANK  # may_move inlined: it runs once per update
 
@@ -219,6 +222,8 @@ def _touches_attempt(u: messages.RunUpdate) -> bool:
         or u.completed_at is not None
         or u.exit_code is not None
         or u.handle is not None
+        or u.attempt_started_at is not None
+        or u.attempt_completed_at is not None
     )
 
 
@@ -289,6 +294,10 @@ class Merge:
         for n, i in enumerate(ATTEMPT_OF_RUN, 1):
             if values[i] is not None:
                 change[n] = values[i]
+        if u.attempt_started_at is not None:
+            change[ATTEMPT_STARTED] = u.attempt_started_at
+        if u.attempt_completed_at is not None:
+            change[ATTEMPT_COMPLETED] = u.attempt_completed_at
         old = change[0]
         status = u.attempt_status or u.status or old or run_status
         if old is None or (old not in TERMINAL and RANK[status] >= RANK[old]):
@@ -536,22 +545,30 @@ class Written:
         )
 
     def write_actions(self, records: list[messages.ActionRunRecord]) -> None:
-        self._insert_new(
+        """Insert action runs; a later record of the same id (a webhook's outcome after its
+        "pending") replaces the row, keeping its violation."""
+        latest = {r.id: r for r in records}  # one row per id: a statement may not touch one twice
+        self.sql.insert(
+            self.cursor,
             ACTIONS,
             (
-                [
-                    r.id,
-                    r.run_id,
-                    ACTION_TYPES[r.action],
-                    r.trigger,
-                    r.violation_id,
-                    r.at,
-                    r.success,
-                    r.error,
-                    r.details,
-                ]
-                for r in records
+                ACTIONS.row(r)
+                for r in (
+                    [
+                        r.id,
+                        r.run_id,
+                        ACTION_TYPES[r.action],
+                        r.trigger,
+                        r.violation_id,
+                        r.at,
+                        r.success,
+                        r.error,
+                        r.details,
+                    ]
+                    for r in latest.values()
+                )
             ),
+            self.sql.replace_existing(ACTIONS, keep=("constraint_violation_id",)),
         )
 
     def write_webhooks(self, records: list[messages.WebhookDeliveryRecord]) -> None:

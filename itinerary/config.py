@@ -113,6 +113,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("loop_interval", "duration", 1.0, "how often the scheduler loop runs"),
     Setting(
+        "kickoff_depth_limit",
+        "int",
+        10,
+        "longest chain of runs started by kickOffJob actions; a deeper one is refused",
+    ),
+    Setting(
         "shutdown_timeout",
         "duration",
         30.0,
@@ -218,8 +224,9 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
-    allowed_hosts: str = ""
+    kickoff_depth_limit: int = 10
     anomaly_check_interval: float = 60.0
+    allowed_hosts: str = ""
     config_file: str | None = None
     ui_session_ttl: float = 43200.0
     require_auth: bool = False

@@ -93,15 +93,22 @@ def anomaly_json(a: Anomaly) -> dict[str, Any]:
     }
 
 
-def anomalies_of_job(job_id: int, since: datetime, limit: int) -> list[dict[str, Any]]:
-    """A job's anomalies detected since `since`, newest first."""
-    rows = (
-        Anomaly.select()
-        .where((Anomaly.job_id == job_id) & (Anomaly.detected_at >= since))
-        .order_by(Anomaly.detected_at.desc(), Anomaly.id.desc())
-        .limit(limit)
-    )
-    return [anomaly_json(a) for a in rows]
+def anomalies_of_job(
+    job_id: int, since: datetime, limit: int, after: tuple[datetime, int] | None = None
+) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+    """A page of a job's anomalies detected since `since`, newest first, after the
+    (detected_at, id) key `after`; and the key to continue from (None on the last page)."""
+    query = Anomaly.select().where((Anomaly.job_id == job_id) & (Anomaly.detected_at >= since))
+    if after is not None:
+        at, ident = after
+        query = query.where(
+            (Anomaly.detected_at < at) | ((Anomaly.detected_at == at) & (Anomaly.id < ident))
+        )
+    rows = list(query.order_by(Anomaly.detected_at.desc(), Anomaly.id.desc()).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    key = (rows[-1].detected_at.isoformat(), rows[-1].id) if more else None
+    return [anomaly_json(a) for a in rows], key
 
 
 def anomalies_of_run(run_id: str) -> list[dict[str, Any]]:

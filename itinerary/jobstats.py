@@ -64,25 +64,26 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
+def window_query(job_id: int, since: datetime, until: datetime) -> Any:
+    """The columns the figures need, of the job's runs with a slot in [since, until)."""
+    return JobRun.select(
+        JobRun.status,
+        JobRun.attempt,
+        JobRun.trigger,
+        JobRun.scheduled_at,
+        JobRun.started_at,
+        JobRun.completed_at,
+        JobRun.reason,
+        JobRun.error,
+    ).where(
+        (JobRun.job_id == job_id) & (JobRun.scheduled_at >= since) & (JobRun.scheduled_at < until)
+    )
+
+
 def job_stats(job_id: int, window: str, now: datetime) -> dict[str, Any]:
     """The statistics of job `job_id`'s runs whose slot is in the window ending at `now`."""
     since = now - WINDOWS[window]
-    rows = (
-        JobRun.select(
-            JobRun.status,
-            JobRun.attempt,
-            JobRun.trigger,
-            JobRun.scheduled_at,
-            JobRun.started_at,
-            JobRun.completed_at,
-            JobRun.reason,
-            JobRun.error,
-        )
-        .where(
-            (JobRun.job_id == job_id) & (JobRun.scheduled_at >= since) & (JobRun.scheduled_at < now)
-        )
-        .tuples()
-    )
+    rows = window_query(job_id, since, now).tuples()
     by_state: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     durations: list[float] = []

@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import audit, jobstore, messages, queries
+from itinerary import audit, jobchecks, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
@@ -44,7 +44,13 @@ def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
 
 def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown") -> JobSpec:
     """Store through the syncer (with its job_audit record), then tell the loop; 409 on a
-    duplicate name. `actor` is who asked (audit.py)."""
+    duplicate name, 400 on a cycle. `actor` is who asked (audit.py)."""
+    if any(a.type == "kickOffJob" for a in spec.actions):  # only then can it close a cycle
+        others = ctx.database.read(jobstore.load_jobs)
+        mine = [j for j in others if j.id != spec.id and j.name != spec.name] + [spec]
+        cycle = jobchecks.kickoff_cycle(mine)
+        if cycle is not None:
+            raise invalid({"actions": jobchecks.cycle_message(cycle)})
     before = ctx.database.read(jobstore.get_job, spec.id) if spec.id is not None else None
     msg = messages.SaveJob(spec, now, audit=audit.entry_for(before, spec, actor))
     ctx.queues.syncer.put(msg)

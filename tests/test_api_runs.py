@@ -31,7 +31,7 @@ def test_it_reads_a_run_by_run_id(api: Api) -> None:
     assert run["durationSeconds"] == 90 and run["handle"]["pid"] == 42
     assert run["scheduledAt"] == "2026-03-01T11:50:00Z" and run["args"] == ["--x"]
     assert api.get("/runs/rzzzzzzzzzzzzzzz").status_code == 404
-    assert api.get("/runs/nope").status_code == 404
+    assert api.get("/runs/nope").status_code == 400  # neither a run id nor a job id
 
 
 def test_it_shows_a_run_the_same_listed_and_alone(api: Api) -> None:

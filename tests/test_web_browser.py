@@ -25,7 +25,7 @@ from tests.browser import (
     start_server,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 SLEEP_JOB = "sh -c 'echo start $1; sleep $1; echo done' sh"
 
 
@@ -91,14 +91,15 @@ def test_it_creates_a_job_in_the_form_with_a_live_preview_and_inline_errors(admi
 
 def test_it_runs_a_job_shows_its_card_and_its_output(admin: Tab) -> None:
     job_id = _job_id(admin, f"e2e-sleep-{admin.theme}")
-    run_id = _start(admin, job_id, "3")
+    run_id = _start(admin, job_id, "6")
+    admin.page.wait_for_selector("#run-status >> text=Running", timeout=15000)
     admin.go("/running")
-    admin.page.wait_for_selector(f'.card[data-run="{run_id}"]', timeout=5000)
+    admin.page.wait_for_selector(f'.card[data-run="{run_id}"] >> text=Running', timeout=5000)
     admin.audit("running")
     admin.page.click(f'.card[data-run="{run_id}"] a.run-link')
     admin.page.wait_for_selector("#run-status >> text=Succeeded", timeout=20000)
     admin.page.wait_for_selector("#run-logs >> text=done", timeout=10000)
-    assert "start 3" in admin.page.inner_text("#run-logs")
+    assert "start 6" in admin.page.inner_text("#run-logs")
     admin.audit("run")
 
 

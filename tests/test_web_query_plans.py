@@ -17,13 +17,20 @@ def seeded(database: Database) -> Database:
 
 def test_it_reads_the_running_page_from_indexes(seeded: Database) -> None:
     queries = {
-        "active": reads.active_query(),
+        "active": reads.active_query("running"),
         "recent": reads.recent_query(NOW),
         "ended": reads.ended_query(NOW),
     }
     for name, query in queries.items():
         plan = _plan(seeded, query)
         assert not _full_scan(seeded.driver, plan), (name, plan)
+
+
+def test_it_reads_only_the_active_runs_through_the_status_index(seeded: Database) -> None:
+    # Not a backward walk of the scheduled_at index through every finished run.
+    for status in ("scheduled", "waiting", "starting", "running"):
+        plan = _plan(seeded, reads.active_query(status))
+        assert "status_scheduled_at" in plan, plan
 
 
 def test_it_reads_a_jobs_last_run_and_usual_duration_from_indexes(seeded: Database) -> None:

@@ -288,7 +288,7 @@ def test_it_lists_the_next_hours_runs_as_soon_as_a_job_is_created(web: Browser) 
     assert "No scheduled runs in the next hour." in web.text("/running")
     web.api.create_job(name="every-five", schedule="*/5 * * * *")
     page = web.text("/running/_upcoming")
-    assert page.count("every-five") == 12
+    assert page.count("every-five") == 12 and "more in the next hour" not in page
 
 
 RICH = {
@@ -347,3 +347,17 @@ def test_it_estimates_progress_from_five_past_successes(web: Browser) -> None:
     )
     page = web.text("/running")
     assert 'value="30"' in page and "≈ 1 m 10 s left of 1 m 40 s usually" in page
+
+
+def test_it_shows_a_kickoff_cycle_beside_the_actions_field(web: Browser) -> None:
+    web.api.create_job(
+        name="a", actions=[{"type": "kickOffJob", "trigger": "on_success", "config": {"job": "b"}}]
+    )
+    cyclic = {
+        **JOB_FORM,
+        "name": "b",
+        "actions": "- {type: kickOffJob, trigger: on_success, config: {job: a}}",
+    }
+    resp = web.post("/jobs", cyclic)
+    assert resp.status_code == 422 and 'id="err-actions"' in resp.get_data(as_text=True)
+    assert web.api.database.read(jobstore.get_job_by_name, "b") is None

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import gevent
+from gevent.lock import Semaphore
 from gevent.queue import ShutDown as QueueShutDown
 
 from itinerary import jobstore, messages, states
@@ -36,13 +37,17 @@ from itinerary.anomaly.models import (
 )
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
-from itinerary.db import Database, JobRun
+from itinerary.db import Database, Job, JobRun
 from itinerary.jobs import JobSpec
 
 log = logging.getLogger(__name__)
 JUDGED = (states.SUCCEEDED, states.FAILED, states.LOST)  # killed is someone's decision
 SILENCE_LOOKBACK = timedelta(hours=1)  # how far back the first check after start-up looks
 KEPT = 1000  # latest findings kept in memory (for tests and the log)
+LOOP_TURN = 0.00001
+JOBS_PER_SLICE = 50  # jobs whose slots are worked out between two yields (about 2 ms)
+# Job definitions are re-read when changed since the last read, less this (commit delays).
+JOBS_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,15 @@ class JobState:
                 found.append(finding)
         return found
 
+    def learn(self, status: str, runtime_s: float | None, ended: datetime) -> None:
+        """Take a past run into the baselines without judging it (history at start-up:
+        a few microseconds a run, so a job's 200 runs hold the hub well under a ms)."""
+        if status == states.SUCCEEDED and runtime_s is not None:
+            local = (ended - timedelta(seconds=runtime_s)).astimezone(self.tz)
+            self.durations.add(runtime_s, local.hour, local.weekday())
+        if status in JUDGED:
+            self.failures.outcomes.append(status != states.SUCCEEDED)
+
     def started(self, lateness_s: float) -> Finding | None:
         finding = self.lateness.score(lateness_s)
         self.lateness.add(lateness_s)
@@ -83,14 +97,16 @@ class JobState:
 def load_history(job_id: int, but: str | None = None) -> list[tuple[str, Any, Any]]:
     """(status, started_at, completed_at) of a job's latest runs but run `but`, oldest
     first (reader)."""
-    rows = (
+    return list(reversed(list(history_query(job_id, but).tuples())))
+
+
+def history_query(job_id: int, but: str | None = None) -> Any:
+    return (
         JobRun.select(JobRun.status, JobRun.started_at, JobRun.completed_at)
         .where((JobRun.job_id == job_id) & (JobRun.run_id != (but or "")))
         .order_by(JobRun.scheduled_at.desc())
         .limit(max(OUTCOMES_N, DURATION_N * 2))
-        .tuples()
     )
-    return list(reversed(list(rows)))
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -124,6 +140,9 @@ class Detector:
         self.jobs: dict[int, JobSpec] = {}
         self.states: dict[int, JobState] = {}
         self.found: list[messages.AnomalyRecord] = []
+        self.handled = 0  # messages taken from the inbox and dealt with
+        self._jobs_read_at: datetime | None = None
+        self._checking = Semaphore()
         self.checked_until = clock.now() - self.settle - SILENCE_LOOKBACK
 
     def run(self) -> None:
@@ -141,6 +160,7 @@ class Detector:
                     self.handle(msg)
                 except Exception:  # one bad message must not stop detection
                     log.exception("anomaly detector: could not handle %r", msg)
+                self.handled += 1
         finally:
             timer.kill()
 
@@ -179,21 +199,31 @@ class Detector:
         job = self._job(job_id)
         state = JobState(tz=ZoneInfo(job.timezone) if job else UTC)
         for status, started, completed in self.database.read(load_history, job_id, run_id):
-            state.completed(status, *_runtime(started, completed))
-        state.failures.raised = False  # history is the baseline, not news
+            state.learn(status, *_runtime(started, completed))
         self.states[job_id] = state
         return state
 
     # --- silence -------------------------------------------------------------------------
 
     def check_silence(self, now: datetime) -> None:
-        """Find silent slots between the last check and `now - settle`."""
+        """Find silent slots between the last check and `now - settle` (one check at a time)."""
+        with self._checking:
+            self._check_silence(now)
+
+    def _check_silence(self, now: datetime) -> None:
         since, until = self.checked_until, now - self.settle
         if until <= since:
             return
-        self.jobs = {j.id: j for j in self.database.read(jobstore.load_jobs) if j.id is not None}
+        self._refresh_jobs(now)
         recorded = self.database.read(_recorded, since, until)
-        for job, slot in silent_slots(self.jobs.values(), since, until, recorded):
+        jobs = list(self.jobs.values())
+        found = []
+        for n in range(0, len(jobs), JOBS_PER_SLICE):
+            found += silent_slots(jobs[n : n + JOBS_PER_SLICE], since, until, recorded)
+            # Cron arithmetic for thousands of jobs: a turn of the event loop in between, so
+            # timers (the scheduler loop's tick) come first (see syncer._turn_of_the_loop).
+            gevent.sleep(LOOP_TURN)
+        for job, slot in found:
             text = (
                 f"no run for the slot at {slot.isoformat().replace('+00:00', 'Z')}; its "
                 f"schedule {job.schedule!r} ({job.timezone}) should have started one"
@@ -201,6 +231,18 @@ class Detector:
             baseline = {"schedule": job.schedule, "timezone": job.timezone}
             self._raise(job.id or 0, Finding("silence", 1.0, baseline, text), None, slot)
         self.checked_until = until
+
+    def _refresh_jobs(self, now: datetime) -> None:
+        """All live jobs the first time, then those changed lately (archived ones leave)."""
+        if self._jobs_read_at is None:
+            self.jobs = {j.id: j for j in self.database.read(jobstore.load_jobs) if j.id}
+        else:
+            for job in self.database.read(_changed_jobs, self._jobs_read_at - JOBS_SLACK):
+                if job.archived_at is None:
+                    self.jobs[job.id or 0] = job
+                else:
+                    self.jobs.pop(job.id or 0, None)
+        self._jobs_read_at = now
 
     # --- raising -------------------------------------------------------------------------
 
@@ -240,11 +282,19 @@ def _runtime(started: Any, completed: Any) -> tuple[float | None, datetime]:
     return (c - s).total_seconds(), c
 
 
+def _changed_jobs(since: datetime) -> list[JobSpec]:
+    """Jobs (archived ones too) whose definition changed at or after `since`."""
+    ids = [job_id for (job_id,) in Job.select(Job.id).where(Job.updated_at >= since).tuples()]
+    return jobstore.load_jobs(ids, include_archived=True) if ids else []
+
+
 def _recorded(since: datetime, until: datetime) -> set[tuple[int, datetime]]:
     """(job_id, slot) of every run whose slot is in (since, until] (by its index)."""
-    rows = (
-        JobRun.select(JobRun.job_id, JobRun.scheduled_at)
-        .where((JobRun.scheduled_at > since) & (JobRun.scheduled_at <= until))
-        .tuples()
-    )
+    rows = recorded_query(since, until).tuples()
     return {(job_id, _as_utc(at)) for job_id, at in rows}  # type: ignore[misc]
+
+
+def recorded_query(since: datetime, until: datetime) -> Any:
+    return JobRun.select(JobRun.job_id, JobRun.scheduled_at).where(
+        (JobRun.scheduled_at > since) & (JobRun.scheduled_at <= until)
+    )

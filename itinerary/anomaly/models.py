@@ -26,6 +26,9 @@ from itinerary.durations import format_duration
 
 DURATION_N, SEASON_N, LATENESS_N = 50, 20, 50
 MIN_SAMPLES = 10  # fewer successful runs than this: nothing is flagged
+# An hour-of-day or day-of-week window speaks once it has this many runs: it can only
+# excuse a run (the least surprising baseline decides), never flag one on its own.
+MIN_SEASONAL = 3
 DURATION_MADS = 6.0  # |log-duration - median| above this many MADs is an anomaly
 LOG_MAD_FLOOR = 0.03  # a steady job's MAD is at least 3% (in log terms)
 MIN_DURATION_GAP_S = 1.0  # and the run differs from the median by at least a second
@@ -107,30 +110,36 @@ class DurationModel:
         if len(self.flat) < MIN_SAMPLES:
             return None
         value = math.log(max(seconds, 0.001))
-        best: tuple[float, Window, str] | None = None
-        season = (
-            (self.hours.get(hour), f"at {hour:02d}:00"),
-            (self.days.get(weekday), f"on {DAYS[weekday]}"),
-        )
-        candidates = [(self.flat, "")]
-        candidates += [(w, label) for w, label in season if w is not None and len(w) >= MIN_SAMPLES]
-        for window, label in candidates:
-            s = (value - window.median()) / max(window.mad(), LOG_MAD_FLOOR)
+        best: tuple[float, float, float, int, str] | None = None
+        by_hour, by_day = self.hours.get(hour), self.days.get(weekday)
+        at, on = f"at {hour:02d}:00", f"on {DAYS[weekday]}"
+        # (expected log-duration, its spread, runs behind it, what they are)
+        candidates = [(self.flat.median(), self.flat.mad(), len(self.flat), "")]
+        for w, label in ((by_hour, at), (by_day, on)):
+            if w is not None and len(w) >= MIN_SEASONAL:
+                candidates.append((w.median(), w.mad(), len(w), label))
+        if len(candidates) == 3:  # both effects at once: 02:00 on a Saturday
+            assert by_hour is not None and by_day is not None
+            both = by_hour.median() + by_day.median() - self.flat.median()
+            spread = max(by_hour.mad(), by_day.mad())
+            candidates.append((both, spread, len(by_hour) + len(by_day), f"{at} {on}"))
+        for expected, spread, runs, label in candidates:
+            s = (value - expected) / max(spread, LOG_MAD_FLOOR)
             if best is None or abs(s) < abs(best[0]):
-                best = (s, window, label)
+                best = (s, expected, spread, runs, label)
         assert best is not None
-        s, window, label = best
-        median_s = math.exp(window.median())
+        s, expected, spread, count, label = best
+        median_s = math.exp(expected)
         if abs(s) < DURATION_MADS or abs(seconds - median_s) < MIN_DURATION_GAP_S:
             return None
-        runs = f"the last {len(window)} successful runs" + (f" {label}" if label else "")
+        runs = f"the last {count} successful runs" + (f" {label}" if label else "")
         return Finding(
             "duration",
             round(s, 3),
             {
-                "runs": len(window),
+                "runs": count,
                 "medianSeconds": round(median_s, 3),
-                "madLog": round(window.mad(), 4),
+                "madLog": round(spread, 4),
                 "season": label or None,
             },
             f"took {format_duration(seconds)}; {runs} took {format_duration(median_s)} "

@@ -6,17 +6,18 @@ Reads through `Database.read`, with the queries of `itinerary/history.py` and
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from itinerary import history, jobstats, queries
-from itinerary.api import params
+from itinerary.api import pagination, params
 from itinerary.api.jobs import JOB_ID, load_job
 from itinerary.api.routing import Call, Route
 from itinerary.api.runs import RUN_ID, _run_id
-from itinerary.errors import not_found
+from itinerary.errors import invalid, not_found
 
 ANOMALY_LOOKBACK = timedelta(days=30)
+ANOMALIES_KIND = "anomalies"
 
 
 def run_events(call: Call) -> Any:
@@ -34,8 +35,17 @@ def job_stats(call: Call) -> Any:
 def job_anomalies(call: Call) -> Any:
     job = load_job(call, call.path["job_id"])
     since = call.query["since"] or call.now - ANOMALY_LOOKBACK
-    items = call.ctx.database.read(history.anomalies_of_job, job.id, since, call.query["limit"])
-    return {"jobId": job.id, "items": items}
+    key = pagination.decode(ANOMALIES_KIND, call.query["cursor"], (str, int))
+    after = None
+    if key is not None:
+        try:
+            after = (datetime.fromisoformat(key[0]), key[1])
+        except ValueError:
+            raise invalid({"cursor": "is not a cursor for this listing"}) from None
+    limit = call.query["limit"]
+    items, last = call.ctx.database.read(history.anomalies_of_job, job.id, since, limit, after)
+    next_cursor = pagination.encode(ANOMALIES_KIND, last) if last else None
+    return {"jobId": job.id, **pagination.page(items, next_cursor)}
 
 
 ROUTES = (
@@ -69,11 +79,12 @@ ROUTES = (
         "viewer",
         "Unusual runs of a job (and slots with no run), newest first",
         "jobs",
-        response="AnomalyList",
+        response="AnomalyPage",
         path_params=(JOB_ID,),
         params=(
             params.time("since", "detected at or after this time (default 30 days ago)"),
-            params.integer("limit", "at most this many", default=100, lo=1, hi=1000),
+            pagination.LIMIT,
+            pagination.CURSOR,
         ),
         errors=(404,),
     ),

@@ -16,7 +16,7 @@ from itinerary.context import Context
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import history, jobpage, jobs, pipeline, running, runs
+    from itinerary.web import history, jobpage, jobs, manual, pipeline, running, runs
 
     pipeline.install(root, ctx)
     running.install(root, ctx)
@@ -24,3 +24,4 @@ def install(root: Any, ctx: Context) -> None:
     history.install(root, ctx)
     jobpage.install(root, ctx)
     jobs.install(root, ctx)
+    manual.install(root, ctx)

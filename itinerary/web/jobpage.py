@@ -26,7 +26,7 @@ from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.jobs import JobSpec
 from itinerary.web import history, reads
-from itinerary.web.jobs import _job_id, next_run, status_of
+from itinerary.web.jobs import job_id_of, next_run, status_of
 from itinerary.web.pipeline import Req, page
 
 RUNS_PAGE = 50
@@ -147,7 +147,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>")
     @page(ctx)
     def overview(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id))
+        job = operations.load_job(ctx, job_id_of(job_id))
         window = _window(req)
         computed, stats, charts = figures.get(job.id, window, req.now)
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
@@ -181,7 +181,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/charts.json")
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id))
+        job = operations.load_job(ctx, job_id_of(job_id))
         _, _, data = figures.get(job.id, _window(req), req.now)
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
@@ -191,7 +191,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/runs")
     @page(ctx)
     def runs_tab(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id))
+        job = operations.load_job(ctx, job_id_of(job_id))
         f = history.read_filters(req.request.query, req.now, default_range="30d")
         rows: list[dict[str, Any]] = []
         nxt = None
@@ -230,7 +230,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/events")
     @page(ctx)
     def events_tab(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id))
+        job = operations.load_job(ctx, job_id_of(job_id))
         q = req.request.query
         chosen = tuple(t for t in q.getall("type") if t in jobevents.TYPES)
         before = None

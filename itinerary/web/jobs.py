@@ -1,5 +1,5 @@
-"""Job pages: the list (P4), one job's definition (P6), new/edit (P7), manual run (P8),
-and the pause/resume/archive buttons.
+"""Job pages: the list (P4), one job's definition (P6), new/edit (P7), and the
+pause/resume/archive buttons (manual runs, P8, are in manual.py).
 
 Writes go through `itinerary.operations`, as the API's do. A form that does not
 validate answers 422 with the same form and every error beside its field,
@@ -10,7 +10,7 @@ nothing saved; an edit of a job that changed since the form was opened answers
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +22,7 @@ from itinerary import apply, operations, queries
 from itinerary.context import Context
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
-from itinerary.jobs import CONSTRAINT_TYPES, JobSpec, ValidationError, parse_job
+from itinerary.jobs import JobSpec, ValidationError, parse_job
 from itinerary.web import forms, reads
 from itinerary.web.pipeline import Req, page, see_other
 
@@ -40,7 +40,7 @@ SENTENCES = {
 }
 
 
-def _job_id(text: str) -> int:
+def job_id_of(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
         raise not_found(f"job {text!r}")
     return int(text)
@@ -207,22 +207,18 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             return _form_page(req, None, forms.form_values(req.request.forms), errors, 422)
         try:
             stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
-        except ApiError as exc:
-            if exc.status != 409:
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
                 raise
-            return _form_page(
-                req,
-                None,
-                forms.form_values(req.request.forms),
-                exc.fields or {"name": exc.message},
-                409,
-            )
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(req.request.forms)
+            return _form_page(req, None, values, exc.fields or {"name": exc.message}, status)
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} created.")
 
     @root.get("/jobs/<job_id>/definition")
     @page(ctx)
     def definition(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id))
+        job = operations.load_job(ctx, job_id_of(job_id))
         last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
         runs = ctx.database.read(reads.job_runs, job.id, req.now)
         nexts = (
@@ -244,13 +240,13 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/edit")
     @page(ctx, "admin")
     def edit_form(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
         return _form_page(req, job, forms.values_of(job))
 
     @root.post("/jobs/<job_id>")
     @page(ctx, "admin", write=True)
     def update(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
         form = req.request.forms
         body, errors = forms.to_body(form)
         opened = form.get("updatedAt") or ""
@@ -269,12 +265,12 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             return _form_page(req, job, forms.form_values(form), errors, 422)
         try:
             stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
-        except ApiError as exc:
-            if exc.status != 409:
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
                 raise
-            return _form_page(
-                req, job, forms.form_values(form), exc.fields or {"name": exc.message}, 409
-            )
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(form)
+            return _form_page(req, job, values, exc.fields or {"name": exc.message}, status)
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} saved.")
 
     @root.post("/schedule/_preview")
@@ -291,7 +287,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.post("/jobs/<job_id>/pause")
     @page(ctx, "operator", write=True)
     def pause(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
         reason = (req.request.forms.getunicode("reason") or "").strip()[:500]
         operations.pause_job(
             ctx,
@@ -305,43 +301,18 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.post("/jobs/<job_id>/resume")
     @page(ctx, "operator", write=True)
     def resume(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
         operations.resume_job(ctx, job, req.now, req.visitor.name)
         return _see(_back(req, job), f"Job {job.name} resumed.")
 
     @root.post("/jobs/<job_id>/archive")
     @page(ctx, "admin", write=True)
     def archive(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
         if (req.request.forms.getunicode("confirm_name") or "").strip() != job.name:
             raise ApiError(400, f"Type the job's name ({job.name}) to archive it.")
         operations.archive_job(ctx, job.id, req.now, req.visitor.name)
         return _see("/jobs", f"Job {job.name} archived; its runs are kept.")
-
-    @root.get("/jobs/<job_id>/run")
-    @page(ctx, "operator")
-    def run_form(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
-        return _run_page(req, job, _run_values(job), {})
-
-    @root.post("/jobs/<job_id>/run")
-    @page(ctx, "operator", write=True)
-    def run(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, _job_id(job_id), live=True)
-        if not job.manually_runnable:
-            raise ApiError(403, f"Job {job.name} is not manually runnable.")
-        form = req.request.forms
-        overrides, start_at, errors = _run_input(form, job, req.now)
-        if errors:
-            return _run_page(req, job, _run_values_from(form, job), errors, 422)
-        try:
-            run_id = operations.run_now(ctx, job, overrides, start_at, req.now)
-        except ApiError as exc:
-            if exc.status != 400:
-                raise
-            return _run_page(req, job, _run_values_from(form, job), exc.fields, 422)
-        when = "now" if start_at is None else f"at {start_at:%Y-%m-%d %H:%M} UTC"
-        return _see(f"/runs/{run_id}", f"Run {run_id} of {job.name} starts {when}.")
 
 
 def _back(req: Req, job: JobSpec) -> str:
@@ -351,76 +322,4 @@ def _back(req: Req, job: JobSpec) -> str:
         back
         if back.startswith("/jobs") and not back.startswith("//")
         else f"/jobs/{job.id}/definition"
-    )
-
-
-def _run_values(job: JobSpec) -> dict[str, Any]:
-    res = job.resources or {}
-    return {
-        "args": "\n".join(job.args),
-        "env": "\n".join(f"{k}={v}" for k, v in job.env.items()),
-        "resources": {
-            f"{a}.{b}": str((res.get(a) or {}).get(b, "")) for a, b in forms.RESOURCE_KEYS
-        },
-        "when": "now",
-        "at": "",
-    }
-
-
-def _run_values_from(form: Any, job: JobSpec) -> dict[str, Any]:
-    get = lambda n: form.getunicode(n) or ""  # noqa: E731
-    return {
-        "args": get("args"),
-        "env": get("env"),
-        "resources": {f"{a}.{b}": get(f"resources.{a}.{b}") for a, b in forms.RESOURCE_KEYS},
-        "when": "at" if form.get("when") == "at" else "now",
-        "at": get("at"),
-    }
-
-
-def _run_input(
-    form: Any, job: JobSpec, now: datetime
-) -> tuple[dict[str, Any], datetime | None, dict[str, str]]:
-    """Overrides that differ from the job's own values, the start time, and errors."""
-    body, errors = forms.to_body(form)
-    overrides: dict[str, Any] = {}
-    allowed = set(job.manual_run_modifiable_fields)
-    if "args" in allowed and tuple(body["args"]) != job.args:
-        overrides["args"] = body["args"]
-    if "env" in allowed and body["env"] != job.env:
-        overrides["env"] = body["env"]
-    if "resources" in allowed and body["resources"] != job.resources:
-        overrides["resources"] = body["resources"] or {}
-    start_at = None
-    if form.get("when") == "at":
-        raw = (form.get("at") or "").strip()
-        offset = form.get("tz_offset_min") or "0"
-        try:
-            local = datetime.fromisoformat(raw)
-            minutes = int(offset) if re.fullmatch(r"-?[0-9]{1,4}", offset) else 0
-            start_at = (local + timedelta(minutes=minutes)).replace(tzinfo=UTC)
-            if start_at <= now:
-                errors["at"] = "must be in the future"
-            elif start_at > now + timedelta(days=366):
-                errors["at"] = "must be within a year"
-        except ValueError:
-            errors["at"] = "give a date and time, e.g. 2026-12-24T18:00"
-    return (
-        overrides,
-        start_at,
-        {k: v for k, v in errors.items() if k in ("args", "env", "resources", "at")},
-    )
-
-
-def _run_page(
-    req: Req, job: JobSpec, values: dict[str, Any], errors: dict[str, str], status: int = 200
-) -> bottle.HTTPResponse:
-    return req.render(
-        "jobs/run.html",
-        status=status,
-        job=job,
-        v=values,
-        errors=errors,
-        resource_keys=forms.RESOURCE_KEYS,
-        constraint_names=CONSTRAINT_TYPES,
     )

@@ -81,13 +81,12 @@ def cards(req: Req) -> tuple[Markup, str]:
     visitor's CSRF token is put in after, so one rendering serves every visitor.
     """
     now = req.now
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def read() -> tuple[list[dict[str, Any]], dict[str, int], dict[str, int]]:
         return (
             reads.active_runs(now),
             reads.ended_counts(now - timedelta(hours=1)),
-            reads.ended_counts(midnight),
+            reads.ended_today(now),
         )
 
     runs, hour, today = req.ctx.database.read(read)
