@@ -87,8 +87,10 @@ def _run(server: Server, job_id: int, seconds: int) -> str:
 
 def _wait_state(server: Server, run_id: str, state: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _api(server, "GET", f"/runs/{run_id}")["state"] == state:
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    while time.monotonic() < deadline:  # 404 until the syncer has written the new run
+        resp = requests.get(f"{server.url}/api/v1/runs/{run_id}", headers=headers, timeout=10)
+        if resp.status_code == 200 and resp.json()["state"] == state:
             return
         time.sleep(0.2)
     raise AssertionError(f"{run_id} never became {state}")
