@@ -78,6 +78,7 @@ def written(database, queues, clock, detector, handled=0):
     return database.read(lambda: list(rows))
 
 
+@pytest.mark.covers("on_anomaly")
 def test_it_finds_a_slow_run_against_the_job_history_and_acts(database, clock, rig):
     queues, detector, metrics = rig
     job = add_job(database, clock, actions=[HOOK])

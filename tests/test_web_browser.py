@@ -91,26 +91,26 @@ def test_it_creates_a_job_in_the_form_with_a_live_preview_and_inline_errors(admi
 
 def test_it_runs_a_job_shows_its_card_and_its_output(admin: Tab) -> None:
     job_id = _job_id(admin, f"e2e-sleep-{admin.theme}")
-    run_id = _start(admin, job_id, "6")
-    admin.page.wait_for_selector("#run-status >> text=Running", timeout=15000)
+    run_id = _start(admin, job_id, "8")
+    admin.page.wait_for_selector("#run-status >> text=Running", timeout=30000)
     admin.go("/running")
     admin.page.wait_for_selector(f'.card[data-run="{run_id}"] >> text=Running', timeout=5000)
     admin.audit("running")
     admin.page.click(f'.card[data-run="{run_id}"] a.run-link')
-    admin.page.wait_for_selector("#run-status >> text=Succeeded", timeout=20000)
+    admin.page.wait_for_selector("#run-status >> text=Succeeded", timeout=30000)
     admin.page.wait_for_selector("#run-logs >> text=done", timeout=10000)
-    assert "start 6" in admin.page.inner_text("#run-logs")
+    assert "start 8" in admin.page.inner_text("#run-logs")
     admin.audit("run")
 
 
 def test_it_cancels_a_long_run_through_the_dialog(admin: Tab) -> None:
     job_id = _job_id(admin, f"e2e-sleep-{admin.theme}")
     run_id = _start(admin, job_id, "120")
-    admin.page.wait_for_selector("#run-status >> text=Running", timeout=15000)
+    admin.page.wait_for_selector("#run-status >> text=Running", timeout=30000)
     admin.page.click("#run-status button:has-text('Cancel')")
     admin.page.click("#confirm-ok")
     admin.page.wait_for_url(re.compile(rf".*/runs/{run_id}.*"))
-    admin.page.wait_for_selector("#run-status >> text=Killed", timeout=20000)
+    admin.page.wait_for_selector("#run-status >> text=Killed", timeout=30000)
     assert admin.page.locator("#run-status button:has-text('Cancel')").count() == 0
 
 

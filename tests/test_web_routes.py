@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 
 from itinerary import jobstore, tokens
 from itinerary.clock import FakeClock
 from itinerary.db import Database, bind
+from itinerary.history import Anomaly
 from itinerary.messages import Queues
+from itinerary.web.sessions import UiSession
 from tests.api_fakes import Api, api_fixture, start_api  # noqa: F401 (the api fixture)
 from tests.dbfaults import Outage
 from tests.web_fakes import JOB_FORM, Browser, form_fields
@@ -361,3 +364,53 @@ def test_it_shows_a_kickoff_cycle_beside_the_actions_field(web: Browser) -> None
     resp = web.post("/jobs", cyclic)
     assert resp.status_code == 422 and 'id="err-actions"' in resp.get_data(as_text=True)
     assert web.api.database.read(jobstore.get_job_by_name, "b") is None
+
+
+def test_it_shows_a_permanent_banner_with_insecure_no_auth(
+    sqlite_database: Database, clock: FakeClock, queues: Queues
+) -> None:
+    harness = start_api(
+        sqlite_database, clock, queues, host="0.0.0.0", allowed_hosts="*", insecure_no_auth=True
+    )
+    try:
+        for path in ("/running", "/jobs", "/jobs/new"):
+            assert "Authentication is OFF" in Browser(harness).text(path)
+    finally:
+        harness.close()
+
+
+def test_it_refuses_an_htmx_request_with_a_403_message_for_a_toast(secured: Api) -> None:
+    viewer = _sign_in(secured, "viewer")
+    resp = viewer.post(
+        "/schedule/_preview", {"schedule": "* * * * *"}, headers={"HX-Request": "true"}
+    )
+    assert resp.status_code == 200  # the preview is for viewers too
+    resp = viewer.post("/jobs", JOB_FORM, headers={"HX-Request": "true"})
+    assert resp.status_code == 403 and "<html" not in resp.get_data(as_text=True)
+    assert "admin" in unquote(resp.headers["X-Itinerary-Message"])
+
+
+def test_it_ends_the_session_on_sign_out(secured: Api) -> None:
+    browser = _sign_in(secured, "viewer")
+    assert browser.post("/logout").headers["Location"] == "/login"
+    assert browser.get("/running").status_code == 303
+    assert secured.database.read(lambda: UiSession.select().count()) == 0
+
+
+def test_it_explains_an_anomalous_run_on_its_page(web: Browser) -> None:
+    job = web.api.create_job(name="etl")
+    now = web.api.clock.now()
+    run_id = web.api.add_run(job["id"], now, started_at=now, completed_at=now)
+    row = {
+        "id": 7,
+        "job_id": job["id"],
+        "run_id": run_id,
+        "kind": "duration",
+        "detected_at": now,
+        "score": 9.5,
+        "baseline": "{}",
+        "explanation": f"took 14m12s {XSS}",
+    }
+    web.api.database.write(lambda: Anomaly.insert(**row).execute(web.api.database.writer))
+    page = web.text(f"/runs/{run_id}")
+    assert "Anomaly (duration):" in page and "took 14m12s &lt;img" in page

@@ -14,7 +14,7 @@ from typing import Any
 
 import bottle
 
-from itinerary import jobstore, operations, queries, states
+from itinerary import history, jobstore, operations, queries, states
 from itinerary.context import Context
 from itinerary.errors import not_found
 from itinerary.executors.base import ExecutorError
@@ -47,6 +47,7 @@ def load(ctx: Context, run_id: str, now: datetime) -> dict[str, Any]:
             "violations": queries.violations(run_id),
             "actions": queries.actions(run_id),
             "children": reads.child_runs(run_id, now),
+            "anomalies": history.anomalies_of_run(run_id),
         }
 
     found = ctx.database.read(read)
