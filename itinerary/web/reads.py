@@ -159,7 +159,9 @@ def upcoming(now: datetime, clock_s: float) -> list[tuple[datetime, JobSpec]]:
         found: list[tuple[datetime, JobSpec]] = _upcoming_cache["runs"]
         return [(t, j) for t, j in found if t > now]
     out: list[tuple[datetime, JobSpec]] = []
-    for job in jobstore.load_jobs():
+    # list_jobs keeps each stored version's spec, so only changed jobs are decoded again.
+    versions, _ = queries.list_jobs(queries.JobFilter(enabled=True, limit=None))
+    for job in (v.spec for v in versions):
         if not job.enabled or job.cron is None:
             continue
         for t in job.cron.iter_after(now):
