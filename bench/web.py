@@ -12,6 +12,11 @@ run page, once `--settle` seconds have passed since start-up (the scheduler's in
 and the anomaly detector's baselines over a million runs are not what a page costs).
 A ticker in the server process measures how late the gevent loop (and so the
 scheduler loop) wakes. One JSON line per page.
+
+History pages (issue 10): the Gantt data for the last 24 h of the seeded runs over the
+1,000 jobs, and the overview of a job with a run every minute for 30 days (43,200
+runs, paused so the scheduler leaves it alone) for the 24 h and 30 d windows.
+`--only A,B` measures only the pages whose label contains A or B.
 """
 
 from gevent import monkey
@@ -45,6 +50,7 @@ _spec.loader.exec_module(api_bench)  # type: ignore[union-attr]
 
 ACTIVE = 200
 TICK_S = 0.05
+MINUTELY_RUNS = 43_200  # 30 days of a job that runs every minute
 
 
 def add_active_runs(database: Database, count: int) -> None:
@@ -66,6 +72,45 @@ def add_active_runs(database: Database, count: int) -> None:
         for i in range(count)
     ]
     database.write(lambda: JobRun.insert_many(rows).execute(database.writer))
+
+
+def add_minutely_job(database: Database) -> int:
+    """A paused job with a run every minute for the last 30 days; its id."""
+    from itinerary import jobstore
+    from itinerary.jobs import parse_job
+
+    spec = parse_job(
+        {"name": "every-minute", "commands": [["true"]], "schedule": "* * * * *", "enabled": False}
+    )
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    if database.driver == "postgres":  # the seed chose ids 1..1000 itself
+        database.write(
+            lambda: database.writer.execute_sql(
+                "SELECT setval(pg_get_serial_sequence('job', 'id'), (SELECT MAX(id) FROM job))"
+            )
+        )
+    job_id = database.write(lambda: jobstore.save_job(database.writer, spec, now).id)
+    rows = []
+    for i in range(MINUTELY_RUNS):
+        slot = now - timedelta(minutes=i + 1)
+        failed = i % 50 == 0
+        rows.append(
+            {
+                "job_id": job_id,
+                "scheduled_at": slot,
+                "run_id": f"rminute{i:09d}",
+                "status": "failed" if failed else "succeeded",
+                "trigger": "schedule",
+                "started_at": slot + timedelta(seconds=1 + i % 3),
+                "completed_at": slot + timedelta(seconds=20 + i % 17),
+                "created_at": slot,
+                "updated_at": slot,
+            }
+        )
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start : start + 2000]
+        database.write(lambda c=chunk: JobRun.insert_many(c).execute(database.writer))
+    return job_id
 
 
 def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> None:
@@ -105,7 +150,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
     print(json.dumps(result))  # noqa: T201
 
 
-def run(base: str, args: argparse.Namespace) -> None:
+def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
     lateness: list[float] = []
 
     def ticker() -> None:
@@ -124,11 +169,22 @@ def run(base: str, args: argparse.Namespace) -> None:
         "/jobs/7/definition": f"{base}/jobs/7/definition",
         "/runs/<run_id>": f"{base}/runs/r{{n}}",
     }
+    seeded_end = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=args.runs)
+    window = f"from={(seeded_end - timedelta(hours=24)).isoformat()}&to={seeded_end.isoformat()}"
+    pages["/history/data.json (24 h, 1,000 jobs)"] = f"{base}/history/data.json?" + window.replace(
+        "+", "%2B"
+    )
+    pages[f"/jobs/{minutely} (43,200 runs, 24h)"] = f"{base}/jobs/{minutely}?window=24h"
+    pages[f"/jobs/{minutely} (43,200 runs, 30d)"] = f"{base}/jobs/{minutely}?window=30d"
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        pages = {k: v for k, v in pages.items() if any(w in k for w in wanted)}
     import requests
 
-    first = requests.get(f"{base}/running/_cards", timeout=10).text
-    version = first.split("/running/_cards?v=")[1].split('"')[0]
-    pages["/running/_cards (unchanged, 204)"] = f"{base}/running/_cards?v={version}"
+    if "/running/_cards (unchanged, 204)" in pages:
+        first = requests.get(f"{base}/running/_cards", timeout=10).text
+        version = first.split("/running/_cards?v=")[1].split('"')[0]
+        pages["/running/_cards (unchanged, 204)"] = f"{base}/running/_cards?v={version}"
     for label, url in pages.items():
         lateness.clear()
         proc = subprocess.Popen(
@@ -182,6 +238,9 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=60.0, help="seconds between start-up and the first load"
     )
+    parser.add_argument(
+        "--only", help="only pages whose label contains one of these (comma-separated)"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -193,6 +252,7 @@ def main() -> None:
         migrate(database, ROOT / "migrations")
         t = time.monotonic()
         api_bench.seed(database, args.runs)
+        minutely = add_minutely_job(database)
         database.close()
         print(json.dumps({"seeded_runs": args.runs, "seed_s": round(time.monotonic() - t, 1)}))  # noqa: T201
         config = replace(
@@ -212,7 +272,7 @@ def main() -> None:
             # Start-up work (the scheduler's index, the anomaly detector's baselines over a
             # million runs) is not what the pages cost: measure once it is done.
             gevent.sleep(args.settle)
-            run(app.url, args)
+            run(app.url, args, minutely)
         finally:
             app.stop()
     finally:

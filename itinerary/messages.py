@@ -267,6 +267,7 @@ class SaveJob:
     job: JobSpec
     at: datetime
     expected_updated_at: datetime | None = None
+    audit: Any = None  # an itinerary.audit.Entry, written in the same transaction
     reply: AsyncResult = field(default_factory=_reply)
 
 
@@ -289,6 +290,7 @@ class ArchiveJob:
 
     job_id: int
     at: datetime
+    audit: Any = None  # an itinerary.audit.Entry, written in the same transaction
     reply: AsyncResult = field(default_factory=_reply)
 
 

@@ -20,7 +20,13 @@ def _manifest() -> list[list[str]]:
 
 def test_it_vendors_files_whose_hashes_match_the_manifest() -> None:
     entries = _manifest()
-    assert [e[:3] for e in entries] == [["htmx-2.0.11.min.js", "htmx.org", "2.0.11"]]
+    assert [e[:3] for e in entries] == [
+        ["htmx-2.0.11.min.js", "htmx.org", "2.0.11"],
+        ["vis-timeline-8.5.4.min.js", "vis-timeline", "8.5.4"],
+        ["vis-timeline-8.5.4.min.css", "vis-timeline", "8.5.4"],
+        ["uPlot-1.6.32.min.js", "uplot", "1.6.32"],
+        ["uPlot-1.6.32.min.css", "uplot", "1.6.32"],
+    ]
     for name, _package, version, sha256, _licence in entries:
         assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == sha256, name
         assert (VENDOR / "LICENSES" / f"{name.split('.min')[0]}.LICENSE").exists(), name

@@ -206,7 +206,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         if errors:
             return _form_page(req, None, forms.form_values(req.request.forms), errors, 422)
         try:
-            stored = operations.save_job(ctx, spec, req.now)
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
         except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
             if exc.status not in (400, 409):
                 raise
@@ -214,11 +214,6 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             values = forms.form_values(req.request.forms)
             return _form_page(req, None, values, exc.fields or {"name": exc.message}, status)
         return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} created.")
-
-    @root.get("/jobs/<job_id>")
-    @page(ctx)
-    def job_root(req: Req, job_id: str) -> Any:
-        return _see(f"/jobs/{job_id_of(job_id)}/definition")
 
     @root.get("/jobs/<job_id>/definition")
     @page(ctx)
@@ -269,7 +264,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         if errors:
             return _form_page(req, job, forms.form_values(form), errors, 422)
         try:
-            stored = operations.save_job(ctx, spec, req.now)
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
         except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
             if exc.status not in (400, 409):
                 raise
@@ -295,7 +290,11 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
         reason = (req.request.forms.getunicode("reason") or "").strip()[:500]
         operations.pause_job(
-            ctx, job, reason or f"paused in the web UI by {req.visitor.name}", req.now
+            ctx,
+            job,
+            reason or f"paused in the web UI by {req.visitor.name}",
+            req.now,
+            req.visitor.name,
         )
         return _see(_back(req, job), f"Job {job.name} paused.")
 
@@ -303,7 +302,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx, "operator", write=True)
     def resume(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
-        operations.resume_job(ctx, job, req.now)
+        operations.resume_job(ctx, job, req.now, req.visitor.name)
         return _see(_back(req, job), f"Job {job.name} resumed.")
 
     @root.post("/jobs/<job_id>/archive")
@@ -312,7 +311,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
         if (req.request.forms.getunicode("confirm_name") or "").strip() != job.name:
             raise ApiError(400, f"Type the job's name ({job.name}) to archive it.")
-        operations.archive_job(ctx, job.id, req.now)
+        operations.archive_job(ctx, job.id, req.now, req.visitor.name)
         return _see("/jobs", f"Job {job.name} archived; its runs are kept.")
 
 

@@ -95,7 +95,9 @@ ENV.filters["time"] = time_tag
 ENV.filters["duration"] = duration
 ENV.filters["iso"] = iso
 ENV.filters["shell"] = shlex.join  # argv shown as a shell would read it back
-ENV.globals["asset_version"] = {n: _version(n) for n in ("itinerary.css", "itinerary.js")}
+ENV.globals["asset_version"] = {
+    n: _version(n) for n in ("itinerary.css", "itinerary.js", "gantt.js", "charts.js")
+}
 
 
 def render(template: str, **values: Any) -> str:
