@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from itinerary import jobstats, queries, states
+from itinerary import jobstats, rawread, states
 from itinerary.db import JobRun
 from itinerary.history import Anomaly
 
@@ -49,7 +49,7 @@ def window_rows(job_id: int, window: str, now: datetime) -> dict[str, Any]:
         )
         .order_by(JobRun.scheduled_at)
     )
-    return {"rows": queries._raw(query), "anomalies": _anomalies(job_id, since)}
+    return {"rows": rawread.fetch(query), "anomalies": _anomalies(job_id, since)}
 
 
 def _epoch(value: Any) -> float | None:

@@ -1,6 +1,8 @@
 """Per-job statistics over a window (24h, 7d, 30d): what a job's runs did, in figures.
 
-Pure reads on the read-only connection (call through `Database.read`). The window's
+`compute` is the entry point for the web and the API: the reads (`window_rows`, on the
+read-only connection through `Database.read`) yield to the hub between slices of rows,
+and the arithmetic (`summarize`) runs in the hub's thread pool. The window's
 runs are read by the primary key (job_id, scheduled_at), a range of one job's rows,
 and only the few columns needed; the figures are computed here in Python, so the
 three dialects give identical answers (their percentile and interval functions all
@@ -20,8 +22,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from itinerary import states
-from itinerary.db import JobRun
+import gevent
+
+from itinerary import rawread, states
+from itinerary.db import Database, JobRun
 from itinerary.history import Anomaly
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -80,16 +84,37 @@ def window_query(job_id: int, since: datetime, until: datetime) -> Any:
     )
 
 
+def window_rows(job_id: int, window: str, now: datetime) -> dict[str, Any]:
+    """The reads behind `summarize`: the window's runs as raw rows (converted in slices,
+    see `rawread`), and the anomaly counts."""
+    since = now - WINDOWS[window]
+    return {
+        "rows": rawread.fetch(window_query(job_id, since, now)),
+        "anomalies": _anomaly_counts(job_id, since),
+    }
+
+
 def job_stats(job_id: int, window: str, now: datetime) -> dict[str, Any]:
     """The statistics of job `job_id`'s runs whose slot is in the window ending at `now`."""
+    return summarize(window_rows(job_id, window, now), job_id, window, now)
+
+
+def compute(database: Database, job_id: int, window: str, now: datetime) -> dict[str, Any]:
+    """`job_stats` without holding the gevent hub: the rows are read cooperatively and
+    the arithmetic (~0.1 s of Python for 43,200 runs) runs in the hub's thread pool."""
+    read = database.read(window_rows, job_id, window, now)
+    return gevent.get_hub().threadpool.apply(summarize, (read, job_id, window, now))
+
+
+def summarize(read: dict[str, Any], job_id: int, window: str, now: datetime) -> dict[str, Any]:
+    """The figures of `window_rows`' rows (pure: runs in a worker thread)."""
     since = now - WINDOWS[window]
-    rows = window_query(job_id, since, now).tuples()
     by_state: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     durations: list[float] = []
     lateness: list[float] = []
     retries = retried = 0
-    for status, attempt, trigger, scheduled, started, completed, reason, error in rows:
+    for status, attempt, trigger, scheduled, started, completed, reason, error in read["rows"]:
         by_state[status] += 1
         retries += max(0, (attempt or 1) - 1)
         retried += 1 if (attempt or 1) > 1 else 0
@@ -117,7 +142,7 @@ def job_stats(job_id: int, window: str, now: datetime) -> dict[str, Any]:
             {"reason": r, "count": n}
             for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:REASONS_SHOWN]
         ],
-        "anomalies": _anomaly_counts(job_id, since),
+        "anomalies": read["anomalies"],
     }
 
 

@@ -126,7 +126,7 @@ class Figures:
         self.pending[key] = result
         try:
             database = self.ctx.database
-            stats = database.read(jobstats.job_stats, job_id, window, now)
+            stats = jobstats.compute(database, job_id, window, now)
             rows = database.read(jobpage.window_rows, job_id, window, now)
             charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now))
         except BaseException as exc:
