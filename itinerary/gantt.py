@@ -1,24 +1,26 @@
 """The run-history Gantt's data: every run in a time window as compact arrays.
 
-One read (call through `Database.read`) serves the `/history` page's chart and its
-live increments. A window [from, to] shows each run whose slot is in it (missed and
-skipped slots are points there) and each run that started earlier but was still
-running inside it. Job names are sent once, runs as short arrays, at most `CAP` of
-them, the most recent slots first, with the total that matched so the page can say
-what it left out (ui.md P3 "Budget"). Both parts are index ranges: the slot part on
-`scheduled_at`, the straddling part on `completed_at` and on (status, scheduled_at).
+`compute` (the reads through `Database.read`, the packing in the hub's thread pool)
+serves the `/history` page's chart and its live increments. A window [from, to] shows
+each run whose slot is in it (missed and skipped slots are points there) and each run
+that started earlier but was still running inside it. Job names are sent once, runs as
+short arrays, at most `CAP` of them, the most recent slots first, with the total that
+matched so the page can say what it left out (ui.md P3 "Budget"). Both parts are index
+ranges: the slot part on `scheduled_at`, the straddling part on `completed_at` and on
+(status, scheduled_at).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import gevent
 import peewee as pw
 
-from itinerary import queries, states
-from itinerary.db import Job, JobRun
+from itinerary import queries, rawread, states
+from itinerary.db import Database, Job, JobRun
 from itinerary.history import Anomaly
 
 CAP = 5000
@@ -56,9 +58,22 @@ class GanttFilter:
     cap: int = CAP
 
 
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def _ms(value: Any) -> int | None:
-    at = queries._utc(value)
-    return None if at is None else int(at.timestamp() * 1000)
+    """A raw timestamp column (naive UTC; SQLite: text) in ms since the epoch, exactly.
+
+    Timedelta arithmetic, not `timestamp() * 1000`: a third of the cost (four a run, the
+    larger part of a request) and no float rounding.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = queries._utc(value)
+    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _MS
 
 
 def _narrow(query: pw.Query, f: GanttFilter, job_ids: list[int] | None, now: datetime) -> Any:
@@ -102,6 +117,20 @@ def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
     attempt, flags, reason]` (state and trigger as indexes into `states`/`triggers`).
     `cursor` is the newest `updated_at` seen, in ms: the next poll's `updated_after`.
     """
+    return pack(window_rows(f, now), f, now)
+
+
+def compute(database: Database, f: GanttFilter, now: datetime) -> dict[str, Any]:
+    """`gantt_data` without holding the gevent hub: reads through `Database.read` (rows
+    converted in slices, see `rawread`), packing (~15 ms of Python for 1,500 runs) in
+    the hub's thread pool, so concurrent requests and the scheduler loop interleave."""
+    read = database.read(window_rows, f, now)
+    return gevent.get_hub().threadpool.apply(pack, (read, f, now))
+
+
+def window_rows(f: GanttFilter, now: datetime) -> dict[str, Any]:
+    """The reads behind `pack`: the window's raw rows, the total that matched, job names
+    and the anomalous runs."""
     job_ids = queries._job_ids_for(
         queries.RunFilter(name=f.name or None, tags=f.tags)  # narrows on the job tables
     )
@@ -110,14 +139,21 @@ def gantt_data(f: GanttFilter, now: datetime) -> dict[str, Any]:
     if job_ids != []:
         q = window_queries(f, job_ids, now)
         total = queries._raw(q["count"])[0][0]
-        rows = list(queries._raw(q["slots"]))
+        rows = rawread.fetch(q["slots"])
         seen = {r[0] for r in rows}
         for name in ("ended_inside", "still_active"):
-            fresh = [r for r in queries._raw(q[name]) if r[0] not in seen]
+            fresh = [r for r in rawread.fetch(q[name]) if r[0] not in seen]
             seen.update(r[0] for r in fresh)
             total += len(fresh)
             rows.extend(fresh[: max(0, f.cap - len(rows))])
-    return _pack(rows, total, f, now)
+    shown = sorted({r[1] for r in rows})
+    names = (
+        dict(queries._raw(Job.select(Job.id, Job.name).where(Job.id.in_(_ints(shown)))))
+        if rows
+        else {}
+    )
+    anomalous = _anomalous(shown, f.start - ANOMALY_SLACK) if rows else set()
+    return {"rows": rows, "total": total, "names": names, "anomalous": anomalous}
 
 
 def _ints(values: list[int]) -> pw.SQL:
@@ -134,15 +170,11 @@ def _anomalous(job_ids: list[int], since: datetime) -> set[str]:
     return {r for (r,) in queries._raw(query) if r}
 
 
-def _pack(rows: list[tuple[Any, ...]], total: int, f: GanttFilter, now: datetime) -> dict:
+def pack(read: dict[str, Any], f: GanttFilter, now: datetime) -> dict:
+    """`window_rows`' rows as the page's compact arrays (pure: runs in a worker thread)."""
+    rows, total, names, anomalous = read["rows"], read["total"], read["names"], read["anomalous"]
     job_ids = sorted({r[1] for r in rows})
-    names = (
-        dict(queries._raw(Job.select(Job.id, Job.name).where(Job.id.in_(_ints(job_ids)))))
-        if rows
-        else {}
-    )
     index = {job_id: i for i, job_id in enumerate(job_ids)}
-    anomalous = _anomalous(job_ids, f.start - ANOMALY_SLACK) if rows else set()
     state_code = {s: i for i, s in enumerate(STATES)}
     trigger_code = {t: i for i, t in enumerate(TRIGGERS)}
     runs = []

@@ -259,6 +259,6 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             message = "; ".join(f"{k}: {v}" for k, v in f.errors.items())
             error = {"code": "invalid", "message": message, "fields": f.errors}
             return _json({"error": error}, 400)
-        body = ctx.database.read(gantt.gantt_data, f.gantt(updated_after), req.now)
+        body = gantt.compute(ctx.database, f.gantt(updated_after), req.now)
         body["relative"] = f.relative
         return _json(body)
