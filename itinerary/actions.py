@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from itinerary.cron import zone
 from itinerary.ids import new_row_id
 from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, SkipNext
+
+POLICY_KEYS = ("afterFailures", "afterLastRetry", "realertEvery", "recovery")
 
 if TYPE_CHECKING:
     from itinerary.orchestrator import Orchestrator
@@ -27,6 +30,22 @@ def take(o: Orchestrator, trigger: str, constraint: str | None, violation_id: in
         handler = HANDLERS.get(action.type)
         if handler is not None:
             handler(o, action.config, trigger, violation_id)
+    if trigger == "on_success":  # failure alerts' policy may owe a recovery (or a resolve)
+        _notify_failure_webhooks(o, "recovery")
+
+
+def attempt_failed(o: Orchestrator) -> None:
+    """An attempt failed and a retry follows: webhooks with afterLastRetry false may alert."""
+    _notify_failure_webhooks(o, "attempt")
+
+
+def _notify_failure_webhooks(o: Orchestrator, kind: str) -> None:
+    """Tell the handler about on_failure webhook actions; its alert policy decides (no record)."""
+    for action in o.slot.job.actions:
+        if action.type == "webhook" and action.trigger == "on_failure":
+            if kind == "attempt" and action.config.get("afterLastRetry", True):
+                continue
+            o.queues.webhooks.put(_message(o, action.config, "on_failure", kind))
 
 
 def record(
@@ -67,7 +86,17 @@ def _skip_next(o: Orchestrator, trigger: str, violation_id: int | None) -> None:
 
 
 def _webhook(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | None) -> None:
+    o.queues.webhooks.put(_message(o, config, trigger, "alert"))
+    record(o, "webhook", trigger, True, vid, {"queued": True})
+
+
+def _message(o: Orchestrator, config: dict[str, Any], trigger: str, kind: str) -> DeliverWebhook:
+    """The webhook handler's message: the seed's variables plus the run's figures."""
     slot, job = o.slot, o.slot.job
+    now = o.clock.now()
+    started = o.started_at
+    execution = getattr(o, "_execution", None)
+    public_url = getattr(o.config, "public_url", None)
     variables = {
         "cluster": o.config.cluster_name,
         "jobName": job.name,
@@ -77,20 +106,29 @@ def _webhook(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | N
         "runID": slot.run_id,
         "status": o.status,
         "error": o.error,
+        "jobID": job.id,
+        "runTrigger": slot.trigger,
+        "slot": slot.scheduled_at.astimezone(zone(job.timezone)).isoformat(),
+        "timezone": job.timezone,
+        "attempt": execution.attempt if execution is not None else slot.attempt,
+        "duration": round((now - started).total_seconds(), 3) if started else None,
+        "lateness": round((started - slot.scheduled_at).total_seconds(), 3) if started else None,
+        "exitCode": getattr(o, "exit_code", None),
+        "runURL": f"{public_url.rstrip('/')}/runs/{slot.run_id}" if public_url else None,
     }
-    o.queues.webhooks.put(
-        DeliverWebhook(
-            config.get("integration"),
-            config.get("url"),
-            trigger,
-            slot.run_id,
-            job.id,
-            variables,
-            o.clock.now(),
-            config.get("template"),
-        )
+    policy = {k: config[k] for k in POLICY_KEYS if k in config}
+    return DeliverWebhook(
+        config.get("integration"),
+        config.get("url"),
+        trigger,
+        slot.run_id,
+        job.id,
+        variables,
+        now,
+        config.get("template"),
+        policy=policy,
+        kind=kind,
     )
-    record(o, "webhook", trigger, True, vid, {"queued": True})
 
 
 # Action type -> handler(orchestrator, config, trigger, violation_id).

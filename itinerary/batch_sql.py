@@ -188,6 +188,10 @@ WEBHOOKS = Table(
         "request_duration",
         "created_at",
         "delivered_at",
+        "integration",
+        "delivery_key",
+        "outcome",
+        "response",
     ),
 )
 STATS_TABLES = {name: _full(m) for name, m in STATS_MODELS.items()}
@@ -529,6 +533,10 @@ class Written:
                     r.request_duration_ms,
                     r.created_at,
                     r.delivered_at,
+                    r.integration,
+                    r.delivery_key,
+                    r.outcome,
+                    r.response,
                 ]
                 for r in records
             ),

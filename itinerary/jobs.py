@@ -340,7 +340,16 @@ def _action_config(kind: Any, config: dict[str, Any]) -> None:
     allowed: dict[str, tuple[str, ...]] = {
         "retry": ("maxRetries", "backoff", "maxBackoff"),
         "kickOffJob": ("job", "args"),
-        "webhook": ("integration", "url", "template", "headers"),
+        "webhook": (
+            "integration",
+            "url",
+            "template",
+            "headers",
+            "afterFailures",
+            "afterLastRetry",
+            "realertEvery",
+            "recovery",
+        ),
         "killAllInstances": (),
         "killLatestInstance": (),
         "skipNextInstance": (),
@@ -363,6 +372,9 @@ def _action_config(kind: Any, config: dict[str, Any]) -> None:
     elif kind == "webhook":
         if not (isinstance(config.get("integration"), str) or isinstance(config.get("url"), str)):
             raise ValueError("integration (a configured integration's name) or url is required")
+        from itinerary.webhooks import policy  # the alert policy's own checks
+
+        policy.parse(config)
 
 
 _SIMPLE: dict[str, tuple[str, Any]] = {

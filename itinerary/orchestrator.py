@@ -140,6 +140,7 @@ class Orchestrator:
         "cohort",
         "constraints_checked",
         "actions_taken",
+        "exit_code",
         "_behind",
         "_first",
         "_checks",
@@ -170,6 +171,7 @@ class Orchestrator:
         self.cohort: Cohort | None = None  # until its cohort hands it its own greenlet
         self.constraints_checked = 0
         self.actions_taken = 0
+        self.exit_code: int | None = None  # the final attempt's, for notifications
         self._behind = False
         self._first: tuple[str, str | None] = (states.SCHEDULED, None)
         self._checks: tuple[Callable[[Orchestrator], str | None], ...] = ()
@@ -430,6 +432,8 @@ class Orchestrator:
                 )
             )
             actions.record(self, "retry", "on_failure", True, details={"attempt": attempt + 1})
+            self.error = outcome.reason
+            actions.attempt_failed(self)
             if not self._sleep_until(self.clock.now() + timedelta(seconds=delay)):
                 if self.released:
                     return None
@@ -577,6 +581,7 @@ class Orchestrator:
             return None
         now = self.clock.now()
         self.error = outcome.reason if outcome.status != states.SUCCEEDED else None
+        self.exit_code = outcome.exit_code
         self._record(
             outcome.status,
             completed_at=now,

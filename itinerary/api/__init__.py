@@ -13,7 +13,7 @@ from typing import Any
 
 import bottle
 
-from itinerary.api import jobs, misc, openapi, runs
+from itinerary.api import integrations, jobs, misc, openapi, runs
 from itinerary.api.auth import auth_mode
 from itinerary.api.errors import ApiError
 from itinerary.api.routing import Call, RawJSON, Reply, Route, dispatch
@@ -30,10 +30,12 @@ ROUTES: tuple[Route, ...] = (
     *jobs.ROUTES,
     *runs.ROUTES,
     *misc.ROUTES,
+    *integrations.ROUTES,
     Route(
         "GET", "/openapi.json", _openapi, None, "This OpenAPI document", "meta", response="OpenAPI"
     ),
 )
+openapi.SCHEMAS.update(integrations.SCHEMAS)
 DOCUMENT = openapi.build(ROUTES)
 
 

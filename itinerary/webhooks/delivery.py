@@ -1,0 +1,392 @@
+"""Sending one delivery: attempts, retries, recording, and keeping secrets out of records.
+
+`Attempts.deliver` makes up to MAX_ATTEMPTS attempts of one request (one message,
+or one New Relic batch standing for several), each within a global slot, after
+the destination's rate limit allows it. Every attempt is a `webhook_deliveries`
+row (outcome `retrying`, `delivered`, `failed` or `not_delivered`), and every
+delivery one `WebhookDelivered` for the stats. Anything recorded or logged is
+first scrubbed of the integration's secrets (a Slack URL in a connection error,
+a key echoed in an answer), so no record ever carries one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from gevent.event import Event as Flag
+from gevent.lock import BoundedSemaphore
+from gevent.queue import Queue
+
+from itinerary.clock import Clock
+from itinerary.ids import new_row_id
+from itinerary.messages import (
+    DeliverWebhook,
+    MarkIntegration,
+    WebhookDelivered,
+    WebhookDeliveryRecord,
+)
+from itinerary.templating import TemplateError
+from itinerary.webhooks import custom, newrelic, pagerduty, slack
+from itinerary.webhooks.base import Event, Outgoing, Verdict
+from itinerary.webhooks.integrations import MASK, Integration
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+BASE_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 60.0
+MAX_RETRY_AFTER_S = 300.0
+TIMEOUT_S = (5.0, 15.0)  # connect, read
+RESPONSE_KEEP = 500  # characters of an answer kept on the delivery row
+FORMATTERS: dict[str, Any] = {
+    "slack": slack,
+    "pagerduty": pagerduty,
+    "newrelic": newrelic,
+    "custom": custom,
+}
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True, eq=False)
+class Delivery:
+    integration: Integration
+    event: Event
+    template: str | None = None  # the action's own template (custom and inline URLs)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    text: str
+    error: str | None
+    retry_after: float | None
+    duration_s: float
+
+
+def safe_url(url: str) -> str:
+    """The URL without credentials or query string (which often carry a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def shown_url(integration: Integration, url: str) -> str:
+    """What a record shows of the URL: a Slack webhook's path is its secret."""
+    if integration.type == "slack":
+        parts = urlsplit(url)
+        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/" + MASK, "", ""))
+    return safe_url(url)
+
+
+def secrets_of(integration: Integration) -> list[str]:
+    found = integration.secrets()
+    url = integration.config.get("url")
+    if url:  # a token in an inline URL's path or query
+        parts = urlsplit(url)
+        found += [url, parts.query, parts.path] if parts.query else [url]
+    return [s for s in found if s and len(s) >= 4]
+
+
+def scrub(text: str | None, integration: Integration) -> str | None:
+    if text is None:
+        return None
+    for secret in sorted(secrets_of(integration), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def private_address(url: str) -> str | None:
+    """The loopback/private/link-local address `url`'s host resolves to, if any."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_unspecified
+            or ip.is_reserved
+            or ip.is_multicast
+            or (ip.version == 4 and ip in CGNAT)
+        ):
+            return f"{host} resolves to {ip}, a loopback, private or link-local address"
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(value))) if value else None
+    except ValueError:
+        return None
+
+
+class Attempts:
+    """Makes and records attempts; shared by every destination's workers."""
+
+    def __init__(
+        self,
+        syncer_inbox: Queue,
+        stats_inbox: Queue,
+        clock: Clock,
+        session: requests.Session,
+        slots: BoundedSemaphore,
+        stop_flag: Flag,
+        *,
+        deny_private: bool,
+        inbox_length: Callable[[], int],
+    ) -> None:
+        self.syncer_inbox = syncer_inbox
+        self.stats_inbox = stats_inbox
+        self.clock = clock
+        self.session = session
+        self.slots = slots
+        self.stop_flag = stop_flag
+        self.deny_private = deny_private
+        self.inbox_length = inbox_length
+        self.broken: dict[str, str] = {}  # integration name -> why (until edited or tested)
+
+    # --- the attempt loop -------------------------------------------------------------------
+
+    def deliver(self, group: list[Delivery], bucket: Any, outgoing: Outgoing | None = None) -> None:
+        first = group[0]
+        integration = first.integration
+        started = time.perf_counter()
+        try:
+            if outgoing is None:
+                outgoing = self._build(first)
+        except TemplateError as exc:
+            self._final(group, 0, None, f"template error: {exc}", None, "failed", started)
+            return
+        refused = self._refusal(integration, outgoing)
+        if refused:
+            self._final(group, 0, None, refused, None, "failed", started)
+            return
+        attempt = 0
+        try:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                bucket.acquire()
+                if self.stop_flag.is_set() and attempt > 1:
+                    reason = f"shut down while waiting to retry ({attempt - 1} attempts made)"
+                    self._final(group, attempt - 1, None, reason, None, "not_delivered", started)
+                    return
+                answer = self.send(outgoing)
+                verdict = FORMATTERS[integration.type].classify(
+                    answer.status, answer.text, answer.retry_after
+                )
+                if verdict.ok:
+                    self._final(group, attempt, answer, None, outgoing, "delivered", started)
+                    return
+                error = self._error(answer)
+                if verdict.broken:
+                    self._mark_broken(integration, verdict.broken)
+                last = attempt == MAX_ATTEMPTS or not verdict.retry or verdict.broken
+                if last:
+                    self._final(group, attempt, answer, error, outgoing, "failed", started)
+                    return
+                self._record(group, attempt, answer, error, outgoing, "retrying")
+                wait = self._backoff(attempt, verdict)
+                if answer.status == 429 and verdict.retry_after is not None:
+                    bucket.pause(verdict.retry_after)
+                if self.clock.wait(self.stop_flag, wait):
+                    reason = f"shut down while waiting to retry ({attempt} attempts made)"
+                    self._final(group, attempt, None, reason, None, "not_delivered", started)
+                    return
+        except BaseException:  # killed at the end of shutdown: still recorded, then re-raised
+            reason = f"shut down during attempt {attempt or 1} (shutdown timeout reached)"
+            self._final(group, attempt, None, reason, None, "not_delivered", started)
+            raise
+
+    def _backoff(self, attempt: int, verdict: Verdict) -> float:
+        if verdict.retry_after is not None:
+            return verdict.retry_after
+        return random.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** (attempt - 1)))
+
+    def _build(self, delivery: Delivery) -> Outgoing:
+        fmt = FORMATTERS[delivery.integration.type]
+        if delivery.integration.type == "custom":
+            return custom.build(delivery.integration, delivery.event, delivery.template)
+        return fmt.build(delivery.integration, delivery.event)
+
+    def _refusal(self, integration: Integration, outgoing: Outgoing) -> str | None:
+        if integration.name and integration.name in self.broken:
+            return (
+                f"integration {integration.name!r} is broken ({self.broken[integration.name]}); "
+                "edit it or test it green"
+            )
+        if self.deny_private and integration.type == "custom":
+            found = private_address(outgoing.url)
+            if found:
+                return f"refused by --webhook-deny-private: {found}"
+        return None
+
+    def send(self, outgoing: Outgoing) -> Answer:
+        """One HTTP request within a global slot; never raises for the receiver's failures."""
+        with self.slots:
+            started = time.perf_counter()
+            try:
+                resp = self.session.request(
+                    outgoing.method,
+                    outgoing.url,
+                    data=outgoing.body,
+                    headers=outgoing.headers,
+                    timeout=TIMEOUT_S,
+                    allow_redirects=False,
+                )
+                text = resp.text[:RESPONSE_KEEP]
+                retry = _retry_after(resp.headers.get("Retry-After"))
+                return Answer(resp.status_code, text, None, retry, time.perf_counter() - started)
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                return Answer(None, "", error, None, time.perf_counter() - started)
+
+    def _error(self, answer: Answer) -> str:
+        if answer.status is None:
+            return answer.error or "no answer"
+        return f"HTTP {answer.status}: {answer.text[:200]}"
+
+    # --- test, refuse, suppress ---------------------------------------------------------------
+
+    def test(self, integration: Integration, event: Event) -> dict[str, Any]:
+        """One attempt of a test message; the answer, scrubbed. Green clears a broken mark."""
+        started = time.perf_counter()
+        delivery = Delivery(integration, event)
+        try:
+            outgoing = self._build(delivery)
+        except TemplateError as exc:
+            error = f"template error: {exc}"
+            self._final([delivery], 0, None, error, None, "failed", started, count=False)
+            return {"ok": False, "statusCode": None, "response": None, "error": error}
+        refused = self._refusal(integration, outgoing) if self.deny_private else None
+        if refused:
+            self._final([delivery], 0, None, refused, None, "failed", started, count=False)
+            return {"ok": False, "statusCode": None, "response": None, "error": refused}
+        answer = self.send(outgoing)
+        verdict = FORMATTERS[integration.type].classify(answer.status, answer.text, None)
+        error = None if verdict.ok else self._error(answer)
+        outcome = "delivered" if verdict.ok else "failed"
+        self._final([delivery], 1, answer, error, outgoing, outcome, started, count=False)
+        if verdict.ok and (integration.broken_reason or integration.name in self.broken):
+            self._mark_broken(integration, None)
+        elif verdict.broken:
+            self._mark_broken(integration, verdict.broken)
+        return {
+            "ok": verdict.ok,
+            "statusCode": answer.status,
+            "response": scrub(answer.text, integration),
+            "error": scrub(error, integration),
+            "durationMs": round(answer.duration_s * 1000, 1),
+        }
+
+    def refuse(self, msg: DeliverWebhook, event: Event, reason: str) -> None:
+        target = Integration(name=msg.integration or "", type="custom", config={})
+        self._final([Delivery(target, event)], 0, None, reason, None, "failed", time.perf_counter())
+
+    def suppressed(self, integration: Integration, event: Event, reason: str) -> None:
+        self._record(
+            [Delivery(integration, event)], 0, None, f"not sent: {reason}", None, "suppressed"
+        )
+
+    def not_delivered(self, delivery: Delivery, reason: str) -> None:
+        self._final([delivery], 0, None, reason, None, "not_delivered", time.perf_counter())
+
+    def _mark_broken(self, integration: Integration, reason: str | None) -> None:
+        if not integration.name:
+            return
+        if reason is None:
+            self.broken.pop(integration.name, None)
+            log.info("integration %s works again", integration.name)
+        else:
+            self.broken[integration.name] = reason
+            log.warning("integration %s is broken: %s", integration.name, reason)
+        self.syncer_inbox.put(MarkIntegration(integration.name, reason, self.clock.now()))
+
+    def forget_broken(self, name: str) -> None:
+        """An edit clears the broken mark (the syncer cleared the row already)."""
+        self.broken.pop(name, None)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def _final(
+        self,
+        group: list[Delivery],
+        attempt: int,
+        answer: Answer | None,
+        error: str | None,
+        outgoing: Outgoing | None,
+        outcome: str,
+        started: float,
+        count: bool = True,
+    ) -> None:
+        self._record(group, attempt, answer, error, outgoing, outcome)
+        if not count:
+            return
+        ok = outcome == "delivered"
+        duration = time.perf_counter() - started
+        for d in group:
+            self.stats_inbox.put(
+                WebhookDelivered(
+                    at=self.clock.now(),
+                    integration=d.integration.type,
+                    ok=ok,
+                    retries=max(0, attempt - 1),
+                    duration_s=duration,
+                    inbox_length=self.inbox_length(),
+                )
+            )
+        if not ok:
+            first = group[0]
+            log.warning(
+                "webhook %s for run %s not delivered (%s): %s",
+                first.integration.name or "inline URL",
+                first.event.run_id,
+                outcome,
+                scrub(error, first.integration),
+            )
+
+    def _record(
+        self,
+        group: list[Delivery],
+        attempt: int,
+        answer: Answer | None,
+        error: str | None,
+        outgoing: Outgoing | None,
+        outcome: str,
+    ) -> None:
+        now = self.clock.now()
+        for d in group:
+            integration = d.integration
+            url = outgoing.url if outgoing else integration.config.get("url", "")
+            self.syncer_inbox.put(
+                WebhookDeliveryRecord(
+                    id=new_row_id(),
+                    run_id=d.event.run_id,
+                    webhook_type=integration.type,
+                    trigger=d.event.trigger,
+                    url=shown_url(integration, url) if url else "",
+                    attempt_count=attempt,
+                    status_code=answer.status if answer else None,
+                    success=outcome == "delivered",
+                    error=scrub(error, integration),
+                    request_duration_ms=answer.duration_s * 1000 if answer else None,
+                    created_at=now,
+                    delivered_at=now if outcome == "delivered" else None,
+                    integration=integration.name or None,
+                    delivery_key=d.event.key,
+                    outcome=outcome,
+                    response=scrub(answer.text, integration) if answer else None,
+                )
+            )
