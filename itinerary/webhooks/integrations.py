@@ -155,7 +155,7 @@ def parse(body: Any, base: Integration | None = None) -> Integration:
         errors["type"] = f"cannot change type ({base.type}); delete and create it instead"
     if not isinstance(config, dict):
         errors["config"] = "must be an object"
-    if errors:
+    if "type" in errors or "config" in errors:
         raise IntegrationError(errors)
     config = dict(config)
     if base is not None:
