@@ -15,7 +15,7 @@ import json
 
 from itinerary import templating
 from itinerary.webhooks import signing
-from itinerary.webhooks.base import Event, Outgoing
+from itinerary.webhooks.base import Event, Outgoing, verdict
 from itinerary.webhooks.integrations import Integration
 
 
@@ -39,3 +39,6 @@ def build(integration: Integration, event: Event, template: str | None = None) -
     if c.get("secret"):
         headers.update(signing.headers(c["secret"], event.key, int(event.at.timestamp()), body))
     return Outgoing(c.get("method", "POST"), c["url"], headers, body)
+
+
+classify = verdict  # the generic rules: 2xx ok; 429, 5xx, no answer retried; 410 broken

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from gevent import GreenletExit
 from gevent.event import Event as Flag
 from gevent.lock import BoundedSemaphore
 from gevent.queue import Queue
@@ -178,9 +179,12 @@ class Attempts:
         attempt = 0
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                bucket.acquire()
-                if self.stop_flag.is_set() and attempt > 1:
-                    reason = f"shut down while waiting to retry ({attempt - 1} attempts made)"
+                if not bucket.acquire(self.stop_flag):
+                    reason = (
+                        f"shut down while waiting to retry ({attempt - 1} attempts made)"
+                        if attempt > 1
+                        else "shut down before it was sent (waiting for the rate limit)"
+                    )
                     self._final(group, attempt - 1, None, reason, None, "not_delivered", started)
                     return
                 answer = self.send(outgoing)
@@ -205,10 +209,14 @@ class Attempts:
                     reason = f"shut down while waiting to retry ({attempt} attempts made)"
                     self._final(group, attempt, None, reason, None, "not_delivered", started)
                     return
-        except BaseException:  # killed at the end of shutdown: still recorded, then re-raised
+        except GreenletExit:  # killed at the end of shutdown: still recorded, then re-raised
             reason = f"shut down during attempt {attempt or 1} (shutdown timeout reached)"
             self._final(group, attempt, None, reason, None, "not_delivered", started)
             raise
+        except Exception as exc:  # a bug of ours: this delivery fails, the worker goes on
+            log.exception("webhook delivery failed unexpectedly")
+            reason = f"internal error: {type(exc).__name__}; see the server log"
+            self._final(group, attempt, None, reason, None, "failed", started)
 
     def _backoff(self, attempt: int, verdict: Verdict) -> float:
         if verdict.retry_after is not None:

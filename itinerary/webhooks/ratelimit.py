@@ -8,6 +8,8 @@ pauses the whole destination until then, not only the message that met it.
 
 from __future__ import annotations
 
+from gevent.event import Event
+
 from itinerary.clock import Clock
 
 
@@ -37,7 +39,9 @@ class Bucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
-    def acquire(self) -> None:
-        """Sleep (on the clock) until a send is allowed."""
+    def acquire(self, stop: Event) -> bool:
+        """Wait (on the clock) until a send is allowed; False if `stop` is set first."""
         while (wait := self.delay()) > 0:
-            self.clock.sleep(wait)
+            if self.clock.wait(stop, wait):
+                return False
+        return not stop.is_set()
