@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from itinerary.messages import Flush, IntegrationsChanged
-from itinerary.webhooks import store
 from tests.api_fakes import JOB, Api, api_fixture  # noqa: F401 - the `api` fixture
-from tests.receivers import Receiver, slack_rx  # noqa: F401 - fixtures
+from tests.receivers import Receiver
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/XXXXsecretTOKENabcd"
 PD_KEY = "R0UT1NGKEY0123456789abcdefWXYZ99"

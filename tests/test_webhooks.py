@@ -7,14 +7,8 @@ import gevent
 from itinerary.clock import settle
 from itinerary.webhooks import signing
 from itinerary.webhooks.handler import safe_url
-from tests.receivers import (  # noqa: F401 - fixtures
-    Receiver,
-    custom_rx,
-    newrelic_rx,
-    pagerduty_rx,
-    slack_rx,
-)
-from tests.webhook_hub import Hub, hub  # noqa: F401 - the `hub` fixture
+from tests.receivers import Receiver
+from tests.webhook_hub import Hub
 
 PD_KEY = "R0UT1NGKEY0123456789abcdefWXYZ99"
 
