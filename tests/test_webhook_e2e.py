@@ -9,7 +9,6 @@ import requests
 
 from itinerary import config as cfg
 from itinerary.app import App
-from tests.receivers import Receiver
 
 PD_KEY = "R0UT1NGKEY0123456789abcdefWXYZ99"
 

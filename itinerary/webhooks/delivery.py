@@ -92,9 +92,10 @@ def shown_url(integration: Integration, url: str) -> str:
 def secrets_of(integration: Integration) -> list[str]:
     found = integration.secrets()
     url = integration.config.get("url")
-    if url:  # a token in an inline URL's path or query
+    if url:  # a token in the URL's path (Slack's always) or query: errors quote them
         parts = urlsplit(url)
-        found += [url, parts.query, parts.path] if parts.query else [url]
+        last = parts.path.rstrip("/").rpartition("/")[2]
+        found += [url, parts.query, parts.path, last if len(last) >= 8 else ""]
     return [s for s in found if s and len(s) >= 4]
 
 

@@ -87,6 +87,17 @@ def mask(value: Any) -> str:
     return MASK + (text[-4:] if len(text) >= 12 else "")
 
 
+def masked_url(url: str) -> str:
+    """A custom URL as shown: credentials and query string (often a token) masked."""
+    parts = urlsplit(url)
+    if not parts.query and "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = MASK + "@" if "@" in parts.netloc else ""
+    query = "?" + MASK if parts.query else ""
+    return f"{parts.scheme}://{user}{host}{parts.path}{query}"
+
+
 def _is_masked(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(MASK)
 
@@ -99,6 +110,8 @@ def public(integration: Integration) -> dict[str, Any]:
             config[key] = mask(config[key])
     if integration.type == "custom" and config.get("headers"):
         config["headers"] = {k: mask(v) for k, v in config["headers"].items()}
+    if integration.type == "custom" and config.get("url"):
+        config["url"] = masked_url(config["url"])
     return {
         "name": integration.name,
         "type": integration.type,
@@ -170,6 +183,9 @@ def _keep_secrets(kind: str, new: dict[str, Any], old: dict[str, Any]) -> dict[s
     for key in SECRETS[kind]:
         if (key not in new or _is_masked(new[key])) and key in old:
             new[key] = old[key]
+    if kind == "custom" and isinstance(new.get("url"), str) and MASK in new["url"]:
+        if "url" in old and masked_url(old["url"]) == new["url"]:
+            new["url"] = old["url"]
     if kind == "custom" and isinstance(new.get("headers"), dict):
         stored = old.get("headers") or {}
         new["headers"] = {
