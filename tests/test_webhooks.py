@@ -8,7 +8,7 @@ from itinerary.clock import settle
 from itinerary.webhooks import signing
 from itinerary.webhooks.handler import safe_url
 from tests.receivers import Receiver
-from tests.webhook_hub import Hub
+from tests.webhook_hub import Hub, start_hub
 
 PD_KEY = "R0UT1NGKEY0123456789abcdefWXYZ99"
 
@@ -190,20 +190,20 @@ def test_it_rate_limits_slack_to_one_message_a_second(hub: Hub, slack_rx: Receiv
     assert len(slack_rx.seen) == 3
 
 
-def test_it_never_lets_a_slow_receiver_delay_another(hub: Hub, custom_rx, slack_rx):
+def test_it_never_lets_a_slow_receiver_delay_another(clock, custom_rx, slack_rx):
+    h = start_hub(clock, webhook_concurrency=3)
     custom_rx.delay = 3.0
-    hub.send(url=custom_rx.url + "/slow", run_id="slow")
-    hub.add("chat", "slack", url=slack_rx.url + "/services/T/B/x")
-    hub.send("chat", run_id="fast")
+    for n in range(6):  # more than every slot
+        h.send(url=custom_rx.url + "/slow", run_id=f"slow{n}")
+    h.add("chat", "slack", url=slack_rx.url + "/services/T/B/x")
+    h.send("chat", run_id="fast")
     with gevent.Timeout(1.5):
         slack_rx.wait_for(1)
-    hub.drain()
-    assert [r.run_id for r in hub.records] == ["fast"]
+    h.drain()
+    assert [r.run_id for r in h.records] == ["fast"] and len(custom_rx.seen) == 2
 
 
 def test_it_refuses_private_addresses_when_asked(clock, custom_rx: Receiver):
-    from tests.webhook_hub import start_hub
-
     h = start_hub(clock, webhook_deny_private=True)
     h.send(url=custom_rx.url + "/x")
     (record,) = h.finals(1)

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from gevent import GreenletExit
 from gevent.event import Event as Flag
-from gevent.lock import BoundedSemaphore
 from gevent.queue import Queue
 
 from itinerary.clock import Clock
@@ -39,6 +38,7 @@ from itinerary.templating import TemplateError
 from itinerary.webhooks import custom, newrelic, pagerduty, slack
 from itinerary.webhooks.base import Event, Outgoing, Verdict
 from itinerary.webhooks.integrations import MASK, Integration
+from itinerary.webhooks.slots import FairSlots, Holder
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -145,7 +145,7 @@ class Attempts:
         stats_inbox: Queue,
         clock: Clock,
         session: requests.Session,
-        slots: BoundedSemaphore,
+        slots: FairSlots,
         stop_flag: Flag,
         *,
         deny_private: bool,
@@ -163,7 +163,13 @@ class Attempts:
 
     # --- the attempt loop -------------------------------------------------------------------
 
-    def deliver(self, group: list[Delivery], bucket: Any, outgoing: Outgoing | None = None) -> None:
+    def deliver(
+        self,
+        group: list[Delivery],
+        bucket: Any,
+        outgoing: Outgoing | None = None,
+        holder: Holder | None = None,
+    ) -> None:
         first = group[0]
         integration = first.integration
         started = time.perf_counter()
@@ -188,7 +194,7 @@ class Attempts:
                     )
                     self._final(group, attempt - 1, None, reason, None, "not_delivered", started)
                     return
-                answer = self.send(outgoing)
+                answer = self.send(outgoing, holder)
                 verdict = FORMATTERS[integration.type].classify(
                     answer.status, answer.text, answer.retry_after
                 )
@@ -242,25 +248,32 @@ class Attempts:
                 return f"refused by --webhook-deny-private: {found}"
         return None
 
-    def send(self, outgoing: Outgoing) -> Answer:
+    def send(self, outgoing: Outgoing, holder: Holder | None = None) -> Answer:
         """One HTTP request within a global slot; never raises for the receiver's failures."""
-        with self.slots:
-            started = time.perf_counter()
-            try:
-                resp = self.session.request(
-                    outgoing.method,
-                    outgoing.url,
-                    data=outgoing.body,
-                    headers=outgoing.headers,
-                    timeout=TIMEOUT_S,
-                    allow_redirects=False,
-                )
-                text = resp.text[:RESPONSE_KEEP]
-                retry = _retry_after(resp.headers.get("Retry-After"))
-                return Answer(resp.status_code, text, None, retry, time.perf_counter() - started)
-            except requests.RequestException as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                return Answer(None, "", error, None, time.perf_counter() - started)
+        holder = holder or Holder()
+        self.slots.acquire(holder)
+        try:
+            return self._request(outgoing)
+        finally:
+            self.slots.release(holder)
+
+    def _request(self, outgoing: Outgoing) -> Answer:
+        started = time.perf_counter()
+        try:
+            resp = self.session.request(
+                outgoing.method,
+                outgoing.url,
+                data=outgoing.body,
+                headers=outgoing.headers,
+                timeout=TIMEOUT_S,
+                allow_redirects=False,
+            )
+            text = resp.text[:RESPONSE_KEEP]
+            retry = _retry_after(resp.headers.get("Retry-After"))
+            return Answer(resp.status_code, text, None, retry, time.perf_counter() - started)
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return Answer(None, "", error, None, time.perf_counter() - started)
 
     def _error(self, answer: Answer) -> str:
         if answer.status is None:

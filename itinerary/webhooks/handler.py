@@ -6,8 +6,9 @@ integration (or the action's inline URL), passed through the action's alert
 policy (policy.py), formatted for its service and queued on its *destination*:
 one queue per integration or URL, each with its own workers and rate limit
 (ratelimit.py), so a slow or dead receiver only ever delays itself. A global
-semaphore bounds the requests in flight (`--webhook-concurrency`); waiting for
-a retry or a rate limit holds no slot.
+bound on requests in flight (`--webhook-concurrency`, slots.py) is shared
+fairly, one slot always left to the other destinations; waiting for a retry or
+a rate limit holds no slot.
 
 Attempts (delivery.py) are retried with full-jitter backoff on 429/5xx/timeouts
 and connection errors, honouring `Retry-After`, never on other 4xx; a service's
@@ -31,7 +32,6 @@ import gevent
 import gevent.pool
 import requests
 from gevent.event import Event as Flag
-from gevent.lock import BoundedSemaphore
 from gevent.queue import Queue
 from gevent.queue import ShutDown as QueueShutDown
 
@@ -45,6 +45,7 @@ from itinerary.webhooks import base, newrelic, policy
 from itinerary.webhooks.delivery import Attempts, Delivery, safe_url
 from itinerary.webhooks.integrations import Integration
 from itinerary.webhooks.ratelimit import Bucket
+from itinerary.webhooks.slots import FairSlots, Holder
 
 __all__ = ["WebhookHandler", "new_key", "new_session", "safe_url"]
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Destination:
     batched: bool = False
     queue: deque[Delivery] = field(default_factory=deque)
     workers: int = 0
+    holder: Holder = field(default_factory=Holder)  # its requests in flight (slots.py)
 
 
 class WebhookHandler:
@@ -87,7 +89,7 @@ class WebhookHandler:
             stats_inbox,
             clock,
             session or new_session(self.concurrency),
-            BoundedSemaphore(self.concurrency),
+            FairSlots(self.concurrency),
             self.stop_flag,
             deny_private=bool(getattr(config, "webhook_deny_private", False)),
             inbox_length=inbox.qsize,
@@ -188,7 +190,7 @@ class WebhookHandler:
             dest = Destination(
                 key,
                 Bucket(self.clock, delivery.integration.rate_limit),
-                1 if serial else max(1, self.concurrency // 2),
+                1 if serial else max(1, self.concurrency - 1),
                 batched=kind == "newrelic",
             )
             self.destinations[key] = dest
@@ -209,10 +211,10 @@ class WebhookHandler:
                         taken[0].integration, (d.event for d in taken)
                     ):
                         chosen = [d for d in taken if d.event in members]
-                        self.attempts.deliver(chosen, dest.bucket, outgoing)
+                        self.attempts.deliver(chosen, dest.bucket, outgoing, dest.holder)
                 else:
                     delivery = dest.queue.popleft()
-                    self.attempts.deliver([delivery], dest.bucket)
+                    self.attempts.deliver([delivery], dest.bucket, holder=dest.holder)
         finally:
             dest.workers -= 1
 

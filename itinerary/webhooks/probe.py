@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from gevent.event import Event as Flag
-from gevent.lock import BoundedSemaphore
 from gevent.queue import Queue
 
 from itinerary.clock import Clock
@@ -20,6 +19,7 @@ from itinerary.webhooks.base import Event
 from itinerary.webhooks.delivery import Attempts
 from itinerary.webhooks.handler import new_key, new_session
 from itinerary.webhooks.integrations import Integration
+from itinerary.webhooks.slots import FairSlots
 
 _session = None
 
@@ -52,7 +52,7 @@ def send_test(
         stats_inbox,
         clock,
         _session,
-        BoundedSemaphore(1),
+        FairSlots(1),
         Flag(),
         deny_private=bool(getattr(config, "webhook_deny_private", False)),
         inbox_length=lambda: 0,
