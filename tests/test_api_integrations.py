@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itinerary.messages import Flush, IntegrationsChanged
+from itinerary.webhooks import store
 from tests.api_fakes import JOB, Api, api_fixture  # noqa: F401 - the `api` fixture
 from tests.receivers import Receiver
 
@@ -49,9 +50,7 @@ def test_it_keeps_a_secret_sent_back_masked(api: Api) -> None:
     edit = {k: shown[k] for k in ("name", "type", "config")}
     resp = api.put("/integrations/pd", json=edit)
     assert resp.status_code == 200, resp.get_json()
-    stored = api.database.read(
-        lambda: __import__("itinerary.webhooks.store").webhooks.store.get("pd")
-    )
+    stored = api.database.read(store.get, "pd")
     assert stored.config == {"routingKey": PD_KEY, "severity": "critical"}
 
 
@@ -94,3 +93,29 @@ def test_it_tests_an_integration_with_the_services_answer(api: Api, slack_rx: Re
     assert api.post("/integrations/team-slack/test").get_json()["ok"] is True
     flush(api)
     assert api.get("/integrations/team-slack").get_json()["broken"] is False
+
+
+def test_it_names_a_bad_alert_policy_on_the_job(api: Api) -> None:
+    config = {"integration": "team-slack", "afterFailures": 0}
+    resp = api.post(
+        "/jobs",
+        json={**JOB, "actions": [{"type": "webhook", "trigger": "on_failure", "config": config}]},
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["fields"] == {
+        "actions[0].config": "afterFailures must be a whole number from 1 to 1000"
+    }
+
+
+def test_it_masks_a_custom_urls_query_and_keeps_it_on_update(api: Api) -> None:
+    url = "https://hooks.example.com/in?key=querySECRET123"
+    api.post("/integrations", json={"name": "c", "type": "custom", "config": {"url": url}})
+    shown = api.get("/integrations/c").get_json()
+    assert shown["config"]["url"] == "https://hooks.example.com/in?••••"
+    assert (
+        api.put(
+            "/integrations/c", json={k: shown[k] for k in ("name", "type", "config")}
+        ).status_code
+        == 200
+    )
+    assert api.database.read(store.get, "c").config["url"] == url
