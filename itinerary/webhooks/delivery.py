@@ -11,10 +11,8 @@ a key echoed in an answer), so no record ever carries one.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from itinerary.messages import (
     WebhookDeliveryRecord,
 )
 from itinerary.templating import TemplateError
-from itinerary.webhooks import custom, newrelic, pagerduty, slack
+from itinerary.webhooks import custom, guard, newrelic, pagerduty, slack
 from itinerary.webhooks.base import Event, Outgoing, Verdict
 from itinerary.webhooks.integrations import MASK, Integration
 from itinerary.webhooks.slots import FairSlots, Holder
@@ -53,7 +51,6 @@ FORMATTERS: dict[str, Any] = {
     "newrelic": newrelic,
     "custom": custom,
 }
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,28 +104,6 @@ def scrub(text: str | None, integration: Integration) -> str | None:
     return text
 
 
-def private_address(url: str) -> str | None:
-    """The loopback/private/link-local address `url`'s host resolves to, if any."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        if (
-            ip.is_private
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip.is_unspecified
-            or ip.is_reserved
-            or ip.is_multicast
-            or (ip.version == 4 and ip in CGNAT)
-        ):
-            return f"{host} resolves to {ip}, a loopback, private or link-local address"
-    return None
-
-
 def _retry_after(value: str | None) -> float | None:
     try:
         return min(MAX_RETRY_AFTER_S, max(0.0, float(value))) if value else None
@@ -158,6 +133,8 @@ class Attempts:
         self.slots = slots
         self.stop_flag = stop_flag
         self.deny_private = deny_private
+        # Custom URLs, when private addresses are refused: the connection is checked too.
+        self.guarded = guard.guarded_session(slots.size) if deny_private else session
         self.inbox_length = inbox_length
         self.broken: dict[str, str] = {}  # integration name -> why (until edited or tested)
 
@@ -194,10 +171,12 @@ class Attempts:
                     )
                     self._final(group, attempt - 1, None, reason, None, "not_delivered", started)
                     return
-                answer = self.send(outgoing, holder)
+                answer = self.send(outgoing, holder, guarded=integration.type == "custom")
                 verdict = FORMATTERS[integration.type].classify(
                     answer.status, answer.text, answer.retry_after
                 )
+                if answer.error and guard.TAG in answer.error:  # permanent, whatever the cause
+                    verdict = Verdict(False)
                 if verdict.ok:
                     self._final(group, attempt, answer, None, outgoing, "delivered", started)
                     return
@@ -243,24 +222,24 @@ class Attempts:
                 "edit it or test it green"
             )
         if self.deny_private and integration.type == "custom":
-            found = private_address(outgoing.url)
-            if found:
-                return f"refused by --webhook-deny-private: {found}"
+            return guard.check_url(outgoing.url)
         return None
 
-    def send(self, outgoing: Outgoing, holder: Holder | None = None) -> Answer:
+    def send(
+        self, outgoing: Outgoing, holder: Holder | None = None, *, guarded: bool = False
+    ) -> Answer:
         """One HTTP request within a global slot; never raises for the receiver's failures."""
         holder = holder or Holder()
         self.slots.acquire(holder)
         try:
-            return self._request(outgoing)
+            return self._request(outgoing, self.guarded if guarded else self.session)
         finally:
             self.slots.release(holder)
 
-    def _request(self, outgoing: Outgoing) -> Answer:
+    def _request(self, outgoing: Outgoing, session: requests.Session) -> Answer:
         started = time.perf_counter()
         try:
-            resp = self.session.request(
+            resp = session.request(
                 outgoing.method,
                 outgoing.url,
                 data=outgoing.body,
@@ -292,11 +271,13 @@ class Attempts:
             error = f"template error: {exc}"
             self._final([delivery], 0, None, error, None, "failed", started, count=False)
             return {"ok": False, "statusCode": None, "response": None, "error": error}
-        refused = self._refusal(integration, outgoing) if self.deny_private else None
+        refused = None
+        if self.deny_private and integration.type == "custom":
+            refused = guard.check_url(outgoing.url)
         if refused:
             self._final([delivery], 0, None, refused, None, "failed", started, count=False)
             return {"ok": False, "statusCode": None, "response": None, "error": refused}
-        answer = self.send(outgoing)
+        answer = self.send(outgoing, guarded=integration.type == "custom")
         verdict = FORMATTERS[integration.type].classify(answer.status, answer.text, None)
         error = None if verdict.ok else self._error(answer)
         outcome = "delivered" if verdict.ok else "failed"
