@@ -51,6 +51,7 @@ __all__ = ["WebhookHandler", "new_key", "new_session", "safe_url"]
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 20
 SHUTDOWN_MARGIN_S = 1.0  # leave the app this long, within its timeout, to flush records
+CACHE_S = 30.0  # how long an integration read from the database is used before a re-read
 
 Lookup = Callable[[str], Integration | None]
 
@@ -95,7 +96,9 @@ class WebhookHandler:
             inbox_length=inbox.qsize,
         )
         self.lookup = lookup or (lambda name: None)
-        self.cache: dict[str, Integration | None] = {}
+        # name -> (integration, when read): API edits evict at once (IntegrationsChanged),
+        # the CLI's after CACHE_S at most.
+        self.cache: dict[str, tuple[Integration | None, float]] = {}
         self.destinations: dict[str, Destination] = {}
         self.tracker = policy.Tracker()
         self.workers = gevent.pool.Group()
@@ -126,11 +129,17 @@ class WebhookHandler:
             self.submit(msg)
 
     def integration(self, name: str) -> Integration | None:
-        if name not in self.cache:
-            found = self.cache[name] = self.lookup(name)
-            if found is not None and found.broken_reason:
-                self.attempts.broken[name] = found.broken_reason
-        return self.cache[name]
+        now = self.clock.monotonic()
+        cached = self.cache.get(name)
+        if cached is not None and now - cached[1] < CACHE_S:
+            return cached[0]
+        found = self.lookup(name)
+        self.cache[name] = (found, now)
+        if found is not None and found.broken_reason:
+            self.attempts.broken[name] = found.broken_reason
+        elif found is not None and cached is not None:  # cleared elsewhere (the CLI)
+            self.attempts.forget_broken(name)
+        return found
 
     def submit(self, msg: DeliverWebhook) -> None:
         """Resolve, apply the alert policy, format and queue one message."""
