@@ -1,11 +1,10 @@
 """Integrations from the command line: `integration create|list|test|delete`, and `apply -f`.
 
 Like `token`, the `integration` command is a short-lived process writing the
-database itself (a running server reloads an integration the next time it
-reads it: its handler caches only until an API edit, so prefer the API or
-`apply --server` while it runs). Secrets are given as `${ENV_VAR}` references,
-expanded from this process's environment, so they appear neither in the shell
-history nor in the YAML kept in git; nothing printed ever shows one.
+database itself; a running server's webhook handler re-reads an integration at
+most 30 s later (API edits reach it at once). Secrets are given as `${ENV_VAR}`
+references, expanded from this process's environment, so they appear neither in
+the shell history nor in the YAML kept in git; nothing printed ever shows one.
 
 `apply -f` takes `integrations: [...]` next to `jobs: [...]` in the same file,
 and applies them first (jobs name them).
