@@ -156,7 +156,10 @@ class WebhookHandler:
         if isinstance(target, str):
             self.attempts.refuse(msg, event, target)
             return
-        rule = policy.parse(msg.policy) if msg.policy is not None else policy.Policy()
+        try:
+            rule = policy.parse(msg.policy)
+        except ValueError:  # checked when the job was saved; an older definition alerts always
+            rule = policy.Policy()
         if msg.kind == "recovery" and not (target.type == "pagerduty" or rule.recovery):
             self.tracker.decide((msg.job_id, _dest_key(target)), "recovery", None, rule, event.at)
             return
