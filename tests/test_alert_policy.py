@@ -12,7 +12,8 @@ PD_KEY = "R0UT1NGKEY0123456789abcdefWXYZ99"
 
 
 def outcomes(hub: Hub) -> list[tuple[str | None, str | None]]:
-    return [(r.run_id, r.outcome) for r in hub.records]
+    """(run, outcome) of every record, in run order (deliveries end after suppressions)."""
+    return sorted((r.run_id, r.outcome) for r in hub.records)
 
 
 def test_it_alerts_only_after_n_consecutive_failures(hub: Hub, slack_rx: Receiver):
@@ -21,7 +22,8 @@ def test_it_alerts_only_after_n_consecutive_failures(hub: Hub, slack_rx: Receive
     hub.send("chat", run_id="r2", policy={"afterFailures": 2})
     hub.finals(2)
     assert outcomes(hub) == [("r1", "suppressed"), ("r2", "delivered")]
-    assert "failure 1 of 2" in hub.records[0].error and len(slack_rx.seen) == 1
+    assert any("failure 1 of 2" in (r.error or "") for r in hub.records)
+    assert len(slack_rx.seen) == 1
 
 
 def test_it_alerts_once_for_a_run_that_fails_is_retried_and_fails_again(hub: Hub, slack_rx):
@@ -32,7 +34,8 @@ def test_it_alerts_once_for_a_run_that_fails_is_retried_and_fails_again(hub: Hub
     hub.send("chat", run_id="r2", kind="attempt", policy={})  # default: wait for the last retry
     hub.finals(3)
     assert outcomes(hub) == [("r1", "delivered"), ("r1", "suppressed"), ("r2", "suppressed")]
-    assert "alerted already" in hub.records[1].error and len(slack_rx.seen) == 1
+    assert any("alerted already" in (r.error or "") for r in hub.records)
+    assert len(slack_rx.seen) == 1
 
 
 def test_it_re_alerts_at_most_every_interval(hub: Hub, slack_rx: Receiver):
