@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from itinerary.clock import settle
-from itinerary.webhooks import guard, signing
+from itinerary.webhooks import signing, ssrf
 from itinerary.webhooks.handler import safe_url
 from tests.receivers import Receiver
 from tests.webhook_hub import Hub, start_hub
@@ -216,9 +216,9 @@ def test_it_refuses_private_addresses_when_asked(clock, custom_rx: Receiver):
 def test_it_checks_the_address_it_connected_to_not_only_the_name(custom_rx: Receiver):
     # What DNS rebinding would give: a name checked as public that connects to loopback.
     with pytest.raises(requests.ConnectionError, match="refused by --webhook-deny-private"):
-        guard.guarded_session(2).post(custom_rx.url + "/x", data=b"{}", timeout=5)
-    assert custom_rx.seen == [] and guard.forbidden("169.254.169.254")
-    assert guard.forbidden("::ffff:10.0.0.1") and not guard.forbidden("93.184.216.34")
+        ssrf.guarded_session(2).post(custom_rx.url + "/x", data=b"{}", timeout=5)
+    assert custom_rx.seen == [] and ssrf.forbidden("169.254.169.254")
+    assert ssrf.forbidden("::ffff:10.0.0.1") and not ssrf.forbidden("93.184.216.34")
 
 
 def test_it_records_an_unknown_integration_as_failed(hub: Hub):

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from itinerary import messages
-from itinerary.api.errors import ApiError, invalid, not_found
-from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.api.routing import Call, PathParam, Reply, Route
+from itinerary.errors import ApiError, invalid, not_found
+from itinerary.operations import wait_reply
 from itinerary.webhooks import probe, store
 from itinerary.webhooks.integrations import (
     NAME_MAX,

@@ -33,7 +33,7 @@ from itinerary.messages import (
     WebhookDeliveryRecord,
 )
 from itinerary.templating import TemplateError
-from itinerary.webhooks import custom, guard, newrelic, pagerduty, slack
+from itinerary.webhooks import custom, newrelic, pagerduty, slack, ssrf
 from itinerary.webhooks.base import Event, Outgoing, Verdict
 from itinerary.webhooks.integrations import MASK, Integration
 from itinerary.webhooks.slots import FairSlots, Holder
@@ -134,7 +134,7 @@ class Attempts:
         self.stop_flag = stop_flag
         self.deny_private = deny_private
         # Custom URLs, when private addresses are refused: the connection is checked too.
-        self.guarded = guard.guarded_session(slots.size) if deny_private else session
+        self.guarded = ssrf.guarded_session(slots.size) if deny_private else session
         self.inbox_length = inbox_length
         self.broken: dict[str, str] = {}  # integration name -> why (until edited or tested)
 
@@ -175,7 +175,7 @@ class Attempts:
                 verdict = FORMATTERS[integration.type].classify(
                     answer.status, answer.text, answer.retry_after
                 )
-                if answer.error and guard.TAG in answer.error:  # permanent, whatever the cause
+                if answer.error and ssrf.TAG in answer.error:  # permanent, whatever the cause
                     verdict = Verdict(False)
                 if verdict.ok:
                     self._final(group, attempt, answer, None, outgoing, "delivered", started)
@@ -222,7 +222,7 @@ class Attempts:
                 "edit it or test it green"
             )
         if self.deny_private and integration.type == "custom":
-            return guard.check_url(outgoing.url)
+            return ssrf.check_url(outgoing.url)
         return None
 
     def send(
@@ -273,7 +273,7 @@ class Attempts:
             return {"ok": False, "statusCode": None, "response": None, "error": error}
         refused = None
         if self.deny_private and integration.type == "custom":
-            refused = guard.check_url(outgoing.url)
+            refused = ssrf.check_url(outgoing.url)
         if refused:
             self._final([delivery], 0, None, refused, None, "failed", started, count=False)
             return {"ok": False, "statusCode": None, "response": None, "error": refused}

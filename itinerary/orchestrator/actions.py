@@ -19,7 +19,7 @@ from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, S
 POLICY_KEYS = ("afterFailures", "afterLastRetry", "realertEvery", "recovery")
 
 if TYPE_CHECKING:
-    from itinerary.orchestrator import Orchestrator
+    from itinerary.orchestrator.run import Orchestrator
 
 
 def take(o: Orchestrator, trigger: str, constraint: str | None, violation_id: int | None) -> None:
