@@ -79,3 +79,16 @@ def test_it_checks_the_policy_keys():
         policy.parse({"afterFailures": 0})
     with pytest.raises(ValueError, match="recovery"):
         policy.parse({"recovery": "yes"})
+
+
+def test_it_resolves_after_a_restart_once_per_job_but_never_says_recovered_unasked(
+    hub: Hub, pagerduty_rx: Receiver, slack_rx: Receiver
+):
+    hub.add("pd", "pagerduty", routingKey=PD_KEY, endpoint=pagerduty_rx.url + "/v2/enqueue")
+    hub.add("chat", "slack", url=slack_rx.url + "/services/T/B/x")
+    for run in ("r1", "r2"):  # a fresh handler: it cannot know what was open before
+        hub.send("pd", run_id=run, job_id=9, kind="recovery", status="succeeded")
+        hub.send("chat", run_id=run, job_id=9, kind="recovery", status="succeeded")
+    hub.finals(1)
+    assert [s.json()["event_action"] for s in pagerduty_rx.seen] == ["resolve"]
+    assert slack_rx.seen == []

@@ -167,7 +167,12 @@ class WebhookHandler:
             return  # New Relic records runs as they finish; a recovery is not one
         if msg.kind != "alert" or msg.trigger == "on_failure":
             verdict = self.tracker.decide(
-                (msg.job_id, _dest_key(target)), msg.kind, msg.run_id, rule, event.at
+                (msg.job_id, _dest_key(target)),
+                msg.kind,
+                msg.run_id,
+                rule,
+                event.at,
+                resolve_unknown=target.type == "pagerduty",
             )
             if not verdict.send:
                 if msg.kind != "recovery":

@@ -10,7 +10,9 @@ Per action (keys in the action's config, all optional):
   PagerDuty always resolves its incident.
 
 Deduplicated: one run alerts at most once, however many attempts fail. The state is
-kept by the webhook handler, in memory, per (job, integration or URL).
+kept by the webhook handler, in memory, per (job, integration or URL); after a restart
+the count starts again, and PagerDuty gets a resolve on each job's first success (an
+incident opened before the restart is closed; PagerDuty ignores the others).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self._streaks: dict[tuple[int | None, str], _Streak] = {}
+        self._known: set[tuple[int | None, str]] = set()  # keys seen since start-up
 
     def decide(
         self,
@@ -80,9 +83,18 @@ class Tracker:
         run_id: str | None,
         policy: Policy,
         now: datetime,
+        *,
+        resolve_unknown: bool = False,
     ) -> Decision:
+        """Send or not. `resolve_unknown`: a recovery for a job this process has not seen fail
+        yet goes out too (PagerDuty: an incident opened before a restart still gets resolved;
+        it ignores a resolve with nothing open)."""
+        first = key not in self._known
+        self._known.add(key)
         if kind == "recovery":
             streak = self._streaks.pop(key, None)
+            if resolve_unknown and first:
+                return Decision(True)
             if streak is None or streak.alerted_at is None:
                 return Decision(False, "no alert is open")
             return Decision(True)
