@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import gevent
+from gevent.pywsgi import WSGIServer
+
+from itinerary import apply
 from itinerary.db import Database
+from itinerary.messages import IntegrationsChanged
 from itinerary.webhooks import store
+from tests.api_fakes import start_api
 from tests.conftest import ROOT
 from tests.receivers import Receiver
 
@@ -92,3 +99,26 @@ def test_it_applies_integrations_with_env_secrets_and_refuses_deleting_used_ones
     assert sqlite_database.read(store.get, "team-slack").config == {"url": url}
     refused = cli(sqlite_database, "integration", "delete", "--name", "team-slack")
     assert refused.returncode == 1 and "used by the jobs nightly" in refused.stderr
+
+
+def test_it_applies_integrations_through_a_running_server(
+    sqlite_database: Database, clock, queues, tmp_path: Path, monkeypatch
+):
+    api = start_api(sqlite_database, clock, queues)
+    server = WSGIServer(("127.0.0.1", 0), api.client.application, log=None)
+    server.start()
+    path = tmp_path / "all.yaml"
+    path.write_text(FILE)
+    monkeypatch.setenv("SLACK_URL", f"https://hooks.slack.com/services/{TOKEN}")
+    args = argparse.Namespace(file=str(path), dry_run=False, prune=False, token=None)
+    args.server = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with gevent.Timeout(20):
+            assert apply.run_apply(args, None) == 0
+            assert apply.run_apply(args, None) == 0  # unchanged: compared masked
+        changed = [m for m in queues.webhooks.queue if isinstance(m, IntegrationsChanged)]
+        assert [m.name for m in changed] == ["team-slack"]
+        assert sqlite_database.read(store.get, "team-slack").config["url"].endswith(TOKEN)
+    finally:
+        server.stop()
+        api.close()
