@@ -47,14 +47,18 @@ def load_all() -> list[Integration]:
     return [_from_row(r) for r in Row.select().order_by(Row.name)]
 
 
-def last_delivery(name: str) -> dict[str, Any] | None:
+def last_delivery_query(name: str) -> pw.ModelSelect:
     """The latest delivery attempt to an integration (idx_webhook_deliveries_integration)."""
-    row = (
+    return (
         WebhookDelivery.select()
         .where(WebhookDelivery.integration == name)
         .order_by(WebhookDelivery.created_at.desc())
-        .first()
+        .limit(1)
     )
+
+
+def last_delivery(name: str) -> dict[str, Any] | None:
+    row = last_delivery_query(name).first()
     if row is None:
         return None
     return {
