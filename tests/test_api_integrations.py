@@ -119,3 +119,15 @@ def test_it_masks_a_custom_urls_query_and_keeps_it_on_update(api: Api) -> None:
         == 200
     )
     assert api.database.read(store.get, "c").config["url"] == url
+
+
+def test_it_shows_a_template_error_when_testing(api: Api, custom_rx: Receiver) -> None:
+    body = {
+        "name": "c",
+        "type": "custom",
+        "config": {"url": custom_rx.url, "template": "{{ nope.x }}"},
+    }
+    assert api.post("/integrations", json=body).status_code == 201
+    answer = api.post("/integrations/c/test").get_json()
+    assert answer["ok"] is False and answer["error"].startswith("template error: template failed")
+    assert "nope" in answer["error"] and custom_rx.seen == []
