@@ -21,6 +21,7 @@ def event(n: int) -> Event:
 def test_it_splits_batches_under_a_megabyte_and_loses_no_event():
     posts = newrelic.batches(NR, [event(n) for n in range(600)])
     bodies = [json.loads(gzip.decompress(p.body)) for p, _ in posts]
+    assert sorted(n for _, members in posts for n in members) == list(range(600))
     assert len(posts) == 3 and all(len(gzip.decompress(p.body)) < 1_000_000 for p, _ in posts)
     assert sorted(e["runId"] for b in bodies for e in b) == sorted(f"r{n}" for n in range(600))
     first = bodies[0][0]

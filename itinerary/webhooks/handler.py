@@ -221,13 +221,14 @@ class WebhookHandler:
     def _work(self, dest: Destination) -> None:
         try:
             while dest.queue and not self.stop_flag.is_set():
-                if dest.batched:
-                    taken = list(dest.queue)
-                    dest.queue.clear()
+                if dest.batched:  # New Relic: what queued meanwhile goes in one POST or a few
+                    taken = [
+                        dest.queue.popleft() for _ in range(min(newrelic.TAKE, len(dest.queue)))
+                    ]
                     for outgoing, members in newrelic.batches(
-                        taken[0].integration, (d.event for d in taken)
+                        taken[0].integration, [d.event for d in taken]
                     ):
-                        chosen = [d for d in taken if d.event in members]
+                        chosen = [taken[n] for n in members]
                         self.attempts.deliver(chosen, dest.bucket, outgoing, dest.holder)
                 else:
                     delivery = dest.queue.popleft()

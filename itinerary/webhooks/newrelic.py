@@ -22,6 +22,7 @@ HOSTS = {
     "EU": "https://insights-collector.eu01.nr-data.net",
 }
 MAX_BYTES = 1_000_000
+TAKE = 500  # events taken off a destination's queue at once (a few POSTs at most)
 VALUE_MAX = 4096
 
 
@@ -62,21 +63,20 @@ def attributes(integration: Integration, event: Event) -> dict:
     return out
 
 
-def batches(
-    integration: Integration, events: Iterable[Event]
-) -> list[tuple[Outgoing, list[Event]]]:
-    """One or more gzipped POSTs holding every event, each under MAX_BYTES."""
-    out: list[tuple[Outgoing, list[Event]]] = []
+def batches(integration: Integration, events: Iterable[Event]) -> list[tuple[Outgoing, list[int]]]:
+    """One or more gzipped POSTs holding every event, each under MAX_BYTES; with each, the
+    positions (in `events`) of the events it carries."""
+    out: list[tuple[Outgoing, list[int]]] = []
     parts: list[bytes] = []
-    members: list[Event] = []
+    members: list[int] = []
     size = 2
-    for event in events:
+    for n, event in enumerate(events):
         part = json.dumps(attributes(integration, event), ensure_ascii=False).encode()
         if members and size + len(part) + 1 > MAX_BYTES:
             out.append((_post(integration, parts), members))
             parts, members, size = [], [], 2
         parts.append(part)
-        members.append(event)
+        members.append(n)
         size += len(part) + 1
     if members:
         out.append((_post(integration, parts), members))
