@@ -131,3 +131,16 @@ def test_it_shows_a_template_error_when_testing(api: Api, custom_rx: Receiver) -
     answer = api.post("/integrations/c/test").get_json()
     assert answer["ok"] is False and answer["error"].startswith("template error: template failed")
     assert "nope" in answer["error"] and custom_rx.seen == []
+
+
+def test_it_resolves_the_pagerduty_test_incident_at_once(api: Api, pagerduty_rx: Receiver) -> None:
+    config = {"routingKey": PD_KEY, "endpoint": pagerduty_rx.url + "/v2/enqueue"}
+    api.post("/integrations", json={"name": "pd", "type": "pagerduty", "config": config})
+    answer = api.post("/integrations/pd/test").get_json()
+    assert answer["ok"] is True and answer["statusCode"] == 202
+    sent = [s.json() for s in pagerduty_rx.seen]
+    assert [(b["event_action"], b["dedup_key"]) for b in sent] == [
+        ("trigger", "itinerary-test"),
+        ("resolve", "itinerary-test"),
+    ]
+    assert sent[0]["payload"]["severity"] == "info"

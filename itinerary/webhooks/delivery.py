@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -286,6 +286,14 @@ class Attempts:
             self._mark_broken(integration, None)
         elif verdict.broken:
             self._mark_broken(integration, verdict.broken)
+        if verdict.ok and integration.type == "pagerduty":  # leave no test incident open
+            closing = Delivery(integration, replace(event, kind="recovery"))
+            request = self._build(closing)
+            closed = self.send(request)
+            done = pagerduty.classify(closed.status, closed.text, None).ok
+            error = None if done else self._error(closed)
+            outcome = "delivered" if done else "failed"
+            self._final([closing], 1, closed, error, request, outcome, started, count=False)
         return {
             "ok": verdict.ok,
             "statusCode": answer.status,
