@@ -17,6 +17,7 @@ from itinerary.webhooks.integrations import Integration, severity_for
 
 ENDPOINT = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX = 1024
+DETAIL_MAX = 8192
 
 
 def dedup_key(event: Event) -> str:
@@ -46,7 +47,8 @@ def build(integration: Integration, event: Event) -> Outgoing:
             "group": str(v.get("jobNamespace") or "default"),
             "class": event.state,
             "custom_details": {
-                k: v.get(k) for k in ("runID", "status", "slot", "attempt", "duration", "error")
+                **{k: v.get(k) for k in ("runID", "status", "slot", "attempt", "duration")},
+                "error": excerpt(v.get("error"), DETAIL_MAX),  # the event stays far below 512 KB
             },
         }
         body["client"] = "Itinerary"
