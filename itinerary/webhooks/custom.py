@@ -32,13 +32,21 @@ def render_body(template: str | None, event: Event) -> bytes:
     return json.dumps(body, ensure_ascii=False, default=str).encode()
 
 
-def build(integration: Integration, event: Event, template: str | None = None) -> Outgoing:
+def build(
+    integration: Integration,
+    event: Event,
+    template: str | None = None,
+    *,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Outgoing:
+    """The request; `body`/`headers`: the action's own, rendered by the orchestrator."""
     c = integration.config
-    body = render_body(template or c.get("template"), event)
-    headers = {"Content-Type": "application/json", **(c.get("headers") or {})}
+    raw = body.encode() if body is not None else render_body(template or c.get("template"), event)
+    sent = {"Content-Type": "application/json", **(c.get("headers") or {}), **(headers or {})}
     if c.get("secret"):
-        headers.update(signing.headers(c["secret"], event.key, int(event.at.timestamp()), body))
-    return Outgoing(c.get("method", "POST"), c["url"], headers, body)
+        sent.update(signing.headers(c["secret"], event.key, int(event.at.timestamp()), raw))
+    return Outgoing(c.get("method", "POST"), c["url"], sent, raw)
 
 
 classify = verdict  # the generic rules: 2xx ok; 429, 5xx, no answer retried; 410 broken

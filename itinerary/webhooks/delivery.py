@@ -15,7 +15,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +28,7 @@ from gevent.queue import Queue
 from itinerary.clock import Clock
 from itinerary.ids import new_row_id
 from itinerary.messages import (
+    ActionRunRecord,
     DeliverWebhook,
     MarkIntegration,
     WebhookDelivered,
@@ -58,6 +60,10 @@ class Delivery:
     integration: Integration
     event: Event
     template: str | None = None  # the action's own template (custom and inline URLs)
+    body: str | None = None  # the action's template as the orchestrator rendered it
+    headers: dict[str, str] = field(default_factory=dict)  # the action's own headers
+    action_run_id: int | None = None  # the action run ("pending") to complete with the outcome
+    action_at: datetime | None = None  # when the action was taken (its row's time)
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,13 @@ class Attempts:
     def _build(self, delivery: Delivery) -> Outgoing:
         fmt = FORMATTERS[delivery.integration.type]
         if delivery.integration.type == "custom":
-            return custom.build(delivery.integration, delivery.event, delivery.template)
+            return custom.build(
+                delivery.integration,
+                delivery.event,
+                delivery.template,
+                body=delivery.body,
+                headers=delivery.headers,
+            )
         return fmt.build(delivery.integration, delivery.event)
 
     def _refusal(self, integration: Integration, outgoing: Outgoing) -> str | None:
@@ -304,12 +316,12 @@ class Attempts:
 
     def refuse(self, msg: DeliverWebhook, event: Event, reason: str) -> None:
         target = Integration(name=msg.integration or "", type="custom", config={})
-        self._final([Delivery(target, event)], 0, None, reason, None, "failed", time.perf_counter())
+        delivery = Delivery(target, event, action_run_id=msg.action_run_id, action_at=msg.at)
+        self._final([delivery], 0, None, reason, None, "failed", time.perf_counter())
 
-    def suppressed(self, integration: Integration, event: Event, reason: str) -> None:
-        self._record(
-            [Delivery(integration, event)], 0, None, f"not sent: {reason}", None, "suppressed"
-        )
+    def suppressed(self, delivery: Delivery, reason: str) -> None:
+        self._record([delivery], 0, None, f"not sent: {reason}", None, "suppressed")
+        self._complete([delivery], 0, None, f"not sent: {reason}", "suppressed")
 
     def not_delivered(self, delivery: Delivery, reason: str) -> None:
         self._final([delivery], 0, None, reason, None, "not_delivered", time.perf_counter())
@@ -343,6 +355,7 @@ class Attempts:
         count: bool = True,
     ) -> None:
         self._record(group, attempt, answer, error, outgoing, outcome)
+        self._complete(group, attempt, answer, error, outcome)
         if not count:
             return
         ok = outcome == "delivered"
@@ -366,6 +379,40 @@ class Attempts:
                 first.event.run_id,
                 outcome,
                 scrub(error, first.integration),
+            )
+
+    def _complete(
+        self,
+        group: list[Delivery],
+        attempt: int,
+        answer: Answer | None,
+        error: str | None,
+        outcome: str,
+    ) -> None:
+        """The action runs that said "pending": now delivered, failed or not sent."""
+        for d in group:
+            if d.action_run_id is None:
+                continue
+            integration = d.integration
+            url = integration.config.get("url")
+            self.syncer_inbox.put(
+                ActionRunRecord(
+                    d.action_run_id,
+                    d.event.run_id or "",
+                    "webhook",
+                    d.event.trigger,
+                    d.action_at or d.event.at,
+                    outcome in ("delivered", "suppressed"),
+                    error=None if outcome == "delivered" else scrub(error, integration),
+                    details={
+                        "state": outcome,
+                        "url": shown_url(integration, url) if url else None,
+                        "integration": integration.name or None,
+                        "statusCode": answer.status if answer else None,
+                        "attempts": attempt,
+                        "deliveryId": d.event.key,
+                    },
+                )
             )
 
     def _record(

@@ -176,9 +176,9 @@ class WebhookHandler:
             )
             if not verdict.send:
                 if msg.kind != "recovery":
-                    self.attempts.suppressed(target, event, verdict.reason)
+                    self.attempts.suppressed(_delivery(msg, target, event), verdict.reason)
                 return
-        self.enqueue(Delivery(target, event, msg.template))
+        self.enqueue(_delivery(msg, target, event))
 
     def _target(self, msg: DeliverWebhook) -> Integration | str:
         """The integration to send to, or the reason there is none."""
@@ -247,6 +247,18 @@ class WebhookHandler:
         timeout = float(getattr(self.config, "shutdown_timeout", 30.0))
         self.workers.join(timeout=max(0.1, timeout - SHUTDOWN_MARGIN_S))
         self.workers.kill(timeout=1)  # a killed attempt records itself as not delivered
+
+
+def _delivery(msg: DeliverWebhook, target: Integration, event: base.Event) -> Delivery:
+    return Delivery(
+        target,
+        event,
+        msg.template,
+        body=msg.body,
+        headers=dict(msg.headers),
+        action_run_id=msg.action_run_id,
+        action_at=msg.at,
+    )
 
 
 def _dest_key(integration: Integration) -> str:
