@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from itinerary.messages import ActionRunRecord
 from itinerary.webhooks import policy
 from tests.receivers import Receiver
 from tests.webhook_hub import Hub
@@ -92,3 +93,19 @@ def test_it_resolves_after_a_restart_once_per_job_but_never_says_recovered_unask
     hub.finals(1)
     assert [s.json()["event_action"] for s in pagerduty_rx.seen] == ["resolve"]
     assert slack_rx.seen == []
+
+
+def test_it_completes_the_action_run_with_the_outcome_or_the_policys_reason(hub: Hub, slack_rx):
+    hub.add("chat", "slack", url=slack_rx.url + "/services/T/B/x")
+    hub.send("chat", run_id="r1", action_run_id=11, policy={"afterFailures": 2})
+    hub.send("chat", run_id="r2", action_run_id=12, policy={"afterFailures": 2})
+    hub.finals(2)
+    done = {m.id: m for m in hub.others if isinstance(m, ActionRunRecord)}
+    assert (done[11].success, done[11].details["state"]) == (True, "suppressed")
+    assert "failure 1 of 2" in done[11].error
+    assert (done[12].success, done[12].details["state"], done[12].details["statusCode"]) == (
+        True,
+        "delivered",
+        200,
+    )
+    assert done[12].details["integration"] == "chat" and "/services" not in done[12].details["url"]
