@@ -1,12 +1,11 @@
-"""Sending one delivery: attempts, retries, recording, and keeping secrets out of records.
+"""Sending one delivery: attempts, retries, broken marks, stats.
 
 `Attempts.deliver` makes up to MAX_ATTEMPTS attempts of one request (one message,
 or one New Relic batch standing for several), each within a global slot, after
-the destination's rate limit allows it. Every attempt is a `webhook_deliveries`
-row (outcome `retrying`, `delivered`, `failed` or `not_delivered`), and every
-delivery one `WebhookDelivered` for the stats. Anything recorded or logged is
+the destination's rate limit allows it. Every attempt is recorded (records.py)
+and every delivery is one `WebhookDelivered` for the stats. Anything logged is
 first scrubbed of the integration's secrets (a Slack URL in a connection error,
-a key echoed in an answer), so no record ever carries one.
+a key echoed in an answer).
 """
 
 from __future__ import annotations
@@ -15,10 +14,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from gevent import GreenletExit
@@ -26,18 +23,16 @@ from gevent.event import Event as Flag
 from gevent.queue import Queue
 
 from itinerary.clock import Clock
-from itinerary.ids import new_row_id
 from itinerary.messages import (
-    ActionRunRecord,
     DeliverWebhook,
     MarkIntegration,
     WebhookDelivered,
-    WebhookDeliveryRecord,
 )
 from itinerary.templating import TemplateError
 from itinerary.webhooks import custom, newrelic, pagerduty, slack, ssrf
 from itinerary.webhooks.base import Event, Outgoing, Verdict
-from itinerary.webhooks.integrations import MASK, Integration
+from itinerary.webhooks.integrations import Integration
+from itinerary.webhooks.records import Answer, Delivery, Records, scrub
 from itinerary.webhooks.slots import FairSlots, Holder
 
 log = logging.getLogger(__name__)
@@ -53,61 +48,6 @@ FORMATTERS: dict[str, Any] = {
     "newrelic": newrelic,
     "custom": custom,
 }
-
-
-@dataclass(frozen=True, eq=False)
-class Delivery:
-    integration: Integration
-    event: Event
-    template: str | None = None  # the action's own template (custom and inline URLs)
-    body: str | None = None  # the action's template as the orchestrator rendered it
-    headers: dict[str, str] = field(default_factory=dict)  # the action's own headers
-    action_run_id: int | None = None  # the action run ("pending") to complete with the outcome
-    action_at: datetime | None = None  # when the action was taken (its row's time)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int | None
-    text: str
-    error: str | None
-    retry_after: float | None
-    duration_s: float
-
-
-def safe_url(url: str) -> str:
-    """The URL without credentials or query string (which often carry a token)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def shown_url(integration: Integration, url: str) -> str:
-    """What a record shows of the URL: a Slack webhook's path is its secret."""
-    if integration.type == "slack":
-        parts = urlsplit(url)
-        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/" + MASK, "", ""))
-    return safe_url(url)
-
-
-def secrets_of(integration: Integration) -> list[str]:
-    found = integration.secrets()
-    url = integration.config.get("url")
-    if url:  # a token in the URL's path (Slack's always) or query: errors quote them
-        parts = urlsplit(url)
-        last = parts.path.rstrip("/").rpartition("/")[2]
-        found += [url, parts.query, parts.path, last if len(last) >= 8 else ""]
-    return [s for s in found if s and len(s) >= 4]
-
-
-def scrub(text: str | None, integration: Integration) -> str | None:
-    if text is None:
-        return None
-    for secret in sorted(secrets_of(integration), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -142,6 +82,7 @@ class Attempts:
         # Custom URLs, when private addresses are refused: the connection is checked too.
         self.guarded = ssrf.guarded_session(slots.size) if deny_private else session
         self.inbox_length = inbox_length
+        self.records = Records(syncer_inbox, clock)
         self.broken: dict[str, str] = {}  # integration name -> why (until edited or tested)
 
     # --- the attempt loop -------------------------------------------------------------------
@@ -193,7 +134,7 @@ class Attempts:
                 if last:
                     self._final(group, attempt, answer, error, outgoing, "failed", started)
                     return
-                self._record(group, attempt, answer, error, outgoing, "retrying")
+                self.records.record(group, attempt, answer, error, outgoing, "retrying")
                 wait = self._backoff(attempt, verdict)
                 if answer.status == 429 and verdict.retry_after is not None:
                     bucket.pause(verdict.retry_after)
@@ -320,8 +261,8 @@ class Attempts:
         self._final([delivery], 0, None, reason, None, "failed", time.perf_counter())
 
     def suppressed(self, delivery: Delivery, reason: str) -> None:
-        self._record([delivery], 0, None, f"not sent: {reason}", None, "suppressed")
-        self._complete([delivery], 0, None, f"not sent: {reason}", "suppressed")
+        self.records.record([delivery], 0, None, f"not sent: {reason}", None, "suppressed")
+        self.records.complete([delivery], 0, None, f"not sent: {reason}", "suppressed")
 
     def not_delivered(self, delivery: Delivery, reason: str) -> None:
         self._final([delivery], 0, None, reason, None, "not_delivered", time.perf_counter())
@@ -354,8 +295,8 @@ class Attempts:
         started: float,
         count: bool = True,
     ) -> None:
-        self._record(group, attempt, answer, error, outgoing, outcome)
-        self._complete(group, attempt, answer, error, outcome)
+        self.records.record(group, attempt, answer, error, outgoing, outcome)
+        self.records.complete(group, attempt, answer, error, outcome)
         if not count:
             return
         ok = outcome == "delivered"
@@ -379,72 +320,4 @@ class Attempts:
                 first.event.run_id,
                 outcome,
                 scrub(error, first.integration),
-            )
-
-    def _complete(
-        self,
-        group: list[Delivery],
-        attempt: int,
-        answer: Answer | None,
-        error: str | None,
-        outcome: str,
-    ) -> None:
-        """The action runs that said "pending": now delivered, failed or not sent."""
-        for d in group:
-            if d.action_run_id is None:
-                continue
-            integration = d.integration
-            url = integration.config.get("url")
-            self.syncer_inbox.put(
-                ActionRunRecord(
-                    d.action_run_id,
-                    d.event.run_id or "",
-                    "webhook",
-                    d.event.trigger,
-                    d.action_at or d.event.at,
-                    outcome in ("delivered", "suppressed"),
-                    error=None if outcome == "delivered" else scrub(error, integration),
-                    details={
-                        "state": outcome,
-                        "url": shown_url(integration, url) if url else None,
-                        "integration": integration.name or None,
-                        "statusCode": answer.status if answer else None,
-                        "attempts": attempt,
-                        "deliveryId": d.event.key,
-                    },
-                )
-            )
-
-    def _record(
-        self,
-        group: list[Delivery],
-        attempt: int,
-        answer: Answer | None,
-        error: str | None,
-        outgoing: Outgoing | None,
-        outcome: str,
-    ) -> None:
-        now = self.clock.now()
-        for d in group:
-            integration = d.integration
-            url = outgoing.url if outgoing else integration.config.get("url", "")
-            self.syncer_inbox.put(
-                WebhookDeliveryRecord(
-                    id=new_row_id(),
-                    run_id=d.event.run_id,
-                    webhook_type=integration.type,
-                    trigger=d.event.trigger,
-                    url=shown_url(integration, url) if url else "",
-                    attempt_count=attempt,
-                    status_code=answer.status if answer else None,
-                    success=outcome == "delivered",
-                    error=scrub(error, integration),
-                    request_duration_ms=answer.duration_s * 1000 if answer else None,
-                    created_at=now,
-                    delivered_at=now if outcome == "delivered" else None,
-                    integration=integration.name or None,
-                    delivery_key=d.event.key,
-                    outcome=outcome,
-                    response=scrub(answer.text, integration) if answer else None,
-                )
             )

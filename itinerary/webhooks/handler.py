@@ -42,9 +42,10 @@ from itinerary.messages import (
     ShutDown,
 )
 from itinerary.webhooks import base, newrelic, policy
-from itinerary.webhooks.delivery import Attempts, Delivery, safe_url
+from itinerary.webhooks.delivery import Attempts
 from itinerary.webhooks.integrations import Integration
 from itinerary.webhooks.ratelimit import Bucket
+from itinerary.webhooks.records import Delivery, safe_url
 from itinerary.webhooks.slots import FairSlots, Holder
 
 __all__ = ["WebhookHandler", "new_key", "new_session", "safe_url"]
