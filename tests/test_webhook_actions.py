@@ -70,3 +70,4 @@ def test_it_offers_a_recovery_when_the_job_succeeds(clock, queues, env) -> None:
     executor, _ = env
     (msg,) = run_job(clock, queues, executor, {"integration": "pd", "recovery": False}, (0,))
     assert (msg.kind, msg.trigger, msg.policy) == ("recovery", "on_failure", {"recovery": False})
+    assert (msg.variables["trigger"], msg.variables["kind"]) == ("on_success", "recovery")

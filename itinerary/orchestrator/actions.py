@@ -154,7 +154,8 @@ def _webhook(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | N
 def _message(o: Orchestrator, config: dict[str, Any], trigger: str, kind: str) -> DeliverWebhook:
     """The webhook handler's message (TemplateError when the action's template fails)."""
     slot, job = o.slot, o.slot.job
-    values = variables(o, trigger)
+    # A recovery is told as what happened (the job succeeded), for the action's on_failure.
+    values = {**variables(o, "on_success" if kind == "recovery" else trigger), "kind": kind}
     body = None
     if config.get("template") is not None:
         body = templating.render(config["template"], values)

@@ -20,14 +20,16 @@ from itinerary.webhooks.integrations import Integration
 
 
 def variables(event: Event) -> dict:
-    return {**event.variables, "event": event.trigger, "kind": event.kind}
+    happened = event.variables.get("trigger") or event.trigger
+    return {**event.variables, "event": happened, "kind": event.kind}
 
 
 def render_body(template: str | None, event: Event) -> bytes:
     """The body: the template's output, or the variables as JSON; TemplateError on failure."""
     if template:
         return templating.render(template, variables(event)).encode()
-    body = {"event": event.trigger, "kind": event.kind, "runId": event.run_id}
+    happened = event.variables.get("trigger") or event.trigger  # on_success for a recovery
+    body = {"event": happened, "kind": event.kind, "runId": event.run_id}
     body.update({"jobId": event.job_id, **event.variables})
     return json.dumps(body, ensure_ascii=False, default=str).encode()
 
