@@ -212,7 +212,12 @@ def test_it_never_runs_more_than_max_concurrent_runs_skipping_the_rest(kit, tmp_
     run_ids = crowd(kit, tmp_path, 3)
     rows = [kit.row(r) for r in run_ids]
     skipped = [r for r in rows if r.status == states.SKIPPED]
-    assert most_seen(tmp_path) <= 3 and len(skipped) + 3 >= 50 > len(skipped)
+    # At most 3 at once; how many ran in all depends on how soon the first ones ended.
+    assert most_seen(tmp_path) <= 3 and 0 < len(skipped) < 50
+    ran = [r for r in rows if r.status == states.SUCCEEDED]
+    assert len(ran) + len(skipped) == 50 and len(ran) == len(
+        (tmp_path / "seen").read_text().split()
+    )
     assert all(r.reason.startswith("maxConcurrentRuns 3 reached: ") for r in skipped)
     # It should record each skip as a violation, so on_violation actions can fire.
     assert all(kit.violated(r.run_id) == ["maxConcurrentRuns"] for r in skipped)
