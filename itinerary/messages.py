@@ -63,6 +63,9 @@ class RunNow:
     overrides: dict[str, Any] = field(default_factory=dict)
     trigger: str = "manual"
     parent_run_id: str | None = None
+    # Chosen by the sender when the request may be delivered twice (itinerary/commands.py):
+    # a second delivery answers the same run instead of making another.
+    run_id: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
 
 

@@ -62,6 +62,7 @@ from itinerary.executors.base import (
 )
 from itinerary.ids import new_row_id
 from itinerary.jobs import JobSpec
+from itinerary.leader import Fenced
 from itinerary.messages import (
     ClaimSlot,
     QueryActive,
@@ -323,6 +324,10 @@ class Orchestrator:
         except ExecutorError as exc:
             self._execution = None
             self._start_error = f"could not start: {exc}"
+        except Fenced:  # the lease may be another's: leave the run to the next leader
+            self._execution = self._launched_at = None
+            self.status = states.SCHEDULED if attempt is None else self.status
+            self.release()
 
     def proceed(self) -> None:
         """Greenlet body from the start time on: checks and start unless done, then follow."""
@@ -341,6 +346,9 @@ class Orchestrator:
                     self._close(self._finish(_Outcome(states.SKIPPED, held)))
                     return
             self.launch()
+            if self._launched_at is None:  # fenced
+                self._drop()
+                return
         self._close(self._finish(self._attempts(None)))
 
     def _drop(self) -> None:
@@ -436,6 +444,8 @@ class Orchestrator:
                 return _Outcome(states.KILLED, f"cancelled before retry: {self.cancel_reason}")
             attempt += 1
             self.launch(attempt)
+            if self._launched_at is None:  # fenced: the next leader decides about the retry
+                return None
 
     def _retry_delay(self, attempt: int) -> float | None:
         """Seconds before the next attempt, or None when retries are used up."""

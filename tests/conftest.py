@@ -46,6 +46,7 @@ DATA_TABLES = (
     "webhook_handler_stats",
     "api_tokens",
     "scheduler_lease",
+    "commands",
 )
 
 

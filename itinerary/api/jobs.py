@@ -2,7 +2,8 @@
 
 Reads go through `Database.read`; every write is a `SaveJob`/`ArchiveJob` to the
 syncer inbox (`queues.syncer`), followed by `JobUpserted`/`JobRemoved` to the
-scheduler inbox (`queues.scheduler`) so the loop rebuilds its index at once.
+scheduling loop (`commands.send`: its inbox, or the leader's from a standby) so
+the loop rebuilds its index at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, jobstore, messages
+from itinerary import apply, commands, jobstore, messages
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
@@ -51,7 +52,7 @@ def save(call: Call, spec: JobSpec) -> JobSpec:
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
-    call.ctx.queues.scheduler.put(messages.JobUpserted(stored, call.now))
+    commands.send(call.ctx, messages.JobUpserted(stored, call.now))
     return stored
 
 
@@ -111,7 +112,7 @@ def archive_job(call: Call) -> Any:
     call.ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
-    call.ctx.queues.scheduler.put(messages.JobRemoved(job_id, call.now))
+    commands.send(call.ctx, messages.JobRemoved(job_id, call.now))
     return Reply(204)
 
 

@@ -1,8 +1,9 @@
 """Run routes: list and read runs, start one by hand, cancel, violations, actions, logs.
 
 Reads go through `Database.read`. Manual runs (`RunNow`) and cancellations
-(`CancelRun`) go to the scheduler inbox (`queues.scheduler`), which owns every
-active run; logs come from the executor by the run's stored handle.
+(`CancelRun`) go to the scheduling loop (`commands.send`: its inbox, or the
+leader's from a standby), which owns every active run; logs come from the
+executor by the run's stored handle.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import messages, states
+from itinerary import commands, messages, states
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
@@ -156,7 +157,7 @@ def start_run(call: Call) -> Any:
         args=None if args is None else tuple(args),
         overrides=overrides,
     )
-    call.ctx.queues.scheduler.put(msg)
+    commands.send(call.ctx, msg)
     try:
         run_id = wait_reply(msg.reply, "the scheduler")
     except KeyError as exc:
@@ -178,7 +179,7 @@ def cancel_run(call: Call) -> Any:
         raise not_found(f"run {run_id}")
     reason = call.query["reason"] or "cancelled through the API"
     msg = messages.CancelRun(run_id, reason, call.now)
-    call.ctx.queues.scheduler.put(msg)
+    commands.send(call.ctx, msg)
     if not wait_reply(msg.reply, "the scheduler"):
         row = call.ctx.database.read(queries.get_run_row, run_id)
         raise ApiError(
