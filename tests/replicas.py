@@ -80,12 +80,14 @@ class Replica:
         return self.log.read_text() if self.log.exists() else ""
 
 
-def start(names: list[str], dsn: str, workdir: Path, **env: str) -> list[Replica]:
-    """Start the replicas one after the other (the first becomes the leader)."""
+def start(
+    names: list[str], dsn: str, workdir: Path, lead: bool = True, **env: str
+) -> list[Replica]:
+    """Start the replicas one after the other (the first becomes the leader if `lead`)."""
     replicas = []
     for name in names:
         replicas.append(Replica(name, dsn, workdir, **env).wait_serving())
-        if len(replicas) == 1:
+        if len(replicas) == 1 and lead:
             wait_for(lambda: replicas[0].leads(), 30, "the first replica to lead")
     return replicas
 
