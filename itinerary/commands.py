@@ -110,6 +110,10 @@ class CommandBus:
 
     def send(self, msg: Any) -> None:
         if self.leadership.leading:
+            if self.leadership.fenced.is_set():
+                from itinerary.api.errors import ApiError
+
+                raise ApiError(503, "this replica is stepping down as leader; send it again")
             self.queues.scheduler.put(msg)
             return
         kind, payload = encode(msg)

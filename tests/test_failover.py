@@ -33,6 +33,20 @@ def test_it_hands_over_at_once_on_a_clean_sigterm(empty_dsn, tmp_path) -> None:
         stop(replicas)
 
 
+def test_it_serves_at_once_after_a_crash_and_schedules_when_the_lease_expires(tmp_path) -> None:
+    dsn = f"sqlite:///{tmp_path}/it.db"
+    [crashed] = start(["a"], dsn, tmp_path)
+    crashed.kill()
+    [again] = start(["a2"], dsn, tmp_path, lead=False)
+    try:
+        assert again.get("/healthz").status_code == 200
+        assert again.get("/readyz").json()["role"] == "standby"  # serving before it leads
+        wait_for(again.leads, 15, "the restarted process to schedule")
+        assert "standing by" in again.text() and "free in" in again.text()
+    finally:
+        stop([again])
+
+
 def test_it_fails_over_after_kill_9_under_load_running_every_slot_once(empty_dsn, tmp_path) -> None:
     jobs = 40 if empty_dsn.startswith("sqlite") else 100
     names = ["a", "b"] if empty_dsn.startswith("sqlite") else ["a", "b", "c"]
