@@ -1,18 +1,23 @@
 """Builds the queues and components, starts them in the seed's order, stops them in reverse.
 
 Start-up (seed, "Application Startup Sequence"): configuration is parsed by the
-CLI; here the database is opened and pinged, migrations run, the scheduling
-lease is taken (a second process on the same database stands by here until the
-first one stops: itinerary/lease.py), the stats collector, webhook handler and
-syncer start, then the scheduler (job definitions loaded, index built, loop
-started), then the HTTP server.
+CLI; here the database is opened and pinged, migrations run, the stats
+collector, webhook handler and syncer start, then the HTTP server: every
+replica serves from here on, leader or not (issue 14). Then a greenlet campaigns
+for the scheduling lease (itinerary/leader.py); once it is won the scheduler
+starts (job definitions loaded, unfinished runs adopted, index built, loop
+started) with the command reader that applies what standbys were asked
+(itinerary/commands.py). Seed order moves the scheduler before the HTTP server;
+a standby must answer probes and the API without it.
 
 Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
-the syncer, the syncer flushes everything, the lease is released, then the
-database closes. The seed lists the syncer before the stats collector; we stop
-stats first because its rows are written through the syncer and must not be lost.
+the syncer, the syncer flushes everything, the lease is released (a standby
+takes over at once), then the database closes. A leader that loses its lease, or
+cannot renew it in time, steps down by shutting down the same way. The seed
+lists the syncer before the stats collector; we stop stats first because its
+rows are written through the syncer and must not be lost.
 
 Every component greenlet is linked: if one crashes, the crash is logged and
 the whole process shuts down cleanly rather than limping on without it.
