@@ -47,6 +47,26 @@ def test_it_serves_at_once_after_a_crash_and_schedules_when_the_lease_expires(tm
         stop([again])
 
 
+@pytest.mark.parametrize("empty_dsn", ["sqlite", "postgres"], indirect=True)
+def test_it_adopts_a_running_workload_of_a_killed_leader(empty_dsn, tmp_path) -> None:
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    replicas = start(["a", "b"], empty_dsn, tmp_path)
+    try:
+        job = effect_job("slow", effects)
+        job["commands"] = [["sh", "-c", "sleep 8; " + job["commands"][0][2]]]
+        job_id = replicas[1].post("/api/v1/jobs", job).json()["id"]
+        run_id = replicas[1].post(f"/api/v1/runs/{job_id}", {"args": ["t"]}).json()["runId"]
+        state = lambda: replicas[1].get(f"/api/v1/runs/{run_id}").json().get("state")  # noqa: E731
+        wait_for(lambda: state() == "running", 10, "the run to start")
+        replicas[0].kill()
+        wait_for(lambda: state() in ("succeeded", "failed", "lost"), 40, "the run to end")
+        assert state() == "succeeded"  # followed to its real end by the new leader
+        assert [(r, t) for r, _, t in effects_of(effects / "slow")] == [("a", "t")]  # once
+    finally:
+        stop(replicas)
+
+
 def test_it_fails_over_after_kill_9_under_load_running_every_slot_once(empty_dsn, tmp_path) -> None:
     jobs = 40 if empty_dsn.startswith("sqlite") else 100
     names = ["a", "b"] if empty_dsn.startswith("sqlite") else ["a", "b", "c"]
