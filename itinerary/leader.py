@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 from gevent.event import Event
 
 from itinerary.executors.base import Execution, RunRequest
@@ -78,12 +79,20 @@ class Leadership:
     def campaign(
         self, stopping: Event, elected: Callable[[], None], lost: Callable[[str], None]
     ) -> None:
-        """Stand by until the lease is won, `elected()`, then renew until it is lost."""
+        """Stand by until the lease is won, `elected()`, and renew it until it is lost.
+
+        Renewals start at once, alongside `elected()`: recovering a few hundred runs can
+        take longer than the fence allows without one.
+        """
         if not self.lease.wait(stopping):
             return
         self.leading = True
-        elected()
-        self.lease.keep(lost)
+        renewing = gevent.spawn(self.lease.keep, lost)
+        try:
+            elected()
+            renewing.get()  # re-raises a crash of the renewals (the App shuts down)
+        finally:
+            renewing.kill()
 
     def role(self) -> dict[str, Any]:
         """`role`, this process's name, and the leader's name (None when nobody is known)."""
