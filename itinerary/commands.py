@@ -111,7 +111,7 @@ class CommandBus:
     def send(self, msg: Any) -> None:
         if self.leadership.leading:
             if self.leadership.fenced.is_set():
-                from itinerary.api.errors import ApiError
+                from itinerary.errors import ApiError
 
                 raise ApiError(503, "this replica is stepping down as leader; send it again")
             self.queues.scheduler.put(msg)
@@ -138,7 +138,7 @@ class CommandBus:
 
     def _answer(self, command_id: int, reply: AsyncResult) -> None:
         """Wait for the leader's result; withdraw the command if nobody took it in time."""
-        from itinerary.api.errors import ApiError
+        from itinerary.errors import ApiError
 
         deadline = self.clock.monotonic() + WAIT_S
         withdrawing = False
@@ -188,7 +188,7 @@ def _result_of(command_id: int) -> Command | None:
 
 
 def _deliver(result: dict[str, Any], reply: AsyncResult) -> None:
-    from itinerary.api.errors import ApiError
+    from itinerary.errors import ApiError
 
     error, message = result.get("error"), result.get("message") or ""
     if error is None:

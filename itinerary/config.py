@@ -18,6 +18,7 @@ import yaml
 
 from itinerary.db import DSN, ConfigError, parse_dsn
 from itinerary.durations import parse_duration
+from itinerary.guard import parse_allowed_hosts
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -75,6 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
         "bool",
         False,
         "serve the API without authentication on a non-loopback address",
+    ),
+    Setting(
+        "allowed_hosts",
+        "str",
+        "",
+        "host names clients use to reach Itinerary, comma-separated (*.example.com for a domain, "
+        "* for any); required off loopback; IP addresses and localhost are always accepted",
     ),
     # logging
     Setting("log_level", "choice", "info", "log level", LOG_LEVELS),
@@ -197,6 +205,7 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
+    allowed_hosts: str = ""
     config_file: str | None = None
 
     @property
@@ -206,6 +215,11 @@ class Config:
     @property
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        """`--allowed-hosts` parsed (itinerary/guard.py checks every request's Host with it)."""
+        return parse_allowed_hosts(self.allowed_hosts)
 
     def public(self) -> dict[str, Any]:
         """The settings for logs and the API: secrets redacted."""
@@ -356,6 +370,16 @@ def validate(config: Config) -> None:
     for name in ("loop_interval", "lookahead_window", "index_rebuild_interval"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{BY_NAME[name].flag} must be longer than zero")
+    try:
+        allowed = config.allowed_host_list
+    except ValueError as exc:
+        raise ConfigError(f"--allowed-hosts: {exc}") from None
+    if not allowed and not config.loopback:
+        raise ConfigError(
+            f"--allowed-hosts is required when listening on {config.host} (not loopback): "
+            "list the names clients use to reach Itinerary, e.g. itinerary.example.com, "
+            "or * to accept any Host (unsafe without a proxy that checks it)"
+        )
     if config.port > 65535:
         raise ConfigError(f"--port: {config.port} is not a port (0-65535)")
     if config.executor == "kubernetes" and config.kube_api_url and not config.kube_token:

@@ -34,5 +34,5 @@ class Context:
     leadership: Any = None
     # The way to the scheduling loop, wherever it runs (itinerary/commands.py CommandBus).
     commands: Any = None
-    # token hash -> when this process last sent its use to the syncer (api/auth.py)
+    # token hash -> when this process last sent its use to the syncer (itinerary/auth.py)
     token_uses: dict[str, datetime] = field(default_factory=dict)

@@ -47,7 +47,6 @@ from gevent.pool import Group
 
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
-from itinerary.cohort import Cohort
 from itinerary.db import Database, JobRun
 from itinerary.executors.base import Executor, RunRequest
 from itinerary.ids import new_run_id
@@ -70,7 +69,7 @@ from itinerary.messages import (
     ShutDown,
     SkipNext,
 )
-from itinerary.orchestrator import Orchestrator, Slot
+from itinerary.orchestrator import Cohort, Orchestrator, Slot
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from itinerary.api.errors import CODES
 from itinerary.api.routing import Route
+from itinerary.errors import CODES
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, MODIFIABLE_FIELDS, TRIGGERS
 from itinerary.states import ALL as RUN_STATES
 from itinerary.states import TRIGGERS as RUN_TRIGGERS

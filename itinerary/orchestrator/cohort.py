@@ -24,7 +24,7 @@ from typing import Any
 from gevent.event import AsyncResult, Event
 
 from itinerary.clock import Clock
-from itinerary.orchestrator import Orchestrator
+from itinerary.orchestrator.run import Orchestrator
 
 # Greenlets sharing a cohort's start pass. One does the whole pass unless an executor's start
 # waits on I/O; then the next takes over, so up to this many starts wait at once (more than the

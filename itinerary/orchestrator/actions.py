@@ -16,7 +16,7 @@ from itinerary.ids import new_row_id
 from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, SkipNext
 
 if TYPE_CHECKING:
-    from itinerary.orchestrator import Orchestrator
+    from itinerary.orchestrator.run import Orchestrator
 
 
 def take(o: Orchestrator, trigger: str, constraint: str | None, violation_id: int | None) -> None:

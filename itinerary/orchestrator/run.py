@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult, Event
 
-from itinerary import actions, states
+from itinerary import states
 from itinerary.clock import Clock
 from itinerary.durations import format_duration, parse_duration
 from itinerary.executors.base import (
@@ -73,9 +73,10 @@ from itinerary.messages import (
     RunUpdate,
     ViolationRecord,
 )
+from itinerary.orchestrator import actions
 
 if TYPE_CHECKING:
-    from itinerary.cohort import Cohort
+    from itinerary.orchestrator.cohort import Cohort
 
 log = logging.getLogger(__name__)
 
