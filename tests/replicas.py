@@ -84,11 +84,16 @@ def start(
     names: list[str], dsn: str, workdir: Path, lead: bool = True, **env: str
 ) -> list[Replica]:
     """Start the replicas one after the other (the first becomes the leader if `lead`)."""
-    replicas = []
-    for name in names:
-        replicas.append(Replica(name, dsn, workdir, **env).wait_serving())
-        if len(replicas) == 1 and lead:
-            wait_for(lambda: replicas[0].leads(), 30, "the first replica to lead")
+    replicas: list[Replica] = []
+    try:
+        for name in names:
+            replicas.append(Replica(name, dsn, workdir, **env))
+            replicas[-1].wait_serving()
+            if len(replicas) == 1 and lead:
+                wait_for(lambda: replicas[0].leads(), 30, "the first replica to lead")
+    except BaseException:
+        stop(replicas)  # none is left behind when start-up fails
+        raise
     return replicas
 
 

@@ -120,10 +120,11 @@ def test_it_stops_starting_runs_when_cut_off_before_a_standby_can_take_over(
     via_proxy = f"{scheme}://{dsn.user}@127.0.0.1:{proxy.port}/{dsn.database}"
     effects = tmp_path / "effects"
     effects.mkdir()
-    leader = start(["a"], via_proxy, tmp_path)[0]
-    replicas = [leader, *start(["b"], empty_dsn, tmp_path, lead=False)]
     database = dbmod.Database(dsn)
+    replicas = start(["a"], via_proxy, tmp_path)
     try:
+        leader = replicas[0]
+        replicas += start(["b"], empty_dsn, tmp_path, lead=False)
         job_id = leader.post("/api/v1/jobs", effect_job("cut", effects)).json()["id"]
         # Due from 7.5 s after the cut on: past the leader's fence (at most 7 s after its
         # last renewal), before or after the standby takes over (10 s after it at least).
