@@ -73,7 +73,7 @@ class Leadership:
 
     def on_fenced(self) -> None:
         if not self.fenced.is_set():
-            log.error("the scheduling lease could not be renewed in time: no more runs start here")
+            log.error("no more runs start here: the scheduling lease may pass to another process")
             self.fenced.set()
 
     def campaign(
