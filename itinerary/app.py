@@ -223,7 +223,9 @@ class App:
         config, clock, queues = self.config, self.clock, self.queues
         assert self.database is not None
         leadership = self.leadership
-        executor = FencedExecutor(self.executor, leadership.may_start, self._fenced)
+        executor = FencedExecutor(
+            self.executor, leadership.may_start, self._fenced, leadership.lease.wait_renewed
+        )
         self.scheduler = Scheduler(config, queues, clock, executor, self.database)
         try:
             self.scheduler.start_up()

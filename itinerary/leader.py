@@ -10,7 +10,9 @@ step-down would have to reset every piece of scheduling state correctly.
 
 `FencedExecutor` wraps the executor the scheduler starts runs with: every start
 first checks `Lease.valid()` (monotonic time, no I/O), so a leader that could not
-renew in time never starts a run after a standby may have taken over. A refused
+renew in time never starts a run after a standby may have taken over. A start
+also waits while a renewal is overdue (`Lease.wait_renewed`): a long start pass
+would otherwise starve the renewal of hub turns and fence a healthy leader. A refused
 start leaves the run claimed and unstarted for the next leader, and the leader
 steps down at once (`on_fenced`), as the runs it left would otherwise wait for a
 restart.
@@ -40,12 +42,20 @@ class Fenced(Exception):
 class FencedExecutor:
     """The executor, with a lease check before every start (see the module docstring)."""
 
-    def __init__(self, executor: Any, may_start: Callable[[], bool], on_fenced: Callable[[], None]):
+    def __init__(
+        self,
+        executor: Any,
+        may_start: Callable[[], bool],
+        on_fenced: Callable[[], None],
+        wait_renewed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._executor = executor
         self._may_start = may_start
         self._on_fenced = on_fenced
+        self._wait_renewed = wait_renewed
 
     def start(self, request: RunRequest) -> Execution:
+        self._wait_renewed()
         if not self._may_start():
             self._on_fenced()
             raise Fenced(f"not started: the scheduling lease may have passed ({request.run_id})")

@@ -52,6 +52,7 @@ RENEW_EVERY = 2.0  # seconds
 # The holder stops starting runs this long before its lease could expire for the others.
 MARGIN = 3.0  # seconds
 RETRY_EVERY = 1.0  # seconds between two attempts of a standby
+OVERDUE = 1.0  # seconds past RENEW_EVERY after which starts wait for the renewal
 REPORT_EVERY = 60.0  # seconds between two "standing by" log lines
 
 
@@ -78,6 +79,8 @@ class Lease:
         self.name = name or new_holder_name()
         self.holder: Holder | None = None  # who held it at the last answer (None: unknown)
         self._valid_until = float("-inf")  # monotonic: no start after this
+        self._renewed = float("-inf")  # monotonic: when the latest successful renewal began
+        self._next = Event()  # set (and replaced) by the next successful renewal
 
     def take(self) -> Holder | None:
         """Take or renew the lease; None when this process holds it, else who does."""
@@ -89,11 +92,24 @@ class Lease:
             self._valid_until = float("-inf")
             return self.holder
         self._valid_until = began + TTL.total_seconds() - MARGIN
+        self._renewed = began
+        done, self._next = self._next, Event()
+        done.set()
         return None
 
     def valid(self) -> bool:
         """True while this process may start runs: no I/O (see the module docstring)."""
         return self.clock.monotonic() < self._valid_until
+
+    def wait_renewed(self) -> None:
+        """Block the caller while a renewal is overdue and the fence still holds.
+
+        A long start pass (hundreds of local processes forked in turn) keeps the hub so
+        busy that the renewal's few round trips wait behind every start: its starters
+        pause here instead, the renewal lands, and the pass goes on without fencing.
+        """
+        while self.clock.monotonic() - self._renewed > RENEW_EVERY + OVERDUE and self.valid():
+            self.clock.wait(self._next, max(0.0, self._valid_until - self.clock.monotonic()))
 
     def _take(self, now: datetime) -> SchedulerLease:
         writer = self.database.writer

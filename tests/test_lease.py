@@ -107,3 +107,18 @@ def test_it_steps_down_when_renewals_fail_past_the_fence(database, clock) -> Non
         outage.restore()
     finally:
         outage.close()
+
+
+def test_it_holds_starts_back_while_a_renewal_is_overdue(database, clock) -> None:
+    first = Lease(database, clock, "first")
+    assert first.take() is None
+    first.wait_renewed()  # fresh: returns at once
+    clock.advance(leasemod.RENEW_EVERY + leasemod.OVERDUE + 0.5)
+    waiting = gevent.spawn(first.wait_renewed)
+    settle()
+    assert not waiting.ready()  # overdue: the start waits for the renewal...
+    assert first.take() is None
+    waiting.join(timeout=5)
+    assert waiting.ready()  # ...which lets it go on
+    clock.advance(leasemod.TTL.total_seconds())
+    first.wait_renewed()  # fenced: never blocks (the start is refused instead)
