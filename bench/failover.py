@@ -12,7 +12,9 @@ moment, and restarted at once as a standby. Failover is the time from the kill t
 another replica answering 200 on /leaderz. After the last kill the run goes on to the
 end of the next full minute, then every (job, minute) from the first full minute on is
 checked: `duplicated` slots ran more than once, `lost` slots never ran. `late_p99_s`
-is the start lateness of the slots due between a kill and the takeover. One JSON line.
+is the start lateness of the slots due between a kill and the takeover;
+`stepped_down_unkilled` counts leaders that stepped down without being killed (restarted,
+as a supervisor would). One JSON line.
 """
 
 from __future__ import annotations
@@ -163,8 +165,13 @@ def main() -> None:
         first_minute = int(time.time() // 60) + 1
         failovers: list[float] = []
         windows: list[tuple[float, float]] = []
+        stepped_down = 0
         for _ in range(args.kills):
             time.sleep(args.every * rng.uniform(0.5, 1.5))
+            for replica in replicas:  # a supervisor restarts a replica that stepped down
+                if replica.proc is not None and replica.proc.poll() is not None:
+                    stepped_down += 1
+                    replica.start()
             leader = _leader(replicas, 30)
             if leader is None:
                 raise SystemExit("no leader")
@@ -209,6 +216,7 @@ def main() -> None:
                     "lost": lost,
                     "slots_due_in_failover": len(late),
                     "late_p99_s": round(_pct(late, 0.99), 2),
+                    "stepped_down_unkilled": stepped_down,
                 }
             ),
             flush=True,
