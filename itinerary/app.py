@@ -13,11 +13,12 @@ a standby must answer probes and the API without it.
 Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
-the syncer, the syncer flushes everything, the lease is released (a standby
-takes over at once), then the database closes. A leader that loses its lease, or
-cannot renew it in time, steps down by shutting down the same way. The seed
-lists the syncer before the stats collector; we stop stats first because its
-rows are written through the syncer and must not be lost.
+the syncer, the anomaly detector scores what it was passed, the syncer flushes
+everything, the lease is released (a standby takes over at once), then the
+database closes. A leader that loses its lease, or cannot renew it in time, steps
+down by shutting down the same way. The seed lists the syncer before the stats
+collector; we stop stats first because its rows are written through the syncer
+and must not be lost.
 
 Every component greenlet is linked: if one crashes, the crash is logged and
 the whole process shuts down cleanly rather than limping on without it.
@@ -49,6 +50,7 @@ from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
 
 log = logging.getLogger(__name__)
+ANOMALY_INBOX_SIZE = 10000  # run starts and ends waiting to be scored; beyond, dropped
 
 
 class StartupError(RuntimeError):
@@ -168,6 +170,7 @@ class App:
             syncer=Queue(maxsize=config.syncer_inbox_size),
             stats=Queue(),
             webhooks=Queue(),
+            anomaly=Queue(maxsize=ANOMALY_INBOX_SIZE),
         )
         # A standby's statistics would overwrite the leader's rows (one row per period):
         # they reach the syncer only once this process leads.
@@ -218,6 +221,7 @@ class App:
 
     def _elected(self) -> None:
         """The lease is won: recover, then start the scheduler loop and the command reader."""
+        from itinerary.anomaly.detector import Detector
         from itinerary.scheduler import Scheduler
 
         config, clock, queues = self.config, self.clock, self.queues
@@ -234,8 +238,16 @@ class App:
                 f"cannot recover runs through the {config.executor} executor: {exc}"
             ) from None
         self.stats.syncer_inbox = queues.syncer
+        # The detector's silence checks would raise every anomaly once per replica: it runs
+        # where the runs are, on the leader.
+        self.detector = Detector(
+            queues.anomaly, queues, self.database, clock, config, self.stats.metrics
+        )
+        self.stats.anomaly_inbox = queues.anomaly
+        self._spawn("anomaly", self.detector.run)
         self._spawn("scheduler", self.scheduler.run)
-        self.stats.watch_inbox("scheduler", queues.scheduler.qsize)
+        for name in ("scheduler", "anomaly"):
+            self.stats.watch_inbox(name, getattr(queues, name).qsize)
         reader = CommandReader(self.database, clock, queues, leadership.name)
         self._spawn("commands", reader.run)
         leadership.scheduling = self.scheduler.ready
@@ -310,7 +322,8 @@ class App:
         if "scheduler" in self._greenlets:
             self.scheduler.stop()
             self._greenlets["scheduler"].join(timeout)
-        for name, inbox in (("webhooks", "webhooks"), ("stats", "stats"), ("syncer", "syncer")):
+        stopping = ("webhooks", "stats", "anomaly", "syncer")
+        for name, inbox in ((n, n) for n in stopping):
             greenlet = self._greenlets.get(name)
             if greenlet is not None and not greenlet.dead:
                 getattr(self.queues, inbox).put(ShutDown(self.clock.now()))

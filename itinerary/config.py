@@ -106,6 +106,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("loop_interval", "duration", 1.0, "how often the scheduler loop runs"),
     Setting(
+        "kickoff_depth_limit",
+        "int",
+        10,
+        "longest chain of runs started by kickOffJob actions; a deeper one is refused",
+    ),
+    Setting(
         "shutdown_timeout",
         "duration",
         30.0,
@@ -160,9 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "per-kind batch overrides, kind=size/interval comma-separated (kinds: jobs, claims, "
-        "runs, violations, actions, webhooks, stats), e.g. runs=1000/500ms,stats=50/5s",
+        "runs, violations, actions, webhooks, stats, anomalies), e.g. runs=1000/500ms,stats=50/5s",
     ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
+    Setting(
+        "anomaly_check_interval",
+        "duration",
+        60.0,
+        "how often the anomaly detector looks for silent slots (scheduled, never recorded)",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -205,6 +217,8 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
+    kickoff_depth_limit: int = 10
+    anomaly_check_interval: float = 60.0
     allowed_hosts: str = ""
     config_file: str | None = None
 
@@ -367,7 +381,12 @@ def validate(config: Config) -> None:
         )
     if config.pre_schedule_interval >= config.lookahead_window:
         raise ConfigError("--pre-schedule-interval must be below --lookahead-window")
-    for name in ("loop_interval", "lookahead_window", "index_rebuild_interval"):
+    for name in (
+        "loop_interval",
+        "lookahead_window",
+        "index_rebuild_interval",
+        "anomaly_check_interval",
+    ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{BY_NAME[name].flag} must be longer than zero")
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import commands, jobstore, messages, queries
+from itinerary import commands, jobchecks, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -45,7 +45,13 @@ def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
 
 
 def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
-    """Store through the syncer, then tell the loop; 409 on a duplicate name."""
+    """Store through the syncer, then tell the loop; 409 on a duplicate name, 400 on a cycle."""
+    if any(a.type == "kickOffJob" for a in spec.actions):  # only then can it close a cycle
+        others = ctx.database.read(jobstore.load_jobs)
+        mine = [j for j in others if j.id != spec.id and j.name != spec.name] + [spec]
+        cycle = jobchecks.kickoff_cycle(mine)
+        if cycle is not None:
+            raise invalid({"actions": jobchecks.cycle_message(cycle)})
     msg = messages.SaveJob(spec, now)
     ctx.queues.syncer.put(msg)
     try:

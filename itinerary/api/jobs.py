@@ -22,7 +22,17 @@ JOB_ID = PathParam("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID
 
 
 def job_id_of(text: str) -> int:
-    """A numeric job id from the path, or 404 (a name or a run id never names a job here)."""
+    """A numeric job id from the path; 400 for a name, 404 for an id that cannot exist.
+
+    Names are not taken here: a name may look like a run id (`/runs/{id}` takes both).
+    """
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise invalid(
+            {
+                "job_id": f"takes a numeric job id, not a name: {text!r} is not one; "
+                f"GET /api/v1/jobs?name_pattern={text} shows the job's id"
+            }
+        )
     if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
         raise not_found(f"job {text!r}")
     return int(text)

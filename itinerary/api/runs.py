@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import operations, queries, states
+from itinerary import history, operations, queries, states
 from itinerary.api import pagination, params
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
 from itinerary.api.routing import Call, PathParam, Reply, Route
@@ -84,6 +84,8 @@ def get_run_or_job_runs(call: Call) -> Any:
         run = call.ctx.database.read(queries.get_run, ident, call.now)
         if run is None:
             raise not_found(f"run {ident}")
+        found = call.ctx.database.read(history.anomalies_of_run, ident)
+        run["anomaly"] = found[-1] if found else None
         return run
     return _job_runs(call, job_id_of(ident))
 

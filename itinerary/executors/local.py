@@ -38,6 +38,7 @@ from itinerary.executors.base import (
     Execution,
     ExecutorError,
     RunRequest,
+    context_env,
 )
 
 # $0 is the exit file; the command follows as "$@".
@@ -98,7 +99,7 @@ class LocalExecutor:
         log_path = self._log_path(request)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [*request.job.commands[0], *request.args]
-        env = {**os.environ, **request.job.env, **request.env}
+        env = {**os.environ, **request.job.env, **request.env, **context_env(request)}
         try:
             with open(log_path, "ab") as out:
                 proc = subprocess.Popen(
