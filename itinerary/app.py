@@ -186,6 +186,7 @@ class App:
             self.executor = make_executor(config, clock)
         self.lease = Lease(database, clock)
         self.leadership = leadership = Leadership(self.lease)
+        leadership.try_first()  # requests for the loop then queue for it from the first one
 
         self.context = ctx = Context(
             config=config,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import peewee as pw
 from gevent.event import Event
 
 from itinerary.executors.base import Execution, RunRequest
@@ -78,6 +79,15 @@ class Leadership:
     def name(self) -> str:
         return self.lease.name
 
+    def try_first(self) -> None:
+        """One attempt before serving: a free lease is ours before the first request comes."""
+        try:
+            if self.lease.take() is None:
+                self.leading = True
+                log.info("took the scheduling lease: this process schedules (%s)", self.name)
+        except (pw.PeeweeException, OSError) as exc:
+            log.warning("cannot ask for the scheduling lease yet (will retry): %s", exc)
+
     def may_start(self) -> bool:
         return self.leading and not self.fenced.is_set() and self.lease.valid()
 
@@ -94,7 +104,7 @@ class Leadership:
         Renewals start at once, alongside `elected()`: recovering a few hundred runs can
         take longer than the fence allows without one.
         """
-        if not self.lease.wait(stopping):
+        if not self.lease.valid() and not self.lease.wait(stopping):
             return
         self.leading = True
         renewing = gevent.spawn(self.lease.keep, lost)
