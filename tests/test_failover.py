@@ -14,7 +14,7 @@ from itinerary import db as dbmod
 from tests.dbfaults import Proxy, kill_connections
 from tests.replicas import effect_job, effects_of, leader_of, start, stop, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # real processes, minute boundaries
 FAILOVER_MAX_S = 15.0
 
 

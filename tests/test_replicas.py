@@ -13,7 +13,7 @@ import requests
 
 from tests.replicas import effect_job, effects_of, leader_of, start, stop, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # real processes, minute boundaries
 
 
 def _names(dsn: str) -> list[str]:
