@@ -23,7 +23,7 @@ import peewee as pw
 import requests
 import yaml
 
-from itinerary import jobchecks, jobstore
+from itinerary import audit, jobchecks, jobstore
 from itinerary.clock import RealClock
 from itinerary.db import Database, bind
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -121,14 +121,20 @@ def plan(
 def apply_to_database(database: Database, changes: list[Change]) -> None:
     """Write every change in one transaction (this process is a short-lived writer)."""
     now = RealClock().now()
+    ids = [c.job.id for c in changes if c.action == "updated" and c.job.id is not None]
+    before = {j.id: j for j in database.read(jobstore.load_jobs, ids)} if ids else {}
 
     def write() -> None:
         with database.writer.atomic():
             for change in changes:
                 if change.action in ("created", "updated"):
-                    jobstore.save_job(database.writer, change.job, now)
+                    stored = jobstore.save_job(database.writer, change.job, now)
+                    entry = audit.entry_for(before.get(change.job.id), change.job, "apply")
+                    audit.write(database.writer, stored.id, entry, now)  # type: ignore[arg-type]
                 elif change.action == "archived":
-                    jobstore.archive_job(database.writer, change.job.id, now)  # type: ignore[arg-type]
+                    job_id: int = change.job.id  # type: ignore[assignment]
+                    jobstore.archive_job(database.writer, job_id, now)
+                    audit.write(database.writer, job_id, audit.Entry("apply", "archived"), now)
 
     try:
         database.write(write)
@@ -142,6 +148,7 @@ class Server:
     def __init__(self, url: str, token: str | None) -> None:
         self.base = url.rstrip("/") + "/api/v1"
         self.session = requests.Session()
+        self.session.headers[audit.VIA_HEADER] = "apply"  # recorded as "apply (<token>)"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

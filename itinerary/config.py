@@ -84,6 +84,13 @@ SETTINGS: tuple[Setting, ...] = (
         "host names clients use to reach Itinerary, comma-separated (*.example.com for a domain, "
         "* for any); required off loopback; IP addresses and localhost are always accepted",
     ),
+    Setting("ui_session_ttl", "duration", 43200.0, "how long a web UI sign-in lasts"),
+    Setting(
+        "require_auth",
+        "bool",
+        False,
+        "require API tokens (and UI sign-in) even on loopback, e.g. on a machine shared by users",
+    ),
     # logging
     Setting("log_level", "choice", "info", "log level", LOG_LEVELS),
     Setting("log_format", "choice", "text", "log line format", ("text", "json")),
@@ -221,6 +228,8 @@ class Config:
     anomaly_check_interval: float = 60.0
     allowed_hosts: str = ""
     config_file: str | None = None
+    ui_session_ttl: float = 43200.0
+    require_auth: bool = False
 
     @property
     def dsn(self) -> DSN:
@@ -399,6 +408,8 @@ def validate(config: Config) -> None:
             "list the names clients use to reach Itinerary, e.g. itinerary.example.com, "
             "or * to accept any Host (unsafe without a proxy that checks it)"
         )
+    if config.require_auth and config.insecure_no_auth:
+        raise ConfigError("--require-auth and --insecure-no-auth contradict each other; give one")
     if config.port > 65535:
         raise ConfigError(f"--port: {config.port} is not a port (0-65535)")
     if config.executor == "kubernetes" and config.kube_api_url and not config.kube_token:

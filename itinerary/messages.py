@@ -270,6 +270,7 @@ class SaveJob:
     job: JobSpec
     at: datetime
     expected_updated_at: datetime | None = None
+    audit: Any = None  # an itinerary.audit.Entry, written in the same transaction
     reply: AsyncResult = field(default_factory=_reply)
 
 
@@ -292,6 +293,7 @@ class ArchiveJob:
 
     job_id: int
     at: datetime
+    audit: Any = None  # an itinerary.audit.Entry, written in the same transaction
     reply: AsyncResult = field(default_factory=_reply)
 
 

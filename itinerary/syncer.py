@@ -51,7 +51,7 @@ from gevent.monkey import get_original
 from gevent.queue import Full
 from gevent.queue import ShutDown as QueueShutDown
 
-from itinerary import jobstore, messages, tokens
+from itinerary import audit, jobstore, messages, tokens
 from itinerary.batch_sql import Sql, Written
 from itinerary.clock import Clock
 from itinerary.config import Config
@@ -526,7 +526,10 @@ class Syncer:
 
     def _write_job(self, writer: pw.Database, msg: Any) -> Any:
         if isinstance(msg, messages.ArchiveJob):
-            return jobstore.archive_job(writer, msg.job_id, msg.at)
+            archived = jobstore.archive_job(writer, msg.job_id, msg.at)
+            if archived:
+                audit.write(writer, msg.job_id, msg.audit, msg.at)
+            return archived
         if isinstance(msg, messages.TokenUsed):
             return tokens.touch(writer, msg.token_hash, msg.at)
         if msg.expected_updated_at is not None and msg.job.id is not None:
@@ -536,7 +539,9 @@ class Syncer:
                     f"job {msg.job.id} was changed at {stored.updated_at.isoformat()}; "
                     "reload it and try again"
                 )
-        return jobstore.save_job(writer, msg.job, msg.at)
+        stored = jobstore.save_job(writer, msg.job, msg.at)
+        audit.write(writer, stored.id, msg.audit, msg.at)  # type: ignore[arg-type]
+        return stored
 
     def _write_batches(self, writer: pw.Database, batches: dict[str, list[Any]]) -> Written:
         with pw.__exception_wrapper__:

@@ -46,6 +46,7 @@ DATA_TABLES = (
     "syncer_stats",
     "webhook_deliveries",
     "webhook_handler_stats",
+    "ui_sessions",
     "api_tokens",
     "scheduler_lease",
     "commands",

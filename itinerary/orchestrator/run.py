@@ -505,9 +505,14 @@ class Orchestrator:
             if self._launched_at is None:  # fenced: the next leader decides about the retry
                 return None
 
-    def _post_run(self, outcome: _Outcome) -> _Outcome:
-        """postRunHook: a succeeded workload counts only when the hook answers 200."""
+    def _post_run(self, outcome: _Outcome) -> _Outcome | None:
+        """postRunHook: a succeeded workload counts only when the hook answers 200.
+
+        None when released at shutdown meanwhile: the next process asks the hook again.
+        """
         held = constraints.check_post_run_hook(self, outcome.exit_code)
+        if self.released:
+            return None
         if held is None:
             return outcome
         self._violate(held.constraint, held.details)
