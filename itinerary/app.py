@@ -159,6 +159,7 @@ class App:
         """Start and serve at once (leader or standby); scheduling starts once the lease is won."""
         from itinerary.stats import StatsCollector
         from itinerary.syncer import Syncer
+        from itinerary.webhooks import store as integration_store
         from itinerary.webhooks.handler import WebhookHandler
 
         config, clock = self.config, self.clock
@@ -175,7 +176,14 @@ class App:
         # A standby's statistics would overwrite the leader's rows (one row per period):
         # they reach the syncer only once this process leads.
         self.stats = StatsCollector(queues.stats, _Discard(), clock, config)
-        self.webhooks = WebhookHandler(queues.webhooks, queues.syncer, queues.stats, clock, config)
+        self.webhooks = WebhookHandler(
+            queues.webhooks,
+            queues.syncer,
+            queues.stats,
+            clock,
+            config,
+            lookup=partial(database.read, integration_store.get),
+        )
         self.syncer = Syncer(queues.syncer, database, clock, queues.stats, config)
         self._spawn("stats", self.stats.run)
         self._spawn("webhooks", self.webhooks.run)
