@@ -1,19 +1,24 @@
 """Builds the queues and components, starts them in the seed's order, stops them in reverse.
 
 Start-up (seed, "Application Startup Sequence"): configuration is parsed by the
-CLI; here the database is opened and pinged, migrations run, the scheduling
-lease is taken (a second process on the same database stands by here until the
-first one stops: itinerary/lease.py), the stats collector, webhook handler and
-syncer start, then the scheduler (job definitions loaded, index built, loop
-started), then the HTTP server.
+CLI; here the database is opened and pinged, migrations run, the stats
+collector, webhook handler and syncer start, then the HTTP server: every
+replica serves from here on, leader or not (issue 14). Then a greenlet campaigns
+for the scheduling lease (itinerary/leader.py); once it is won the scheduler
+starts (job definitions loaded, unfinished runs adopted, index built, loop
+started) with the command reader that applies what standbys were asked
+(itinerary/commands.py). Seed order moves the scheduler before the HTTP server;
+a standby must answer probes and the API without it.
 
 Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
 the syncer, the anomaly detector scores what it was passed, the syncer flushes
-everything, the lease is released, then the database closes. The seed lists the
-syncer before the stats collector; we stop stats first because its rows are
-written through the syncer and must not be lost.
+everything, the lease is released (a standby takes over at once), then the
+database closes. A leader that loses its lease, or cannot renew it in time, steps
+down by shutting down the same way. The seed lists the syncer before the stats
+collector; we stop stats first because its rows are written through the syncer
+and must not be lost.
 
 Every component greenlet is linked: if one crashes, the crash is logged and
 the whole process shuts down cleanly rather than limping on without it.
@@ -27,7 +32,6 @@ from functools import partial
 from typing import Any
 
 import gevent
-import peewee as pw
 from gevent.event import Event
 from gevent.pool import Group
 from gevent.pywsgi import WSGIServer
@@ -35,11 +39,13 @@ from gevent.queue import Queue
 
 from itinerary import db as dbmod
 from itinerary.clock import Clock, RealClock
+from itinerary.commands import CommandBus, CommandReader
 from itinerary.config import Config
 from itinerary.context import Context
 from itinerary.executors.base import ExecutorError
 from itinerary.http import make_root
-from itinerary.lease import Holder, Lease
+from itinerary.leader import FencedExecutor, Leadership
+from itinerary.lease import Lease
 from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
 
@@ -108,6 +114,15 @@ def make_executor(config: Config, clock: Clock) -> Any:
     return LocalExecutor(config, clock)
 
 
+class _Discard:
+    """A write-only inbox that drops what it is given."""
+
+    def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    put_nowait = put
+
+
 class App:
     """One Itinerary process: `start()` returns once serving, `stop()` shuts down in order."""
 
@@ -119,6 +134,7 @@ class App:
         self.crashed = Event()
         self.stopping = Event()  # set by a signal: also ends a standby start-up
         self.lease: Lease | None = None
+        self.leadership: Leadership | None = None
         self.database: dbmod.Database | None = None
         self.server: WSGIServer | None = None
         self.url = ""
@@ -140,9 +156,7 @@ class App:
         self.crashed.set()
 
     def start(self) -> bool:
-        """Start and serve; False if `stopping` was set while standing by for the lease."""
-        from itinerary.anomaly.detector import Detector
-        from itinerary.scheduler import Scheduler
+        """Start and serve at once (leader or standby); scheduling starts once the lease is won."""
         from itinerary.stats import StatsCollector
         from itinerary.syncer import Syncer
         from itinerary.webhooks import store as integration_store
@@ -152,8 +166,6 @@ class App:
         self.database = database = connect(config)
         version = prepare_schema(config, database)
         dbmod.bind(database)
-        if not self._take_lease(database):
-            return False
         self.queues = queues = Queues(
             scheduler=Queue(),
             syncer=Queue(maxsize=config.syncer_inbox_size),
@@ -161,7 +173,9 @@ class App:
             webhooks=Queue(),
             anomaly=Queue(maxsize=ANOMALY_INBOX_SIZE),
         )
-        self.stats = StatsCollector(queues.stats, queues.syncer, clock, config)
+        # A standby's statistics would overwrite the leader's rows (one row per period):
+        # they reach the syncer only once this process leads.
+        self.stats = StatsCollector(queues.stats, _Discard(), clock, config)
         self.webhooks = WebhookHandler(
             queues.webhooks,
             queues.syncer,
@@ -174,24 +188,13 @@ class App:
         self._spawn("stats", self.stats.run)
         self._spawn("webhooks", self.webhooks.run)
         self._spawn("syncer", self.syncer.run)
-        self.detector = Detector(
-            queues.anomaly, queues, database, clock, config, self.stats.metrics
-        )
-        self.stats.anomaly_inbox = queues.anomaly
-        self._spawn("anomaly", self.detector.run)
-
+        for name in ("syncer", "stats", "webhooks"):
+            self.stats.watch_inbox(name, getattr(queues, name).qsize)
         if self.executor is None:
             self.executor = make_executor(config, clock)
-        self.scheduler = Scheduler(config, queues, clock, self.executor, database)
-        try:
-            self.scheduler.start_up()
-        except ExecutorError as exc:  # e.g. the Kubernetes API unreachable while adopting runs
-            raise StartupError(
-                f"cannot recover runs through the {config.executor} executor: {exc}"
-            ) from None
-        self._spawn("scheduler", self.scheduler.run)
-        for name in ("scheduler", "syncer", "stats", "webhooks", "anomaly"):
-            self.stats.watch_inbox(name, getattr(queues, name).qsize)
+        self.lease = Lease(database, clock)
+        self.leadership = leadership = Leadership(self.lease)
+        leadership.try_first()  # requests for the loop then queue for it from the first one
 
         self.context = ctx = Context(
             config=config,
@@ -200,37 +203,81 @@ class App:
             clock=clock,
             executor=self.executor,
             metrics=self.stats.registry,
+            leadership=leadership,
+            commands=CommandBus(database, clock, queues, leadership),
         )
         ctx.readiness.update(
             database=self._database_ready,
             schema=lambda: is_current(database, config.migrations_dir),
             syncer=self.syncer.ready,
-            scheduler=self.scheduler.ready,
+            scheduler=leadership.ready,
         )
         self.server = self._serve(ctx)
         log.info(
-            "itinerary started: database %s (schema version %s), %s executor, listening on %s",
+            "itinerary started: database %s (schema version %s), %s executor, listening on %s; "
+            "scheduling once the lease is won (%s)",
             config.dsn.redacted(),
             version or "unchecked",
             config.executor,
             self.url,
+            leadership.name,
+        )
+        self._spawn(
+            "leadership",
+            partial(leadership.campaign, self.stopping, self._elected, self._lease_lost),
         )
         return True
 
-    def _take_lease(self, database: dbmod.Database) -> bool:
-        lease = Lease(database, self.clock)
-        try:
-            if not lease.wait(self.stopping):
-                return False
-        except (pw.PeeweeException, OSError) as exc:
-            raise StartupError(f"cannot take the scheduling lease: {_first_line(exc)}") from None
-        self.lease = lease
-        self._spawn("lease", partial(lease.keep, self._lease_lost))
-        return True
+    def _elected(self) -> None:
+        """The lease is won: recover, then start the scheduler loop and the command reader."""
+        from itinerary.anomaly.detector import Detector
+        from itinerary.scheduler import Scheduler
 
-    def _lease_lost(self, holder: Holder) -> None:
-        log.error("another Itinerary took the scheduling lease (%s); shutting down", holder)
-        self.lease = None  # not ours to release any more
+        config, clock, queues = self.config, self.clock, self.queues
+        assert self.database is not None
+        leadership = self.leadership
+        executor = FencedExecutor(
+            self.executor, leadership.may_start, self._fenced, leadership.lease.wait_renewed
+        )
+        self.scheduler = Scheduler(config, queues, clock, executor, self.database)
+        try:
+            self.scheduler.start_up()
+        except ExecutorError as exc:  # e.g. the Kubernetes API unreachable while adopting runs
+            raise StartupError(
+                f"cannot recover runs through the {config.executor} executor: {exc}"
+            ) from None
+        self.stats.syncer_inbox = queues.syncer
+        # The detector's silence checks would raise every anomaly once per replica: it runs
+        # where the runs are, on the leader.
+        self.detector = Detector(
+            queues.anomaly, queues, self.database, clock, config, self.stats.metrics
+        )
+        self.stats.anomaly_inbox = queues.anomaly
+        self._spawn("anomaly", self.detector.run)
+        self._spawn("scheduler", self.scheduler.run)
+        for name in ("scheduler", "anomaly"):
+            self.stats.watch_inbox(name, getattr(queues, name).qsize)
+        reader = CommandReader(self.database, clock, queues, leadership.name)
+        self._spawn("commands", reader.run)
+        leadership.scheduling = self.scheduler.ready
+        log.info("this process schedules now (%s)", leadership.name)
+
+    def _fenced(self) -> None:
+        """A start was refused: the lease may be another's. Step down at once."""
+        if not self.leadership.fenced.is_set():
+            self.leadership.on_fenced()
+            self._step_down("the scheduling lease could not be renewed in time")
+
+    def _lease_lost(self, why: str) -> None:
+        self.leadership.on_fenced()
+        if "another Itinerary took" in why:
+            self.lease = None  # not ours to release any more
+        self._step_down(why)
+
+    def _step_down(self, why: str) -> None:
+        log.error("%s; stepping down: this process stops (a restarted one serves as standby)", why)
+        if "scheduler" in self._greenlets:
+            self.scheduler.stop(release=True)
         self.crashed.set()
 
     def _database_ready(self) -> tuple[bool, str]:
@@ -274,6 +321,13 @@ class App:
         log.info("shutting down (timeout %gs)", timeout)
         if self.server is not None:
             self.server.stop(timeout=min(5.0, timeout))
+        campaign = self._greenlets.get("leadership")
+        leading = self.leadership is not None and self.leadership.leading
+        if campaign is not None and not leading:
+            campaign.kill()  # standing by: nothing to hand over
+        for name in ("commands",):
+            if name in self._greenlets:
+                self._greenlets[name].kill()
         if "scheduler" in self._greenlets:
             self.scheduler.stop()
             self._greenlets["scheduler"].join(timeout)
@@ -283,16 +337,15 @@ class App:
             if greenlet is not None and not greenlet.dead:
                 getattr(self.queues, inbox).put(ShutDown(self.clock.now()))
                 greenlet.join(timeout)
-        renewing = self._greenlets.get("lease")
-        if renewing is not None:  # held to here: no standby takes over while runs are released
-            renewing.kill()
+        if campaign is not None:  # held to here: no standby takes over while runs are released
+            campaign.kill()
         alive = [g.name for g in self._greenlets.values() if not g.dead]
         if alive:
             log.error("still running after %gs, stopping them: %s", timeout, ", ".join(alive))
         self.group.kill(timeout=5)
         if self.executor is not None:
             self.executor.close()
-        if self.lease is not None:
+        if self.lease is not None and leading:
             self.lease.release()
         if self.database is not None:
             self.database.close()

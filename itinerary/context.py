@@ -1,7 +1,8 @@
 """What the HTTP layer and the CLI need from a running Itinerary, in one object.
 
 Built by `itinerary.app` after start-up; routes read through `database`, send
-commands through `queues`, and never hold component objects themselves.
+commands through `queues` (to the scheduling loop through `commands.send`, which
+reaches the leader from any replica), and never hold component objects themselves.
 """
 
 from __future__ import annotations
@@ -29,5 +30,9 @@ class Context:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # The metrics registry (prometheus_client.CollectorRegistry) served at /metrics.
     metrics: Any = None
+    # This replica's role (itinerary/leader.py Leadership); None in tests of the API alone.
+    leadership: Any = None
+    # The way to the scheduling loop, wherever it runs (itinerary/commands.py CommandBus).
+    commands: Any = None
     # token hash -> when this process last sent its use to the syncer (itinerary/auth.py)
     token_uses: dict[str, datetime] = field(default_factory=dict)

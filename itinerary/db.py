@@ -202,7 +202,9 @@ class Database:
     def __init__(self, dsn: DSN, *, pool_size: int = 10) -> None:
         self.dsn = dsn
         self.driver = dsn.driver
-        self.writer = _open(dsn, read_only=False, max_connections=2)
+        # The syncer's, plus the lease's renewals and the commands table's (leader/standby),
+        # so a renewal never waits for the syncer's connection (itinerary/lease.py).
+        self.writer = _open(dsn, read_only=False, max_connections=4)
         self.reader = _open(dsn, read_only=True, max_connections=pool_size)
         # SQLite: one thread owns the write connection; reads share a small pool.
         self._write_pool = ThreadPool(1) if dsn.driver == "sqlite" else None

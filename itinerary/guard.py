@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/leaderz"})  # probes
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 LOG_EVERY_S = 60.0
 MAX_REMEMBERED_HOSTS = 1000

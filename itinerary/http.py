@@ -1,13 +1,15 @@
 """The root WSGI application: health, readiness, metrics, the web UI, the API under /api/v1.
 
 Every request passes the Host and Origin checks of `itinerary/guard.py` first
-(DNS rebinding, cross-site writes); `/healthz` and `/readyz` are exempt.
+(DNS rebinding, cross-site writes); the probes `/healthz`, `/readyz`, `/leaderz`
+are exempt.
 
 `/healthz` answers as long as the process serves HTTP. `/readyz` runs every
 readiness check of the context (database reachable, schema current, syncer
-writing, scheduler loop ticking) and answers 503 with the reasons otherwise, so
-a load balancer or Kubernetes stops sending traffic to a replica that cannot
-do its work.
+writing, scheduler loop ticking on the leader; a standby serves, so it is ready)
+and answers 503 with the reasons otherwise, so a load balancer or Kubernetes
+stops sending traffic to a replica that cannot do its work; it names this
+replica's role and the leader. `/leaderz` is 200 only where the scheduler runs.
 """
 
 from __future__ import annotations
@@ -67,10 +69,21 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
     @root.get("/readyz")
     def readyz() -> bottle.HTTPResponse:
         ready, checks = run_checks(ctx)
+        role = ctx.leadership.role() if ctx.leadership is not None else {}
         if ready:
-            return _json(200, {"status": "ready", "checks": checks})
+            return _json(200, {"status": "ready", **role, "checks": checks})
         reasons = "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
-        return _json(503, {"status": "unready", "reason": reasons, "checks": checks})
+        return _json(503, {"status": "unready", "reason": reasons, **role, "checks": checks})
+
+    @root.get("/leaderz")
+    def leaderz() -> bottle.HTTPResponse:
+        # 200 only on the replica that schedules right now (a separate probe from /readyz,
+        # which a standby passes too).
+        if ctx.leadership is None:
+            return _json(200, {"status": "scheduling", "reason": "single process"})
+        schedules, reason = ctx.leadership.schedules()
+        body = {"status": "scheduling" if schedules else "not scheduling", "reason": reason}
+        return _json(200 if schedules else 503, {**body, **ctx.leadership.role()})
 
     @root.get("/metrics")
     def metrics() -> bottle.HTTPResponse:
@@ -96,6 +109,7 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
                     "openapi": "/api/v1/openapi.json",
                     "health": "/healthz",
                     "ready": "/readyz",
+                    "leader": "/leaderz",
                     "metrics": "/metrics",
                 },
             },

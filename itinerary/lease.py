@@ -1,24 +1,31 @@
-"""One scheduling Itinerary per database: a lease row, taken before the scheduler starts.
+"""One scheduling Itinerary per database: a lease row; the holder is the leader.
 
 Slot claims keep two schedulers started together from running a slot twice, but a
-second process started while the first is live would take the first one's claimed,
+second process scheduling while the first is live would take the first one's claimed,
 not yet started runs for a dead predecessor's and start them too (restart recovery).
 So a process schedules only while it holds the lease: the `scheduler_lease` row names
 its holder and an expiry. The holder renews it every `RENEW_EVERY`; another process
 may take it only once it has expired (its holder was killed without releasing it) or
-was released (a clean shutdown releases it, so a restart or an upgrade takes over at
-once). A process that finds the lease held stands by in start-up, asking again every
-`RETRY_EVERY`, and says so in its log.
+was released (a clean shutdown releases it, so an upgrade hands over at once).
+Every replica serves the API meanwhile (itinerary/leader.py); a standby asks again
+every `RETRY_EVERY` and logs who leads and when the lease will expire.
 
-A holder that cannot reach the database keeps scheduling (its claims wait in the
-syncer like every other write); it steps down only when a renewal reaches the
-database and finds someone else holding the lease, which happens only if it was cut
-off from the database for longer than `TTL` while a standby was not.
+Why a row rather than a PostgreSQL advisory lock: one mechanism for the three
+dialects, its holder is visible to every replica (`/readyz` names the leader), and a
+vanished leader's lock would stay held until TCP keepalive noticed (hours by default),
+where a row simply expires.
+
+Fencing. The holder notes the monotonic time just before each renewal is sent; the
+renewal, once answered, proves nobody can take the lease before that time + `TTL`
+(by the wall clocks of the others, hence `MARGIN` for clock skew and a slow answer).
+`valid()` is true until then minus `MARGIN`: a cheap check with no I/O, made before
+every start (itinerary/leader.py `FencedExecutor`), so a leader cut off from the
+database stops starting runs before a standby can take over. `keep` steps down when
+the fence has passed without a renewal, or when a renewal finds another holder.
 
 The row is written directly through `Database.write`, like the migrations, rather
 than through the syncer: it must not wait behind a long queue of run updates, and it
-is one small statement every few seconds. Times come from the injected clock; the TTL
-leaves room for the clock skew of machines kept by NTP.
+is one small statement every few seconds. Times come from the injected clock.
 """
 
 from __future__ import annotations
@@ -40,9 +47,12 @@ from itinerary.db import Database, SchedulerLease
 log = logging.getLogger(__name__)
 
 NAME = "scheduler"
-TTL = timedelta(seconds=30)
-RENEW_EVERY = 10.0  # seconds
-RETRY_EVERY = 2.0  # seconds between two attempts of a standby
+TTL = timedelta(seconds=10)
+RENEW_EVERY = 2.0  # seconds
+# The holder stops starting runs this long before its lease could expire for the others.
+MARGIN = 3.0  # seconds
+RETRY_EVERY = 1.0  # seconds between two attempts of a standby
+OVERDUE = 1.0  # seconds past RENEW_EVERY after which starts wait for the renewal
 REPORT_EVERY = 60.0  # seconds between two "standing by" log lines
 
 
@@ -67,54 +77,94 @@ class Lease:
         self.database = database
         self.clock = clock
         self.name = name or new_holder_name()
+        self.holder: Holder | None = None  # who held it at the last answer (None: unknown)
+        self._valid_until = float("-inf")  # monotonic: no start after this
+        self._renewed = float("-inf")  # monotonic: when the latest successful renewal began
+        self._next = Event()  # set (and replaced) by the next successful renewal
 
     def take(self) -> Holder | None:
         """Take or renew the lease; None when this process holds it, else who does."""
-        return self.database.write(self._take, self.clock.now())
+        began = self.clock.monotonic()
+        now = self.clock.now()
+        row = self.database.write(self._take, now)
+        self.holder = Holder(row.holder, row.expires_at)
+        if row.holder != self.name:
+            self._valid_until = float("-inf")
+            return self.holder
+        self._valid_until = began + TTL.total_seconds() - MARGIN
+        self._renewed = began
+        done, self._next = self._next, Event()
+        done.set()
+        return None
 
-    def _take(self, now: datetime) -> Holder | None:
+    def valid(self) -> bool:
+        """True while this process may start runs: no I/O (see the module docstring)."""
+        return self.clock.monotonic() < self._valid_until
+
+    def wait_renewed(self) -> None:
+        """Block the caller while a renewal is overdue and the fence still holds.
+
+        A long start pass (hundreds of local processes forked in turn) keeps the hub so
+        busy that the renewal's few round trips wait behind every start: its starters
+        pause here instead, the renewal lands, and the pass goes on without fencing.
+        """
+        while self.clock.monotonic() - self._renewed > RENEW_EVERY + OVERDUE and self.valid():
+            self.clock.wait(self._next, max(0.0, self._valid_until - self.clock.monotonic()))
+
+    def _take(self, now: datetime) -> SchedulerLease:
         writer = self.database.writer
         mine = {"holder": self.name, "expires_at": now + TTL}
         with writer.atomic():
             free = (SchedulerLease.holder == self.name) | (SchedulerLease.expires_at < now)
             SchedulerLease.update(mine).where((SchedulerLease.name == NAME) & free).execute(writer)
             SchedulerLease.insert(name=NAME, **mine).on_conflict_ignore().execute(writer)
-            row = SchedulerLease.select().where(SchedulerLease.name == NAME).bind(writer).get()
-        return None if row.holder == self.name else Holder(row.holder, row.expires_at)
+            return SchedulerLease.select().where(SchedulerLease.name == NAME).bind(writer).get()
 
     def wait(self, stopping: Event) -> bool:
         """Stand by until this process holds the lease (True) or `stopping` is set (False)."""
         reported = None
         while not stopping.is_set():
-            holder = self.take()
+            try:
+                holder = self.take()
+            except (pw.PeeweeException, OSError) as exc:
+                log.warning("cannot ask for the scheduling lease (will retry): %s", exc)
+                self.clock.wait(stopping, RETRY_EVERY)
+                continue
             if holder is None:
-                if reported is not None:
-                    log.info("took over the scheduling lease")
+                log.info("took the scheduling lease: this process schedules (%s)", self.name)
                 return True
             now = self.clock.monotonic()
             if reported is None or now - reported >= REPORT_EVERY:
+                left = max(0.0, (holder.until - self.clock.now()).total_seconds())
                 log.warning(
-                    "another Itinerary schedules on this database (%s); standing by", holder
+                    "another Itinerary schedules on this database (%s, free in %.0fs unless "
+                    "renewed); standing by, serving the API",
+                    holder,
+                    left,
                 )
                 reported = now
             self.clock.wait(stopping, RETRY_EVERY)
         return False
 
-    def keep(self, on_lost: Callable[[Holder], None]) -> None:
-        """Renew the lease until this greenlet is killed; `on_lost` if someone else has it."""
+    def keep(self, on_lost: Callable[[str], None]) -> None:
+        """Renew until this greenlet is killed; `on_lost(why)` once the lease may be gone."""
         while True:
             self.clock.sleep(RENEW_EVERY)
             try:
                 holder = self.take()
             except (pw.PeeweeException, OSError) as exc:
-                log.warning("cannot renew the scheduling lease (will retry): %s", exc)
-                continue
+                if self.valid():
+                    log.warning("cannot renew the scheduling lease (will retry): %s", exc)
+                    continue
+                on_lost(f"could not renew the scheduling lease in time ({exc})")
+                return
             if holder is not None:
-                on_lost(holder)
+                on_lost(f"another Itinerary took the scheduling lease ({holder})")
                 return
 
     def release(self) -> None:
         """Let a standby take over at once (best effort: expiry frees it anyway)."""
+        self._valid_until = float("-inf")
         query = SchedulerLease.update(expires_at=self.clock.now() - timedelta(microseconds=1))
         query = query.where((SchedulerLease.name == NAME) & (SchedulerLease.holder == self.name))
         try:

@@ -64,6 +64,9 @@ class RunNow:
     overrides: dict[str, Any] = field(default_factory=dict)
     trigger: str = "manual"
     parent_run_id: str | None = None
+    # Chosen by the sender when the request may be delivered twice (itinerary/commands.py):
+    # a second delivery answers the same run instead of making another.
+    run_id: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
     job_name: str | None = None  # kickOffJob may name the job instead (job_id 0)
     depth: int = 0  # kickOffJob: how many runs up the chain of parents

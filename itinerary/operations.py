@@ -4,7 +4,9 @@ Each one sends a command to the component that owns the data and waits for its
 reply: job definitions go to the syncer (`SaveJob`, `ArchiveJob`), then to the
 scheduler (`JobUpserted`, `JobRemoved`) so the loop reschedules at once; manual
 runs and cancellations go to the scheduler (`RunNow`, `CancelRun`), which owns
-every active run. Refusals are `ApiError`s with the status both front ends show.
+every active run. Whatever goes to the scheduler goes through `commands.send`: the
+local loop on the leader, the `commands` table from a standby. Refusals are
+`ApiError`s with the status both front ends show.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import audit, jobchecks, jobstore, messages, queries
+from itinerary import audit, commands, jobchecks, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
@@ -60,7 +62,7 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown")
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
-    ctx.queues.scheduler.put(messages.JobUpserted(stored, now))
+    commands.send(ctx, messages.JobUpserted(stored, now))
     return stored
 
 
@@ -69,7 +71,7 @@ def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown"
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
-    ctx.queues.scheduler.put(messages.JobRemoved(job_id, now))
+    commands.send(ctx, messages.JobRemoved(job_id, now))
 
 
 def pause_job(
@@ -124,7 +126,7 @@ def run_now(
         args=None if args is None else tuple(args),
         overrides=overrides,
     )
-    ctx.queues.scheduler.put(msg)
+    commands.send(ctx, msg)
     try:
         run_id: str = wait_reply(msg.reply, "the scheduler")
     except KeyError as exc:
@@ -140,7 +142,7 @@ def cancel_run(ctx: Context, run_id: str, reason: str, now: datetime) -> None:
     if row is None:
         raise not_found(f"run {run_id}")
     msg = messages.CancelRun(run_id, reason, now)
-    ctx.queues.scheduler.put(msg)
+    commands.send(ctx, msg)
     if not wait_reply(msg.reply, "the scheduler"):
         row = ctx.database.read(queries.get_run_row, run_id)
         raise ApiError(

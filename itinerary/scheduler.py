@@ -146,6 +146,7 @@ class Scheduler:
         self._run_ids: list[str] = []  # made ahead
         self._outbox: list[RunUpdate] = []
         self._stopping = Event()
+        self._release_now = False
         self._rebuild = True
         self._changed: set[int] = set()  # jobs whose slots inside the covered range may be new
         self._last_rebuild: datetime | None = None
@@ -252,8 +253,13 @@ class Scheduler:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask the loop to stop (safe from a signal handler greenlet)."""
+    def stop(self, release: bool = False) -> None:
+        """Ask the loop to stop (safe from a signal handler greenlet).
+
+        `release`: leave running runs to the next leader at once instead of giving them
+        `shutdown_timeout` to finish (a leader stepping down).
+        """
+        self._release_now = self._release_now or release
         self._stopping.set()
 
     def ready(self) -> tuple[bool, str]:
@@ -526,11 +532,14 @@ class Scheduler:
         if msg.trigger == "manual" and not job.manually_runnable:
             msg.reply.set_exception(ValueError(f"job {job.name!r} is not manually runnable"))
             return
+        if msg.run_id is not None and msg.run_id in self.active:  # delivered twice
+            msg.reply.set(msg.run_id)
+            return
         at = msg.start_at or msg.at
         while (job.id, at) in self.slots:  # two requests in one instant are two slots
             at += timedelta(microseconds=1)
         slot = Slot(
-            new_run_id(),
+            msg.run_id or new_run_id(),
             job,
             at,
             trigger=msg.trigger,
@@ -611,7 +620,8 @@ class Scheduler:
         for entry in self.active.values():
             if not entry.done and not entry.orchestrator.started:
                 entry.orchestrator.release()
-        deadline = self.clock.monotonic() + self.config.shutdown_timeout
+        timeout = 0.0 if self._release_now else self.config.shutdown_timeout
+        deadline = self.clock.monotonic() + timeout
         while self.clock.monotonic() < deadline and any(not e.done for e in self.active.values()):
             self._drain_at_shutdown()
             self.clock.sleep(min(self.interval, max(0.0, deadline - self.clock.monotonic())))

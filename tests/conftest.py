@@ -51,6 +51,7 @@ DATA_TABLES = (
     "ui_sessions",
     "api_tokens",
     "scheduler_lease",
+    "commands",
     "integrations",
 )
 

@@ -79,9 +79,11 @@ def test_the_role_is_bound_to_the_deployments_service_account():
     assert pod["serviceAccountName"] == account
 
 
-def test_the_deployment_runs_one_kubernetes_scheduler_with_probes():
+def test_the_deployment_runs_kubernetes_replicas_with_probes():
     deployment = by_kind("Deployment")
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["command"] == [
@@ -100,6 +102,13 @@ def test_the_deployment_runs_one_kubernetes_scheduler_with_probes():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_it_keeps_one_replica_through_voluntary_disruptions():
+    budget = by_kind("PodDisruptionBudget")
+    pod_labels = by_kind("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert budget["spec"]["minAvailable"] == 1
 
 
 def test_the_service_reaches_the_deployments_port():

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import gevent
 from gevent.event import Event
 
@@ -16,7 +9,7 @@ from itinerary import lease as leasemod
 from itinerary.clock import FakeClock, settle
 from itinerary.db import Database
 from itinerary.lease import Holder, Lease
-from tests.conftest import ROOT
+from tests.dbfaults import Outage
 
 
 def test_the_first_takes_it_and_a_second_is_told_who_holds_it(database, clock) -> None:
@@ -24,17 +17,17 @@ def test_the_first_takes_it_and_a_second_is_told_who_holds_it(database, clock) -
     assert first.take() is None
     held = second.take()
     assert held == Holder("first", clock.now() + leasemod.TTL)
-    assert "first, lease until 2026-03-01 12:00:30Z" == str(held)
+    assert "first, lease until 2026-03-01 12:00:10Z" == str(held)
 
 
 def test_renewing_keeps_it_and_expiry_frees_it(database: Database, clock: FakeClock) -> None:
     first, second = Lease(database, clock, "first"), Lease(database, clock, "second")
     assert first.take() is None
-    clock.advance(20)
-    assert first.take() is None  # renewed: 30 s from now
-    clock.advance(20)
+    clock.advance(8)
+    assert first.take() is None  # renewed: 10 s from now
+    clock.advance(8)
     assert second.take() is not None
-    clock.advance(11)  # first was killed: nobody renewed
+    clock.advance(3)  # first was killed: nobody renewed
     assert second.take() is None
     assert first.take() == Holder("second", clock.now() + leasemod.TTL)
 
@@ -69,7 +62,7 @@ def test_a_standby_waits_until_the_lease_is_free_or_it_is_stopped(database, cloc
 def test_the_holder_steps_down_when_someone_else_took_it(database, clock) -> None:
     first, second = Lease(database, clock, "first"), Lease(database, clock, "second")
     assert first.take() is None
-    lost: list[Holder] = []
+    lost: list[str] = []
     keeping = gevent.spawn(first.keep, lost.append)
     clock.advance(leasemod.RENEW_EVERY)  # renewed
     settle()
@@ -80,47 +73,52 @@ def test_the_holder_steps_down_when_someone_else_took_it(database, clock) -> Non
     keeping = gevent.spawn(first.keep, lost.append)
     clock.advance(leasemod.RENEW_EVERY)
     keeping.join(timeout=5)
-    assert [h.name for h in lost] == ["second"]
+    assert len(lost) == 1 and "another Itinerary took the scheduling lease (second" in lost[0]
 
 
-def _serve(tmp_path: Path, name: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ITINERARY_")}
-    env.update(
-        ITINERARY_DB_DSN=f"sqlite:///{tmp_path}/it.db",
-        ITINERARY_PORT="0",
-        ITINERARY_LOG_DIR=str(tmp_path / f"logs-{name}"),
-    )
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "itinerary.py")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+def test_it_fences_the_holder_before_the_lease_could_expire(database, clock) -> None:
+    first = Lease(database, clock, "first")
+    assert not first.valid()  # never held
+    assert first.take() is None
+    assert first.valid()
+    clock.advance(leasemod.TTL.total_seconds() - leasemod.MARGIN - 0.01)
+    assert first.valid()
+    clock.advance(0.02)  # no renewal: it may no longer start runs, well before expiry
+    assert not first.valid()
+    assert Lease(database, clock, "second").take() is not None  # not free yet
+    assert first.take() is None and first.valid()
 
 
-def test_a_second_process_stands_by_and_takes_over_when_the_first_stops(tmp_path) -> None:
-    first = _serve(tmp_path, "first")
-    second = None
+def test_it_steps_down_when_renewals_fail_past_the_fence(database, clock) -> None:
+    outage = Outage(database)
     try:
-        assert "running at" in first.stdout.readline()
-        second = _serve(tmp_path, "second")
-        standing_by = second.stderr.readline()
-        while "standing by" not in standing_by and standing_by:
-            standing_by = second.stderr.readline()
-        assert "another Itinerary schedules on this database" in standing_by
-        assert second.poll() is None
-        began = time.monotonic()
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=30) == 0
-        # The first released the lease: the second takes over at its next attempt.
-        assert "running at" in second.stdout.readline()
-        assert time.monotonic() - began < 10
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=30) == 0
+        first = Lease(outage.database, clock, "first")
+        assert first.take() is None
+        lost: list[str] = []
+        keeping = gevent.spawn(first.keep, lost.append)
+        outage.cut()
+        for _ in range(int(leasemod.TTL.total_seconds() / leasemod.RENEW_EVERY)):
+            clock.advance(leasemod.RENEW_EVERY)
+            keeping.join(timeout=0.5)
+            if lost:
+                break
+        assert not first.valid()
+        assert len(lost) == 1 and "could not renew the scheduling lease in time" in lost[0]
+        outage.restore()
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-    assert "Traceback" not in first.stderr.read() + second.stderr.read()
+        outage.close()
+
+
+def test_it_holds_starts_back_while_a_renewal_is_overdue(database, clock) -> None:
+    first = Lease(database, clock, "first")
+    assert first.take() is None
+    first.wait_renewed()  # fresh: returns at once
+    clock.advance(leasemod.RENEW_EVERY + leasemod.OVERDUE + 0.5)
+    waiting = gevent.spawn(first.wait_renewed)
+    settle()
+    assert not waiting.ready()  # overdue: the start waits for the renewal...
+    assert first.take() is None
+    waiting.join(timeout=5)
+    assert waiting.ready()  # ...which lets it go on
+    clock.advance(leasemod.TTL.total_seconds())
+    first.wait_renewed()  # fenced: never blocks (the start is refused instead)

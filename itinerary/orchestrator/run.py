@@ -65,6 +65,7 @@ from itinerary.executors.base import (
 )
 from itinerary.ids import new_row_id
 from itinerary.jobs import JobSpec
+from itinerary.leader import Fenced
 from itinerary.messages import (
     ClaimSlot,
     Queues,
@@ -358,6 +359,10 @@ class Orchestrator:
         except ExecutorError as exc:
             self._execution = None
             self._start_error = f"could not start: {exc}"
+        except Fenced:  # the lease may be another's: leave the run to the next leader
+            self._execution = self._launched_at = None
+            self.status = states.SCHEDULED if attempt is None else self.status
+            self.release()
 
     def proceed(self) -> None:
         """Greenlet body from the start time on: checks and start unless done, then follow."""
@@ -378,6 +383,9 @@ class Orchestrator:
                     self._refuse(held)
                     return
             self.launch()
+            if self._launched_at is None:  # fenced
+                self.drop()
+                return
         self.close(self._finish(self._attempts(None)))
 
     def _refuse(self, held: constraints.Held) -> None:
@@ -498,6 +506,8 @@ class Orchestrator:
                 return _Outcome(states.KILLED, f"cancelled before retry: {self.cancel_reason}")
             attempt += 1
             self.launch(attempt)
+            if self._launched_at is None:  # fenced: the next leader decides about the retry
+                return None
 
     def _post_run(self, outcome: _Outcome) -> _Outcome | None:
         """postRunHook: a succeeded workload counts only when the hook answers 200.

@@ -1,0 +1,99 @@
+"""The commands table: a standby's request reaches the leader once, across a failover too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import SimpleNamespace
+
+import gevent
+
+from itinerary import jobstore
+from itinerary.commands import Command, CommandBus, CommandReader
+from itinerary.db import JobRun
+from itinerary.jobs import parse_job
+from itinerary.messages import CancelRun, RunNow
+
+RUN_ID = "rabcdefghijklmno"
+
+
+def _command(database, clock, taken_by: str | None, job_id: int = 7) -> None:
+    payload = {
+        "job_id": job_id,
+        "at": clock.now().isoformat(),
+        "start_at": None,
+        "args": None,
+        "overrides": {},
+        "trigger": "manual",
+        "parent_run_id": None,
+        "run_id": RUN_ID,
+    }
+    row = {"id": 1, "kind": "run_now", "payload": payload, "sender": "b", "created_at": clock.now()}
+    database.write(lambda: Command.insert(taken_by=taken_by, **row).execute(database.writer))
+
+
+def _done(database) -> Command:
+    return database.read(lambda: Command.get_by_id(1))
+
+
+def test_it_answers_the_run_a_dead_leader_made_instead_of_making_another(
+    database, clock, queues
+) -> None:
+    spec = parse_job({"name": "job", "commands": [["true"]]})
+    now = clock.now()
+    job = database.write(lambda: jobstore.save_job(database.writer, spec, now))
+    _command(database, clock, taken_by="old-leader", job_id=job.id)
+    run = {"job_id": job.id, "scheduled_at": now, "run_id": RUN_ID, "status": "scheduled"}
+    database.write(
+        lambda: JobRun.insert(created_at=now, updated_at=now, **run).execute(database.writer)
+    )
+    assert CommandReader(database, clock, queues, "new-leader").apply_pending() == 1
+    assert queues.scheduler.empty()  # not applied a second time
+    assert _done(database).result == {"value": RUN_ID} and _done(database).done_at is not None
+
+
+def test_it_applies_a_command_the_dead_leader_took_but_never_carried_out(
+    database, clock, queues
+) -> None:
+    _command(database, clock, taken_by="old-leader")
+    reader = CommandReader(database, clock, queues, "new-leader")
+    applying = gevent.spawn(reader.apply_pending)
+    msg = queues.scheduler.get(timeout=5)
+    assert isinstance(msg, RunNow) and msg.run_id == RUN_ID and msg.job_id == 7
+    msg.reply.set(msg.run_id)
+    assert applying.get(timeout=5) == 1
+    row = _done(database)
+    assert row.taken_by == "new-leader" and row.result == {"value": RUN_ID}
+    assert reader.apply_pending() == 0  # done: never applied again
+
+
+def test_it_carries_the_refusal_back_to_the_standby(database, clock, queues) -> None:
+    leadership = SimpleNamespace(leading=False, name="b", fenced=gevent.event.Event())
+    bus = CommandBus(database, clock, queues, leadership)
+    msg = CancelRun("rzzzzzzzzzzzzzzz", "no longer needed", clock.now())
+    bus.send(msg)
+    assert queues.scheduler.empty()  # a standby has no loop: it went to the table
+    reader = CommandReader(database, clock, queues, "leader")
+    applying = gevent.spawn(reader.apply_pending)
+    queues.scheduler.get(timeout=5).reply.set(False)  # the leader's loop: not active
+    assert applying.get(timeout=5) == 1
+    for _ in range(3):
+        clock.advance(0.1)
+        gevent.sleep(0.01)  # the sender's read of its command row (real I/O)
+        if msg.reply.ready():
+            break
+    assert msg.reply.get(timeout=5) is False
+
+
+def test_it_withdraws_a_command_no_leader_took(database, clock, queues) -> None:
+    leadership = SimpleNamespace(leading=False, name="b", fenced=gevent.event.Event())
+    msg = RunNow(job_id=7, at=datetime.now(clock.now().tzinfo))
+    CommandBus(database, clock, queues, leadership).send(msg)
+    for _ in range(100):
+        clock.advance(0.1)
+        gevent.sleep(0.01)  # the sender's read of its command row (real I/O)
+        if msg.reply.ready():
+            break
+    assert msg.reply.ready() and msg.reply.exception.status == 503
+    assert "withdrawn" in str(msg.reply.exception)
+    assert CommandReader(database, clock, queues, "late-leader").apply_pending() == 0
+    assert queues.scheduler.empty()
