@@ -315,6 +315,9 @@ def _action(value: Any, path: str, errors: dict[str, str]) -> Action | None:
     kind, trigger = value.get("type"), value.get("trigger")
     config, constraint = value.get("config") or {}, value.get("constraint")
     start = len(errors)
+    # Not strings (e.g. {"type": {}}): named as wrong, never looked up (unhashable).
+    kind = kind if isinstance(kind, str) else None
+    constraint = constraint if isinstance(constraint, str) or constraint is None else False
     if kind not in ACTION_TYPES:
         errors[f"{path}.type"] = f"must be one of {', '.join(ACTION_TYPES)}"
     if trigger not in TRIGGERS:

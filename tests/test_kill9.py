@@ -142,7 +142,11 @@ def test_it_never_runs_a_slot_twice_when_killed_just_after_a_minute_boundary(cas
         in_db(case, expire_lease)
         case.serve()
 
-    gevent.joinall([gevent.spawn(kill_then_restart, c) for c in cases], raise_error=True)
+    killers = [gevent.spawn(kill_then_restart, c) for c in cases]
+    try:
+        gevent.joinall(killers, raise_error=True)
+    finally:  # on a failure or timeout too: no restart after the fixture's clean-up
+        gevent.killall(killers)
     for case in cases:
         wait_for_the_slot(case, boundary)
     for case in cases:  # before the next boundary: the file holds this slot's runs only

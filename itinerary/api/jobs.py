@@ -189,7 +189,7 @@ ROUTES = (
         "jobs",
         ok=201,
         response="Job",
-        body="JobInput",
+        body="JobCreate",
         errors=(409,),
     ),
     Route(
