@@ -128,7 +128,7 @@ def test_it_follows_the_documents_links_without_a_server_error(server, tmp_path)
     command = [str(cli), "run", f"{server}/api/v1/openapi.json", "--phases", "stateful"]
     command += ["--max-time", str(STATEFUL_SECONDS), "-c", checks, "--no-color", "-w", "1"]
     command += ["--report", "json", "--report-dir", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert report["test_cases"]["with_failures"] == 0 and report["errors"] == []

@@ -13,7 +13,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, jobstore, messages
+from itinerary import apply, jobpages, jobstore, messages
 from itinerary.api import pagination, params, queries
 from itinerary.api.errors import ApiError, invalid, not_found
 from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
@@ -51,6 +51,7 @@ def save(call: Call, spec: JobSpec) -> JobSpec:
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
+    jobpages.forget(stored.id)  # after the commit too: no read in between cached the old one
     call.ctx.queues.scheduler.put(messages.JobUpserted(stored, call.now))
     return stored
 
@@ -79,14 +80,15 @@ def list_jobs(call: Call) -> Any:
         limit=None if export else q["limit"],
         cursor=None if export else q["cursor"],
     )
-    versions, cursor = call.ctx.database.read(queries.list_jobs, f)
-    if export:
-        # PyYAML's dumper is pure Python: 1,000 jobs take half a second, which on the hub
-        # would stall the scheduler loop; in a worker thread the hub keeps its turns (GIL).
-        specs = [v.spec for v in versions]
-        text = gevent.get_hub().threadpool.apply(apply.export_yaml, (specs,))
-        return Reply(200, text, "application/yaml")
-    return pagination.raw_page([v.json for v in versions], cursor)
+    if not export:
+        items, cursor = call.ctx.database.read(jobpages.page, f)
+        return pagination.raw_page(items, cursor)
+    versions, _ = call.ctx.database.read(queries.list_jobs, f)
+    # PyYAML's dumper is pure Python: 1,000 jobs take half a second, which on the hub
+    # would stall the scheduler loop; in a worker thread the hub keeps its turns (GIL).
+    specs = [v.spec for v in versions]
+    text = gevent.get_hub().threadpool.apply(apply.export_yaml, (specs,))
+    return Reply(200, text, "application/yaml")
 
 
 def get_job(call: Call) -> Any:
@@ -111,6 +113,7 @@ def archive_job(call: Call) -> Any:
     call.ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
+    jobpages.forget(job_id)
     call.ctx.queues.scheduler.put(messages.JobRemoved(job_id, call.now))
     return Reply(204)
 
