@@ -1,6 +1,7 @@
 """Benchmark the scheduler loop: start lateness, loop iteration time, index rebuild, CPU, RSS.
 
-Usage: python bench/scheduler.py --jobs N [--minutes M] [--every-minute] [--db DSN]
+Usage: python bench/scheduler.py --jobs N [--minutes M] [--every-minute]
+       [--hooks N [--hook-latency 200ms]] [--db DSN]
 
 Runs the real loop and orchestrators on the real clock with the instant executor
 (every attempt succeeds as it starts). Lateness is taken by the executor itself:
@@ -18,6 +19,9 @@ Jobs are a mix of schedules: 40% every minute, 30% every 5 minutes, 20% hourly
 every job run every minute (the issue's lateness target). A run crosses a 5-minute
 boundary (the realistic mix's biggest burst) only if it lasts long enough: `began`
 says when it started.
+With `--hooks N` the first N jobs have a preRunHook on a loopback HTTP server (in this
+process) that answers 200 after `--hook-latency`; lateness is then also reported for
+the jobs with and without hooks separately (a hooked run's start includes its hook).
 One JSON line per run.
 """
 
@@ -42,10 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))  # bench/api.py's database helpers
 
 import gevent  # noqa: E402
+from gevent.pywsgi import WSGIServer  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
 from itinerary import config as configmod  # noqa: E402
 from itinerary.clock import RealClock  # noqa: E402
+from itinerary.durations import parse_duration  # noqa: E402
 from itinerary.executors.base import Execution, RunRequest  # noqa: E402
 from itinerary.executors.instant import InstantExecutor  # noqa: E402
 from itinerary.index import IndexBuilder  # noqa: E402
@@ -56,7 +62,21 @@ from itinerary.scheduler import Scheduler  # noqa: E402
 ZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo")
 
 
-def make_jobs(count: int, every_minute: bool) -> list[JobSpec]:
+def hook_server(latency: float) -> tuple[WSGIServer, str]:
+    """A loopback preRunHook answering 200 after `latency` seconds."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read()
+        gevent.sleep(latency)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None, backlog=4096)
+    server.start()
+    return server, f"http://127.0.0.1:{server.server_port}/hook"
+
+
+def make_jobs(count: int, every_minute: bool, hooks: int = 0, url: str = "") -> list[JobSpec]:
     jobs = []
     for i in range(count):
         bucket = 0 if every_minute else i % 10
@@ -68,8 +88,16 @@ def make_jobs(count: int, every_minute: bool) -> list[JobSpec]:
             schedule, tz = f"{i % 60} * * * *", "UTC"
         else:
             schedule, tz = f"{i % 60} {6 + i % 4} * * 1-5", ZONES[i % len(ZONES)]
+        constraints = {"preRunHook": {"url": url, "timeout": "30s"}} if i < hooks else {}
         jobs.append(
-            JobSpec(name=f"j{i}", id=i + 1, schedule=schedule, timezone=tz, commands=(("true",),))
+            JobSpec(
+                name=f"j{i}",
+                id=i + 1,
+                schedule=schedule,
+                timezone=tz,
+                commands=(("true",),),
+                constraints=constraints,
+            )
         )
     return jobs
 
@@ -80,9 +108,13 @@ class TimedExecutor(InstantExecutor):
     def __init__(self, clock: RealClock) -> None:
         super().__init__(clock)
         self.starts: list[tuple[datetime, datetime]] = []
+        self.hooked_starts: list[tuple[datetime, datetime]] = []
 
     def start(self, request: RunRequest) -> Execution:
-        self.starts.append((request.scheduled_at, self.clock.now()))
+        hooked = "preRunHook" in request.job.constraints
+        (self.hooked_starts if hooked else self.starts).append(
+            (request.scheduled_at, self.clock.now())
+        )
         return super().start(request)
 
 
@@ -187,19 +219,22 @@ def expected_slots(jobs: list[JobSpec], config: Any, began: datetime, until: dat
     return len(index.between(began - timedelta(microseconds=1), until))
 
 
-def bench(count: int, minutes: float, every_minute: bool, dsn: str | None = None) -> dict:
+def bench(
+    count: int, minutes: float, every_minute: bool, hooks: int, latency: float, dsn: str | None
+) -> dict:
     clock = RealClock()
     config = configmod.load(None, {})
-    jobs = make_jobs(count, every_minute)
+    server, url = hook_server(latency) if hooks else (None, "")
+    jobs = make_jobs(count, every_minute, hooks, url)
     store = Store(dsn, jobs, config) if dsn else None
     try:
-        return _bench(clock, config, jobs, minutes, every_minute, store)
+        return _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, store)
     finally:
         if store is not None:
             store.close()
 
 
-def _bench(clock, config, jobs, minutes, every_minute, store) -> dict:  # type: ignore[no-untyped-def]
+def _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, store) -> dict:  # type: ignore[no-untyped-def]  # noqa: E501
     count = len(jobs)
     # Index rebuild: a full build from scratch, then an incremental one a minute later.
     builder = IndexBuilder(config.grace_period, config.lookahead_window)
@@ -246,9 +281,24 @@ def _bench(clock, config, jobs, minutes, every_minute, store) -> dict:  # type: 
     until = stopped - timedelta(seconds=1)
     # Slots due before the benchmark began are near-misses of its start, not lateness.
     lateness = [(now - at).total_seconds() for at, now in executor.starts if at >= began]
-    started = sum(1 for at, _ in executor.starts if began <= at <= until)
+    hooked = [(now - at).total_seconds() for at, now in executor.hooked_starts if at >= began]
+    every = executor.starts + executor.hooked_starts
+    started = sum(1 for at, _ in every if began <= at <= until)
     expected = expected_slots(jobs, config, began, until)
     loops = scheduler.ticks
+    if server is not None:
+        server.stop(timeout=1)
+    hook_figures = {}
+    if hooks:
+        hook_figures = {
+            "hooks": hooks,
+            "hook_latency_ms": round(latency * 1000, 1),
+            "hooked_runs": len(hooked),
+            "hooked_lateness_p50_ms": round(percentile(hooked, 50) * 1000, 2),
+            "hooked_lateness_p99_ms": round(percentile(hooked, 99) * 1000, 2),
+            "hooked_lateness_max_ms": round(max(hooked, default=0.0) * 1000, 2),
+            "lateness": "of the jobs without hooks; hooked_lateness includes the hook's answer",
+        }
     return {
         "jobs": count,
         "mix": "every minute" if every_minute else "realistic",
@@ -276,6 +326,7 @@ def _bench(clock, config, jobs, minutes, every_minute, store) -> dict:  # type: 
         "syncer": "real, to a fresh database" if store else "stand-in acknowledging claims at once",
         "db": store.database.driver if store else None,
         "run_rows": store.runs() if store else None,
+        **hook_figures,
     }
 
 
@@ -284,10 +335,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, required=True)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--every-minute", action="store_true", help="all jobs run every minute")
+    parser.add_argument("--hooks", type=int, default=0, help="jobs with a loopback preRunHook")
+    parser.add_argument("--hook-latency", default="200ms", help="how long the hook takes to answer")
     parser.add_argument("--db", help="claims and runs through the real syncer to this database")
     args = parser.parse_args()
-    result = bench(args.jobs, args.minutes, args.every_minute, args.db)
-    print(json.dumps(result), flush=True)
+    latency = parse_duration(args.hook_latency)
+    figures = bench(args.jobs, args.minutes, args.every_minute, args.hooks, latency, args.db)
+    print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

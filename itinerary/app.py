@@ -10,9 +10,10 @@ started), then the HTTP server.
 Shutdown: the HTTP server stops accepting, the scheduler loop stops (its
 orchestrators are cancelled or finish within the timeout), the webhook handler
 completes in-flight deliveries, the stats collector hands its last period to
-the syncer, the syncer flushes everything, the lease is released, then the
-database closes. The seed lists the syncer before the stats collector; we stop
-stats first because its rows are written through the syncer and must not be lost.
+the syncer, the anomaly detector scores what it was passed, the syncer flushes
+everything, the lease is released, then the database closes. The seed lists the
+syncer before the stats collector; we stop stats first because its rows are
+written through the syncer and must not be lost.
 
 Every component greenlet is linked: if one crashes, the crash is logged and
 the whole process shuts down cleanly rather than limping on without it.
@@ -43,6 +44,7 @@ from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
 
 log = logging.getLogger(__name__)
+ANOMALY_INBOX_SIZE = 10000  # run starts and ends waiting to be scored; beyond, dropped
 
 
 class StartupError(RuntimeError):
@@ -139,6 +141,7 @@ class App:
 
     def start(self) -> bool:
         """Start and serve; False if `stopping` was set while standing by for the lease."""
+        from itinerary.anomaly.detector import Detector
         from itinerary.scheduler import Scheduler
         from itinerary.stats import StatsCollector
         from itinerary.syncer import Syncer
@@ -155,6 +158,7 @@ class App:
             syncer=Queue(maxsize=config.syncer_inbox_size),
             stats=Queue(),
             webhooks=Queue(),
+            anomaly=Queue(maxsize=ANOMALY_INBOX_SIZE),
         )
         self.stats = StatsCollector(queues.stats, queues.syncer, clock, config)
         self.webhooks = WebhookHandler(queues.webhooks, queues.syncer, queues.stats, clock, config)
@@ -162,6 +166,11 @@ class App:
         self._spawn("stats", self.stats.run)
         self._spawn("webhooks", self.webhooks.run)
         self._spawn("syncer", self.syncer.run)
+        self.detector = Detector(
+            queues.anomaly, queues, database, clock, config, self.stats.metrics
+        )
+        self.stats.anomaly_inbox = queues.anomaly
+        self._spawn("anomaly", self.detector.run)
 
         if self.executor is None:
             self.executor = make_executor(config, clock)
@@ -173,7 +182,7 @@ class App:
                 f"cannot recover runs through the {config.executor} executor: {exc}"
             ) from None
         self._spawn("scheduler", self.scheduler.run)
-        for name in ("scheduler", "syncer", "stats", "webhooks"):
+        for name in ("scheduler", "syncer", "stats", "webhooks", "anomaly"):
             self.stats.watch_inbox(name, getattr(queues, name).qsize)
 
         self.context = ctx = Context(
@@ -260,7 +269,8 @@ class App:
         if "scheduler" in self._greenlets:
             self.scheduler.stop()
             self._greenlets["scheduler"].join(timeout)
-        for name, inbox in (("webhooks", "webhooks"), ("stats", "stats"), ("syncer", "syncer")):
+        stopping = ("webhooks", "stats", "anomaly", "syncer")
+        for name, inbox in ((n, n) for n in stopping):
             greenlet = self._greenlets.get(name)
             if greenlet is not None and not greenlet.dead:
                 getattr(self.queues, inbox).put(ShutDown(self.clock.now()))

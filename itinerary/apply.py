@@ -23,7 +23,7 @@ import peewee as pw
 import requests
 import yaml
 
-from itinerary import jobstore
+from itinerary import jobchecks, jobstore
 from itinerary.clock import RealClock
 from itinerary.db import Database, bind
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -103,6 +103,11 @@ def plan(
             changes.append(Change(spec.name, "unchanged", current))
         else:
             changes.append(Change(spec.name, "updated", spec.with_id(current.id)))  # type: ignore[arg-type]
+    if not errors:  # the jobs as they will be: the file's, then the live ones it leaves
+        kept = [j for j in live if j.name not in seen]
+        cycle = jobchecks.kickoff_cycle([c.job for c in changes] + kept)
+        if cycle is not None:
+            errors.append(f"actions: {jobchecks.cycle_message(cycle)}")
     if errors:
         raise ApplyError(f"{source}: " + "; ".join(errors))
     if prune:

@@ -50,6 +50,7 @@ from itinerary.db import (
     WebhookDelivery,
     WebhookHandlerStats,
 )
+from itinerary.history import Anomaly, RunEvent
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
 
 STATS_MODELS: dict[str, type[pw.Model]] = {
@@ -67,6 +68,7 @@ RUN_FIELDS = (
     "behind_schedule",
     "executor",
     "handle",
+    "trigger",
 )
 ATTEMPT_FIELDS = ("started_at", "completed_at", "exit_code", "error", "executor", "handle")
 # Rows per statement, well below every dialect's parameter limit. On the hub (PostgreSQL,
@@ -134,6 +136,8 @@ def _full(model: type[pw.Model]) -> Table:
 RUN_VALUES = operator.attrgetter(*RUN_FIELDS)
 STATUS = RUN_FIELDS.index("status")
 ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
+ATTEMPT_STARTED = 1 + ATTEMPT_FIELDS.index("started_at")  # keys of an attempt change
+ATTEMPT_COMPLETED = 1 + ATTEMPT_FIELDS.index("completed_at")
 TERMINAL = frozenset(states.TERMINAL)
 RANK = states.RANK  # may_move inlined: it runs once per update
 
@@ -156,6 +160,9 @@ CLAIMS = Table(
 RUN_CHANGES = Table(JobRun, ("run_id", *RUN_FIELDS, "success", "updated_at"))
 RUN_KEEPS = frozenset(RUN_FIELDS) - {"status"} | {"success"}  # COALESCE(new, old)
 ATTEMPTS = Table(RunAttempt, ("run_id", "attempt", "status", *ATTEMPT_FIELDS))
+RUN_EVENTS = Table(
+    RunEvent, ("run_id", "attempt", "scope", "from_status", "status", "at", "reason")
+)
 VIOLATIONS = Table(
     ConstraintViolation, ("id", "run_id", "constraint_type_id", "violation_time", "details")
 )
@@ -190,6 +197,20 @@ WEBHOOKS = Table(
         "delivered_at",
     ),
 )
+ANOMALIES = Table(
+    Anomaly,
+    (
+        "id",
+        "job_id",
+        "run_id",
+        "slot_at",
+        "kind",
+        "detected_at",
+        "score",
+        "baseline",
+        "explanation",
+    ),
+)
 STATS_TABLES = {name: _full(m) for name, m in STATS_MODELS.items()}
 
 
@@ -201,6 +222,8 @@ def _touches_attempt(u: messages.RunUpdate) -> bool:
         or u.completed_at is not None
         or u.exit_code is not None
         or u.handle is not None
+        or u.attempt_started_at is not None
+        or u.attempt_completed_at is not None
     )
 
 
@@ -223,6 +246,8 @@ class Merge:
         # (run_id, attempt) -> {0: status, n: the value of ATTEMPT_FIELDS[n - 1]}
         self.attempt_changes: dict[tuple[str, int], dict[int, Any]] = {}
         self.orphans: set[str] = set()
+        # RUN_EVENTS rows: every state change applied, of the run and of its attempts
+        self.events: list[tuple[Any, ...]] = []
 
     def add(self, u: messages.RunUpdate) -> None:
         run = self.stored.get(u.run_id)
@@ -233,6 +258,7 @@ class Merge:
         at = _naive(u.at)
         if at < updated_at:
             return
+        before = status
         if u.status is not None:
             if status in TERMINAL or RANK[u.status] < RANK[status]:
                 return
@@ -247,12 +273,20 @@ class Merge:
         for i, value in enumerate(values):
             if value is not None:
                 change[i] = value
+        moved = status != before
+        if moved:
+            self.events.append((u.run_id, attempt, "run", before, status, at, u.reason))
         if _touches_attempt(u):
-            self._attempt(u, values, status, attempt)
+            was, now = self._attempt(u, values, status, attempt)
+            # The attempt's own change, unless the run's event above says it already.
+            if now != was and not (moved and now == status):
+                reason = u.error if u.attempt_status else u.reason
+                self.events.append((u.run_id, attempt, "attempt", was, now, at, reason))
 
     def _attempt(
         self, u: messages.RunUpdate, values: tuple[Any, ...], run_status: str, number: int
-    ) -> None:
+    ) -> tuple[str | None, str]:
+        """Fold `u` into the attempt's change; its status before and after."""
         key = (u.run_id, number)
         change = self.attempt_changes.get(key)
         if change is None:
@@ -260,10 +294,15 @@ class Merge:
         for n, i in enumerate(ATTEMPT_OF_RUN, 1):
             if values[i] is not None:
                 change[n] = values[i]
+        if u.attempt_started_at is not None:
+            change[ATTEMPT_STARTED] = u.attempt_started_at
+        if u.attempt_completed_at is not None:
+            change[ATTEMPT_COMPLETED] = u.attempt_completed_at
         old = change[0]
         status = u.attempt_status or u.status or old or run_status
         if old is None or (old not in TERMINAL and RANK[status] >= RANK[old]):
             change[0] = status
+        return old, change[0]
 
     def run_rows(self) -> Iterator[tuple[Any, ...]]:
         """RUN_CHANGES rows: the run's final status, success when it is terminal."""
@@ -456,6 +495,16 @@ class Written:
             r[0] for r in self.sql.select(self.cursor, "job_run", ("run_id",), "run_id", unsure)
         )
         self.replies.extend((c.reply, c.run_id in ours) for c in claims)
+        # A run's first event. (A retried claim that had committed already gets a second
+        # one on SQLite and MySQL, which do not say which rows they inserted:
+        # history.events_of drops the repeat.)
+        events = [
+            RUN_EVENTS.row([c.run_id, 1, "run", None, c.status, c.at, c.reason])
+            for c in claims
+            if c.run_id in ours
+        ]
+        if events:
+            self.sql.insert(self.cursor, RUN_EVENTS, events, "")
 
     def write_runs(self, updates: list[messages.RunUpdate]) -> None:
         sql, cursor = self.sql, self.cursor
@@ -482,6 +531,8 @@ class Written:
         if merge.attempt_changes:
             tail = sql.replace_existing(ATTEMPTS, keep=ATTEMPT_FIELDS)
             sql.insert(cursor, ATTEMPTS, merge.attempt_rows(), tail)
+        if merge.events:
+            sql.insert(cursor, RUN_EVENTS, map(RUN_EVENTS.row, map(list, merge.events)), "")
 
     def _insert_new(self, table: Table, rows: Iterable[list[Any]]) -> None:
         rows = (table.row(r) for r in rows)
@@ -494,22 +545,30 @@ class Written:
         )
 
     def write_actions(self, records: list[messages.ActionRunRecord]) -> None:
-        self._insert_new(
+        """Insert action runs; a later record of the same id (a webhook's outcome after its
+        "pending") replaces the row, keeping its violation."""
+        latest = {r.id: r for r in records}  # one row per id: a statement may not touch one twice
+        self.sql.insert(
+            self.cursor,
             ACTIONS,
             (
-                [
-                    r.id,
-                    r.run_id,
-                    ACTION_TYPES[r.action],
-                    r.trigger,
-                    r.violation_id,
-                    r.at,
-                    r.success,
-                    r.error,
-                    r.details,
-                ]
-                for r in records
+                ACTIONS.row(r)
+                for r in (
+                    [
+                        r.id,
+                        r.run_id,
+                        ACTION_TYPES[r.action],
+                        r.trigger,
+                        r.violation_id,
+                        r.at,
+                        r.success,
+                        r.error,
+                        r.details,
+                    ]
+                    for r in latest.values()
+                )
             ),
+            self.sql.replace_existing(ACTIONS, keep=("constraint_violation_id",)),
         )
 
     def write_webhooks(self, records: list[messages.WebhookDeliveryRecord]) -> None:
@@ -529,6 +588,25 @@ class Written:
                     r.request_duration_ms,
                     r.created_at,
                     r.delivered_at,
+                ]
+                for r in records
+            ),
+        )
+
+    def write_anomalies(self, records: list[messages.AnomalyRecord]) -> None:
+        self._insert_new(
+            ANOMALIES,
+            (
+                [
+                    r.id,
+                    r.job_id,
+                    r.run_id,
+                    r.slot_at,
+                    r.kind,
+                    r.at,
+                    r.score,
+                    r.baseline,
+                    r.explanation,
                 ]
                 for r in records
             ),

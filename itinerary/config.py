@@ -18,6 +18,7 @@ import yaml
 
 from itinerary.db import DSN, ConfigError, parse_dsn
 from itinerary.durations import parse_duration
+from itinerary.guard import parse_allowed_hosts
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -76,6 +77,13 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "serve the API without authentication on a non-loopback address",
     ),
+    Setting(
+        "allowed_hosts",
+        "str",
+        "",
+        "host names clients use to reach Itinerary, comma-separated (*.example.com for a domain, "
+        "* for any); required off loopback; IP addresses and localhost are always accepted",
+    ),
     # logging
     Setting("log_level", "choice", "info", "log level", LOG_LEVELS),
     Setting("log_format", "choice", "text", "log line format", ("text", "json")),
@@ -97,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
         "grace_period", "duration", 30.0, "how far back the index reaches to catch near-misses"
     ),
     Setting("loop_interval", "duration", 1.0, "how often the scheduler loop runs"),
+    Setting(
+        "kickoff_depth_limit",
+        "int",
+        10,
+        "longest chain of runs started by kickOffJob actions; a deeper one is refused",
+    ),
     Setting(
         "shutdown_timeout",
         "duration",
@@ -152,9 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "per-kind batch overrides, kind=size/interval comma-separated (kinds: jobs, claims, "
-        "runs, violations, actions, webhooks, stats), e.g. runs=1000/500ms,stats=50/5s",
+        "runs, violations, actions, webhooks, stats, anomalies), e.g. runs=1000/500ms,stats=50/5s",
     ),
     Setting("stats_period", "duration", 60.0, "length of a statistics period"),
+    Setting(
+        "anomaly_check_interval",
+        "duration",
+        60.0,
+        "how often the anomaly detector looks for silent slots (scheduled, never recorded)",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -197,6 +217,9 @@ class Config:
     syncer_flush_interval: float
     stats_period: float
     syncer_thresholds: str = ""
+    kickoff_depth_limit: int = 10
+    anomaly_check_interval: float = 60.0
+    allowed_hosts: str = ""
     config_file: str | None = None
 
     @property
@@ -206,6 +229,11 @@ class Config:
     @property
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        """`--allowed-hosts` parsed (itinerary/guard.py checks every request's Host with it)."""
+        return parse_allowed_hosts(self.allowed_hosts)
 
     def public(self) -> dict[str, Any]:
         """The settings for logs and the API: secrets redacted."""
@@ -353,9 +381,24 @@ def validate(config: Config) -> None:
         )
     if config.pre_schedule_interval >= config.lookahead_window:
         raise ConfigError("--pre-schedule-interval must be below --lookahead-window")
-    for name in ("loop_interval", "lookahead_window", "index_rebuild_interval"):
+    for name in (
+        "loop_interval",
+        "lookahead_window",
+        "index_rebuild_interval",
+        "anomaly_check_interval",
+    ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{BY_NAME[name].flag} must be longer than zero")
+    try:
+        allowed = config.allowed_host_list
+    except ValueError as exc:
+        raise ConfigError(f"--allowed-hosts: {exc}") from None
+    if not allowed and not config.loopback:
+        raise ConfigError(
+            f"--allowed-hosts is required when listening on {config.host} (not loopback): "
+            "list the names clients use to reach Itinerary, e.g. itinerary.example.com, "
+            "or * to accept any Host (unsafe without a proxy that checks it)"
+        )
     if config.port > 65535:
         raise ConfigError(f"--port: {config.port} is not a port (0-65535)")
     if config.executor == "kubernetes" and config.kube_api_url and not config.kube_token:

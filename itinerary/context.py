@@ -29,5 +29,5 @@ class Context:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     # The metrics registry (prometheus_client.CollectorRegistry) served at /metrics.
     metrics: Any = None
-    # token hash -> when this process last sent its use to the syncer (api/auth.py)
+    # token hash -> when this process last sent its use to the syncer (itinerary/auth.py)
     token_uses: dict[str, datetime] = field(default_factory=dict)

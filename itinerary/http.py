@@ -1,5 +1,8 @@
 """The root WSGI application: health, readiness, metrics, and the API under /api/v1.
 
+Every request passes the Host and Origin checks of `itinerary/guard.py` first
+(DNS rebinding, cross-site writes); `/healthz` and `/readyz` are exempt.
+
 `/healthz` answers as long as the process serves HTTP. `/readyz` runs every
 readiness check of the context (database reachable, schema current, syncer
 writing, scheduler loop ticking) and answers 503 with the reasons otherwise, so
@@ -16,9 +19,10 @@ from typing import Any
 import bottle
 import gevent
 
-from itinerary.api.auth import authorize
-from itinerary.api.errors import ApiError
+from itinerary.auth import authorize
 from itinerary.context import Context
+from itinerary.errors import ApiError
+from itinerary.guard import Guard
 from itinerary.metrics import render
 
 log = logging.getLogger(__name__)
@@ -105,7 +109,8 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
         bottle.response.content_type = "application/json"
         return json.dumps({"error": {"code": "internal", "message": "internal error; see logs"}})
 
-    return root if api is None else _prefixed(root, API_PREFIX, api)
+    app = root if api is None else _prefixed(root, API_PREFIX, api)
+    return Guard(app, ctx.config.allowed_host_list)
 
 
 def _prefixed(root: Any, prefix: str, app: Any) -> Any:

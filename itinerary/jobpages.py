@@ -20,8 +20,8 @@ from collections import OrderedDict
 from typing import Any
 
 from itinerary.api import pagination
-from itinerary.api.queries import JOB_COLUMNS, JOBS_KIND, JobFilter, jobs_query, versions_of
 from itinerary.db import Job
+from itinerary.queries import JOB_COLUMNS, JOBS_KIND, JobFilter, jobs_query, versions_of
 
 # Job versions kept as JSON text: ~2.5 KB each for a small job, more with a podSpec.
 MAX_JOBS = 4096

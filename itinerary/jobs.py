@@ -14,6 +14,7 @@ from typing import Any
 
 import kubernetes_validate
 
+from itinerary import jobchecks
 from itinerary.cron import CronError, Schedule, zone
 from itinerary.durations import parse_duration
 
@@ -36,7 +37,17 @@ ACTION_TYPES = {
     "killLatestInstance": 5,
     "skipNextInstance": 6,
 }
-TRIGGERS = ("on_failure", "on_violation", "on_success", "on_start", "on_missed", "on_skipped")
+TRIGGERS = (
+    "on_failure",
+    "on_violation",
+    "on_success",
+    "on_start",
+    "on_missed",
+    "on_skipped",
+    "on_anomaly",
+)
+# What an anomaly (found after the fact, for a job: itinerary/anomaly/actions.py) can do.
+ANOMALY_ACTIONS = ("webhook", "killAllInstances", "killLatestInstance", "skipNextInstance")
 MODIFIABLE_FIELDS = ("args", "resources", "env")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 52
@@ -242,36 +253,6 @@ def _pod_spec(value: Any) -> dict[str, Any] | None:
     return value
 
 
-def _hook(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = {"url": value}
-    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
-        raise ValueError('must be {"url": "https://...", "timeout": "10s"}')
-    if not re.match(r"^https?://", value["url"]):
-        raise ValueError("url must start with http:// or https://")
-    if "timeout" in value:
-        parse_duration(value["timeout"])
-    unknown = set(value) - {"url", "timeout", "headers"}
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    return value
-
-
-def _previous_success(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = {"job": value}
-    if not isinstance(value, dict) or not isinstance(value.get("job"), str | int):
-        raise ValueError('must be {"job": "name", "args": [...], "within": "24h"}')
-    unknown = set(value) - {"job", "args", "within"}
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
-    if "args" in value:
-        _str_list(value["args"])
-    if "within" in value:
-        parse_duration(value["within"])
-    return value
-
-
 def _constraints(value: Any, errors: dict[str, str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         errors["constraints"] = "must be an object"
@@ -283,17 +264,16 @@ def _constraints(value: Any, errors: dict[str, str]) -> dict[str, Any]:
             if key not in CONSTRAINT_TYPES:
                 raise ValueError(f"unknown constraint; known: {', '.join(CONSTRAINT_TYPES)}")
             if key == "maxConcurrentRuns":
-                if not isinstance(item, int) or isinstance(item, bool) or item < 1:
-                    raise ValueError("must be a whole number of at least 1")
+                item = jobchecks.max_concurrent_runs(item)
             elif key == "catchUp":
                 _bool(item)
             elif key in DURATION_CONSTRAINTS:
-                if parse_duration(item) <= 0 and key != "catchUpWindow":
+                if jobchecks.duration(item, key) <= 0 and key != "catchUpWindow":
                     raise ValueError("must be longer than zero")
             elif key in HOOK_CONSTRAINTS:
-                item = _hook(item)
+                item = jobchecks.hook(item)
             elif key == "requirePreviousSuccess":
-                item = _previous_success(item)
+                item = jobchecks.previous_success(item)
             out[key] = item
         except ValueError as exc:
             errors[path] = str(exc)
@@ -315,57 +295,43 @@ def _action(value: Any, path: str, errors: dict[str, str]) -> Action | None:
     kind, trigger = value.get("type"), value.get("trigger")
     config, constraint = value.get("config") or {}, value.get("constraint")
     start = len(errors)
-    # Not strings (e.g. {"type": {}}): named as wrong, never looked up (unhashable).
-    kind = kind if isinstance(kind, str) else None
-    constraint = constraint if isinstance(constraint, str) or constraint is None else False
-    if kind not in ACTION_TYPES:
+    if not isinstance(kind, str) or kind not in ACTION_TYPES:
         errors[f"{path}.type"] = f"must be one of {', '.join(ACTION_TYPES)}"
-    if trigger not in TRIGGERS:
+    if not isinstance(trigger, str) or trigger not in TRIGGERS:
         errors[f"{path}.trigger"] = f"must be one of {', '.join(TRIGGERS)}"
+    elif isinstance(kind, str) and trigger in jobchecks.REFUSED_TRIGGERS.get(kind, ()):
+        errors[f"{path}.trigger"] = f"{kind} cannot be taken {trigger}"
     if trigger == "on_violation":
-        if constraint not in CONSTRAINT_TYPES:
+        if not isinstance(constraint, str) or constraint not in CONSTRAINT_TYPES:
             errors[f"{path}.constraint"] = "on_violation needs the name of a constraint"
+        elif kind == "retry" and constraint not in jobchecks.RETRIED_VIOLATIONS:
+            errors[f"{path}.constraint"] = (
+                f"retry on_violation applies to {' and '.join(jobchecks.RETRIED_VIOLATIONS)} "
+                "(the violations that fail a started attempt)"
+            )
     elif constraint is not None:
         errors[f"{path}.constraint"] = "only on_violation actions name a constraint"
+    if trigger == "on_anomaly" and kind in ACTION_TYPES and kind not in ANOMALY_ACTIONS:
+        errors[f"{path}.type"] = f"on_anomaly actions are one of {', '.join(ANOMALY_ACTIONS)}"
     if not isinstance(config, dict):
         errors[f"{path}.config"] = "must be an object"
-        config = {}
-    try:
-        _action_config(kind, config)
-    except ValueError as exc:
-        errors[f"{path}.config"] = str(exc)
+    elif f"{path}.type" not in errors:
+        try:
+            _action_config(kind, config)
+        except ValueError as exc:
+            errors[f"{path}.config"] = str(exc)
     if len(errors) > start:
         return None
     return Action(type=kind, trigger=trigger, config=config, constraint=constraint)
 
 
-def _action_config(kind: Any, config: dict[str, Any]) -> None:
-    allowed: dict[str, tuple[str, ...]] = {
-        "retry": ("maxRetries", "backoff", "maxBackoff"),
-        "kickOffJob": ("job", "args"),
-        "webhook": ("integration", "url", "template", "headers"),
-        "killAllInstances": (),
-        "killLatestInstance": (),
-        "skipNextInstance": (),
-    }
-    unknown = set(config) - set(allowed.get(kind, ()))
-    if unknown and kind in allowed:
-        raise ValueError(f"unknown keys {sorted(unknown)} for {kind}")
-    if kind == "retry":
-        retries = config.get("maxRetries", 1)
-        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 < retries <= 100:
-            raise ValueError("maxRetries must be a whole number from 1 to 100")
-        for key in ("backoff", "maxBackoff"):
-            if key in config:
-                parse_duration(config[key])
-    elif kind == "kickOffJob":
-        if not isinstance(config.get("job"), str | int):
-            raise ValueError("job (a job name or id) is required")
-        if "args" in config:
-            _str_list(config["args"])
-    elif kind == "webhook":
-        if not (isinstance(config.get("integration"), str) or isinstance(config.get("url"), str)):
-            raise ValueError("integration (a configured integration's name) or url is required")
+def _action_config(kind: str, config: dict[str, Any]) -> None:
+    jobchecks.ACTION_CONFIGS[kind](config)
+    if kind == "kickOffJob":  # overrides for the child run, checked like the job's own
+        if "resources" in config:
+            _resources(config["resources"])
+        if "env" in config:
+            _env(config["env"])
 
 
 _SIMPLE: dict[str, tuple[str, Any]] = {

@@ -31,6 +31,7 @@ class Queues:
     syncer: Any
     stats: Any
     webhooks: Any
+    anomaly: Any = None  # the anomaly detector's (None: no detector)
 
 
 # --- scheduler loop inbox ---------------------------------------------------------------
@@ -64,6 +65,8 @@ class RunNow:
     trigger: str = "manual"
     parent_run_id: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
+    job_name: str | None = None  # kickOffJob may name the job instead (job_id 0)
+    depth: int = 0  # kickOffJob: how many runs up the chain of parents
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,25 @@ class QueryActive:
     """Reply with a list of `ActiveRun` for one job (or all when job_id is None)."""
 
     job_id: int | None
+    at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
+
+
+@dataclass(frozen=True)
+class AdmitRun:
+    """maxConcurrentRuns: may this run start now? Reply `(decision, running run ids)`.
+
+    The loop answers one request at a time, so two runs asking at once never both take
+    the last place. Decision: "start" (the place is the run's until it ends), "queue"
+    (ask again later: overlap "queue" within queueLimit, or "replace" after the oldest
+    running instance was told to stop) or "full" (skip the run).
+    """
+
+    run_id: str
+    job_id: int
+    limit: int
+    overlap: str  # "skip", "queue" or "replace"
+    queue_limit: int
     at: datetime
     reply: AsyncResult = field(default_factory=_reply)
 
@@ -178,6 +200,11 @@ class RunUpdate:
     # The attempt's own outcome when it differs from the run's: attempt 1 failed and
     # the run goes on to attempt 2 (run_attempts.status; defaults to `status`).
     attempt_status: str | None = None
+    # The attempt's own times when they differ from the run's (a retry starts later, and an
+    # attempt before the last ends before the run does); default `started_at`/`completed_at`.
+    attempt_started_at: datetime | None = None
+    attempt_completed_at: datetime | None = None
+    trigger: str | None = None  # a recovered slot run late by catchUp becomes "catchup"
 
 
 @dataclass(frozen=True)
@@ -216,6 +243,21 @@ class WebhookDeliveryRecord:
     request_duration_ms: float | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    """An unusual run (or a slot with no run) found by the anomaly detector."""
+
+    id: int  # chosen by the detector: a silent slot's is derived from the slot
+    job_id: int
+    run_id: str | None
+    slot_at: datetime | None
+    kind: str  # itinerary.anomaly.KINDS
+    at: datetime
+    score: float
+    baseline: dict[str, Any]
+    explanation: str
 
 
 @dataclass(frozen=True)
@@ -358,6 +400,9 @@ class DeliverWebhook:
     variables: dict[str, Any]
     at: datetime
     template: str | None = None
+    body: str | None = None  # the rendered template: sent as it is instead of the JSON
+    headers: dict[str, str] = field(default_factory=dict)  # the action's own headers
+    action_run_id: int | None = None  # the action run to complete with the outcome
 
 
 @dataclass(frozen=True)

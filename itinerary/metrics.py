@@ -85,6 +85,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.anomalies = Counter(
+            "itinerary_anomalies",
+            "Anomalies found (unusual runs, silent slots), by kind",
+            ["kind"],
+            registry=registry,
+        )
+
     def watch_inbox(self, component: str, qsize: Callable[[], int]) -> None:
         """Report `component`'s inbox length, read from `qsize()` at every scrape."""
         self.inbox_length.labels(component).set_function(qsize)

@@ -47,7 +47,6 @@ from gevent.pool import Group
 
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
-from itinerary.cohort import Cohort
 from itinerary.db import Database, JobRun
 from itinerary.executors.base import Executor, RunRequest
 from itinerary.ids import new_run_id
@@ -56,6 +55,7 @@ from itinerary.jobs import JobSpec
 from itinerary.jobstore import load_jobs
 from itinerary.messages import (
     ActiveRun,
+    AdmitRun,
     CancelRun,
     GetLoopStats,
     JobRemoved,
@@ -70,7 +70,7 @@ from itinerary.messages import (
     ShutDown,
     SkipNext,
 )
-from itinerary.orchestrator import Orchestrator, Slot
+from itinerary.orchestrator import Cohort, Orchestrator, Slot, admit
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class Scheduler:
         expiring = self._expiring(at)
         jobs, slots, skips, active = self.jobs, self.slots, self._skips, self.active
         ready_ids = self._run_ids
-        context = (self.queues, self.clock, self.executor, self.config)
+        context = (self.queues, self.clock, self.executor, self.config, self.database)
         launched = []
         for job_id in ids:
             job = jobs.get(job_id)
@@ -395,7 +395,9 @@ class Scheduler:
 
     def _launch(self, slot: Slot, now: datetime, expiring: list[str]) -> None:
         """Launch one slot (recovered, missed or manual)."""
-        orchestrator = Orchestrator(slot, self.queues, self.clock, self.executor, self.config)
+        orchestrator = Orchestrator(
+            slot, self.queues, self.clock, self.executor, self.config, self.database
+        )
         job_id = slot.job.id or 0
         self.active[slot.run_id] = _Entry(orchestrator, job_id, slot.scheduled_at)
         self.slots[(job_id, slot.scheduled_at)] = slot.run_id
@@ -463,6 +465,8 @@ class Scheduler:
                     if not e.done and (msg.job_id is None or e.job_id == msg.job_id)
                 ]
             )
+        elif isinstance(msg, AdmitRun):
+            msg.reply.set(admit(msg, self.active))
         elif isinstance(msg, RunNow):
             self._run_now(msg, now)
         elif isinstance(msg, CancelRun):
@@ -495,14 +499,35 @@ class Scheduler:
 
     def _run_now(self, msg: RunNow, now: datetime) -> None:
         job = self.jobs.get(msg.job_id)
+        if msg.job_name is not None:  # kickOffJob names its job (a rare action: a scan is fine)
+            job = next((j for j in self.jobs.values() if j.name == msg.job_name), None)
         if job is None:
-            msg.reply.set_exception(KeyError(f"job {msg.job_id} does not exist or is archived"))
+            which = msg.job_name if msg.job_name is not None else msg.job_id
+            msg.reply.set_exception(KeyError(f"job {which} does not exist or is archived"))
+            return
+        given = {"args"} if msg.args is not None else set()
+        refused = sorted((given | set(msg.overrides)) - set(job.manual_run_modifiable_fields))
+        if msg.trigger == "kickoff" and refused:
+            msg.reply.set_exception(
+                ValueError(
+                    f"job {job.name!r} does not let a run override {', '.join(refused)} "
+                    "(its manualRunModifiableFields)"
+                )
+            )
+            return
+        if msg.depth > self.config.kickoff_depth_limit:
+            msg.reply.set_exception(
+                ValueError(
+                    f"kickOffJob chain deeper than --kickoff-depth-limit "
+                    f"{self.config.kickoff_depth_limit}: {job.name!r} not started"
+                )
+            )
             return
         if msg.trigger == "manual" and not job.manually_runnable:
             msg.reply.set_exception(ValueError(f"job {job.name!r} is not manually runnable"))
             return
         at = msg.start_at or msg.at
-        while (msg.job_id, at) in self.slots:  # two requests in one instant are two slots
+        while (job.id, at) in self.slots:  # two requests in one instant are two slots
             at += timedelta(microseconds=1)
         slot = Slot(
             new_run_id(),
@@ -512,6 +537,7 @@ class Scheduler:
             args=msg.args,
             overrides=dict(msg.overrides),
             parent_run_id=msg.parent_run_id,
+            depth=msg.depth,
         )
         self._launch(slot, now, self._expiring(at))
         msg.reply.set(slot.run_id)

@@ -22,7 +22,11 @@ TERMINAL = (SUCCEEDED, FAILED, KILLED, SKIPPED, MISSED, LOST)
 ALL = ACTIVE + TERMINAL
 RANK = {SCHEDULED: 0, WAITING: 1, STARTING: 2, RUNNING: 3, **{s: 4 for s in TERMINAL}}
 
-TRIGGERS = ("schedule", "manual", "action", "catchup")
+# Why a run ran when it did: its slot came (`schedule`), someone asked (`manual`), another
+# run's kickOffJob action started it (`kickoff`), or its slot had passed its grace period
+# unattended and catchUp ran it late (`catchup`: whether the slot was first found after a
+# restart or a stall, or was claimed before a crash and started only after the restart).
+TRIGGERS = ("schedule", "manual", "kickoff", "catchup")
 
 
 def may_move(old: str | None, new: str) -> bool:

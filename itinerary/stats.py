@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import gevent
+from gevent.queue import Full
 from gevent.queue import ShutDown as QueueShutDown
 from prometheus_client import CollectorRegistry
 
@@ -160,6 +161,8 @@ class StatsCollector:
         self.metrics = Metrics(self.registry)
         self.period = Period(self._period_start(clock.now()), self.length)
         self.totals: dict[str, Any] = {"runs": {}, "database_errors": 0, "last_error": None}
+        # The anomaly detector's inbox: run starts and ends are passed on (never waited for).
+        self.anomaly_inbox: Any = None
 
     def _period_start(self, at: datetime) -> float:
         epoch = (at - EPOCH).total_seconds()
@@ -235,6 +238,15 @@ class StatsCollector:
 
     def _on_RunStartLateness(self, m: messages.RunStartLateness) -> None:  # noqa: N802
         self.metrics.start_lateness.observe(max(0.0, m.lateness_s))
+        self._pass_on(m)
+
+    def _pass_on(self, msg: Any) -> None:
+        if self.anomaly_inbox is None:
+            return
+        try:
+            self.anomaly_inbox.put_nowait(msg)
+        except Full:
+            log.warning("stats: anomaly detector inbox full, not scoring %s", msg.run_id)
 
     def _on_RunCompleted(self, m: messages.RunCompleted) -> None:  # noqa: N802
         self.period.runs[m.run_id] = {
@@ -247,6 +259,7 @@ class StatsCollector:
         self.metrics.runs.labels(m.job_name, m.status).inc()
         by_state = self.totals["runs"]
         by_state[m.status] = by_state.get(m.status, 0) + 1
+        self._pass_on(m)
 
     def _on_SyncerFlushed(self, m: messages.SyncerFlushed) -> None:  # noqa: N802
         p = self.period

@@ -7,8 +7,9 @@ stall a write.
 
 Two greenlets share the work. `run()` reads the inbox and sorts each message into
 the batch of its kind (claims, run updates, violations, action runs, webhook
-deliveries, job definitions and token uses, stats rows); the writer greenlet
-flushes a batch when it reaches its size or its age reaches its interval (per
+deliveries, job definitions and token uses, stats rows, anomalies; run events are
+derived from the claims and run updates written: `itinerary/history.py`); the writer
+greenlet flushes a batch when it reaches its size or its age reaches its interval (per
 kind, see `Thresholds`), so reading continues while a flush is on the wire. One
 flush cycle is one transaction of multi-row statements. Acknowledgements
 (`ClaimSlot`, `SaveJob`, `ArchiveJob`, `Flush`) are sent only after the commit.
@@ -62,7 +63,7 @@ _real_sleep = get_original("time", "sleep")  # blocks its thread, whatever patch
 
 # Flush order inside one transaction: a run row exists before its updates, a
 # violation before the action runs that point at it.
-KINDS = ("jobs", "claims", "runs", "violations", "actions", "webhooks", "stats")
+KINDS = ("jobs", "claims", "runs", "violations", "actions", "webhooks", "stats", "anomalies")
 NEEDS = {"runs": ("claims",), "actions": ("violations",)}
 KIND_OF: dict[type, str] = {
     messages.SaveJob: "jobs",
@@ -74,6 +75,7 @@ KIND_OF: dict[type, str] = {
     messages.ActionRunRecord: "actions",
     messages.WebhookDeliveryRecord: "webhooks",
     messages.StatsRows: "stats",
+    messages.AnomalyRecord: "anomalies",
 }
 GIL_PAUSE = 0.0001  # seconds SQLite's worker thread leaves the GIL free between two slices
 LOOP_TURN = 0.00001  # a timer this short fires at the loop's next turn
@@ -338,11 +340,13 @@ class Syncer:
         """At most TAKE batch sizes per kind, so a backlog (after an outage, or what came
         in while the last flush was on the wire) is written in transactions of bounded
         size; never an update whose claim (or an action run whose violation) arrived
-        earlier and is still waiting."""
+        earlier and is still waiting. While writes fail, one batch size: on a connection
+        that keeps dropping, a shorter transaction has a better chance to commit."""
         taken = {}
+        take = 1 if self._failing_since is not None else TAKE
         for kind in kinds:
             batch = self.batches[kind]
-            count = min(len(batch), self.thresholds[kind].size * TAKE)
+            count = min(len(batch), self.thresholds[kind].size * take)
             for need in NEEDS.get(kind, ()):
                 if self.batches[need]:
                     first_left = self.batches[need].seqs[0]

@@ -32,6 +32,8 @@ REQUIRE = os.environ.get("ITINERARY_REQUIRE_DBS") == "1"
 DIALECTS = ("sqlite", "postgres", "mysql")
 # Tables the tests write to, emptied between tests (dimension tables keep their rows).
 DATA_TABLES = (
+    "run_events",
+    "anomalies",
     "action_runs",
     "constraint_violations",
     "run_attempts",

@@ -10,8 +10,8 @@ import pytest
 
 from itinerary import messages, tokens
 from itinerary.api import ROUTES, auth_mode
-from itinerary.api.auth import RANK
 from itinerary.api.routing import Route
+from itinerary.auth import RANK
 from itinerary.clock import FakeClock
 from itinerary.config import load
 from itinerary.db import Database

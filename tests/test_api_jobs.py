@@ -77,8 +77,17 @@ def test_it_accepts_a_job_it_served_back_unchanged(api: Api) -> None:
 
 
 def test_it_answers_404_for_missing_jobs(api: Api) -> None:
-    for path in ("/jobs/999", "/jobs/abc", "/jobs/99999999999999999999"):
+    for path in ("/jobs/999", "/jobs/99999999999999999999"):
         assert api.get(path).status_code == 404
+
+
+def test_it_answers_a_job_name_in_a_path_with_400_saying_ids_only(api: Api) -> None:
+    api.create_job()
+    for path in ("/jobs/report", "/runs/report"):
+        resp = api.get(path)
+        assert resp.status_code == 400
+        assert "takes a numeric job id, not a name" in resp.get_json()["error"]["fields"]["job_id"]
+    assert api.post("/runs/report", json={}).status_code == 400
     assert api.put("/jobs/999", json={"description": "x"}).status_code == 404
     assert api.delete("/jobs/999").status_code == 404
 

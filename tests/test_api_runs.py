@@ -31,7 +31,7 @@ def test_it_reads_a_run_by_run_id(api: Api) -> None:
     assert run["durationSeconds"] == 90 and run["handle"]["pid"] == 42
     assert run["scheduledAt"] == "2026-03-01T11:50:00Z" and run["args"] == ["--x"]
     assert api.get("/runs/rzzzzzzzzzzzzzzz").status_code == 404
-    assert api.get("/runs/nope").status_code == 404
+    assert api.get("/runs/nope").status_code == 400  # neither a run id nor a job id
 
 
 def test_it_shows_a_run_the_same_listed_and_alone(api: Api) -> None:
@@ -53,7 +53,8 @@ def test_it_shows_a_run_the_same_listed_and_alone(api: Api) -> None:
     )
     alone = api.get(f"/runs/{run_id}").get_json()
     listed = api.get("/runs").get_json()["items"]
-    assert listed == [{k: v for k, v in alone.items() if k != "attempts"}]
+    assert listed == [{k: v for k, v in alone.items() if k not in ("attempts", "anomaly")}]
+    assert alone["anomaly"] is None
     assert alone["scheduledAt"] == "2026-03-01T11:50:00.000250Z" and alone["endedAt"] is None
     # It should measure a running run up to now, and keep booleans and nulls as stored.
     assert alone["durationSeconds"] == 569.99975

@@ -10,6 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from itinerary.config import load
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.37.0"
@@ -92,6 +94,8 @@ def test_the_deployment_runs_one_kubernetes_scheduler_with_probes():
     ]
     assert "--insecure-no-auth" not in container["command"]
     [dsn] = [e for e in container["env"] if e["name"] == "DATABASE_URL"]
+    [hosts] = [e for e in container["env"] if e["name"] == "ITINERARY_ALLOWED_HOSTS"]
+    load(None, {"ITINERARY_HOST": "0.0.0.0", "ITINERARY_ALLOWED_HOSTS": hosts["value"]})
     assert dsn["valueFrom"]["secretKeyRef"] == {"name": "itinerary-database", "key": "DATABASE_URL"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"

@@ -67,6 +67,6 @@ def test_unknown_paths_get_a_json_404():
 
 def test_metrics_need_a_token_off_loopback():
     ctx = make({})
-    ctx.config = cfg.load(None, {"ITINERARY_HOST": "0.0.0.0"})
+    ctx.config = cfg.load(None, {"ITINERARY_HOST": "0.0.0.0", "ITINERARY_ALLOWED_HOSTS": "t"})
     status, body = call(http.make_root(ctx), "/metrics")
     assert status == 401 and body["error"]["code"] == "unauthorized"

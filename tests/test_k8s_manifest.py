@@ -64,7 +64,7 @@ def test_it_builds_a_valid_job_from_the_simple_fields():
     assert first["image"] == "registry.example/report:1.4"
     assert first["command"] == ["python", "-m", "report"]
     assert first["args"] == ["--region", "eu"]
-    assert first["env"] == [{"name": "LOG_LEVEL", "value": "info"}]
+    assert first["env"][0] == {"name": "LOG_LEVEL", "value": "info"}
     assert first["envFrom"] == [{"secretRef": {"name": "report-credentials"}}]
     assert first["resources"]["limits"] == {"memory": "1Gi"}
     # The second image runs with its own entrypoint and no args.
@@ -144,7 +144,7 @@ def test_it_uses_a_full_pod_spec_and_overrides_its_first_container():
     assert pod["restartPolicy"] == "Never"
     assert pod["containers"][0]["args"] == ["b"]
     assert pod["containers"][0]["resources"] == {"limits": {"cpu": "1"}}
-    assert pod["containers"][0]["env"] == [{"name": "X", "value": "1"}]
+    assert pod["containers"][0]["env"][0] == {"name": "X", "value": "1"}
     assert manifest["spec"]["backoffLimit"] == 2
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 600
     assert "activeDeadlineSeconds" not in manifest["spec"]
@@ -161,3 +161,21 @@ def test_it_refuses_a_job_without_images():
 def test_it_rounds_sub_second_deadlines_up():
     job = full_job(constraints={"maxAllowedRunTime": "90s"})
     assert build_job(request(job))["spec"]["activeDeadlineSeconds"] == 90
+
+
+def test_it_gives_every_container_and_the_job_the_run_context() -> None:
+    req = request(attempt=2, trigger="kickoff")
+    manifest = build_job(req)
+    validate(manifest)
+    context = {
+        "ITINERARY_JOB_NAME": "nightly-report",
+        "ITINERARY_RUN_ID": "rabcdefghijklmno",
+        "ITINERARY_ATTEMPT": "2",
+        "ITINERARY_TRIGGER": "kickoff",
+        "ITINERARY_SCHEDULED_AT": "2026-03-01T12:00:00Z",
+    }
+    for container in manifest["spec"]["template"]["spec"]["containers"]:
+        assert {e["name"]: e.get("value") for e in container["env"]}.items() >= context.items()
+    notes = manifest["metadata"]["annotations"]
+    assert notes["itinerary.dev/trigger"] == "kickoff" and notes["itinerary.dev/attempt"] == "2"
+    assert notes["itinerary.dev/scheduled-at"] == "2026-03-01T12:00:00Z"

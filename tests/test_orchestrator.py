@@ -11,7 +11,7 @@ from itinerary import config as configmod
 from itinerary import states
 from itinerary.clock import settle
 from itinerary.jobs import Action, JobSpec
-from itinerary.messages import ActionRunRecord, ActiveRun, QueryActive, RunFinished, ViolationRecord
+from itinerary.messages import ActionRunRecord, AdmitRun, RunFinished, ViolationRecord
 from itinerary.orchestrator import NOT_CLAIMED, Orchestrator, Slot
 from tests.fakes import FakeExecutor, FakeSyncer
 
@@ -81,6 +81,7 @@ def test_it_fails_after_the_last_retry(clock, queues, env) -> None:
     assert (final.status, final.exit_code, final.reason) == (states.FAILED, 3, "exit code 3")
 
 
+@pytest.mark.covers("maxAllowedRunTime")
 def test_it_kills_and_fails_a_run_over_max_allowed_run_time(clock, queues, env) -> None:
     executor, syncer = env
     orch, greenlet = launch(clock, queues, executor, constraints={"maxAllowedRunTime": "1m"})
@@ -93,6 +94,7 @@ def test_it_kills_and_fails_a_run_over_max_allowed_run_time(clock, queues, env) 
     assert violation.constraint == "maxAllowedRunTime"
 
 
+@pytest.mark.covers("maxExpectedRunTime")
 def test_it_flags_a_run_behind_schedule_after_max_expected_run_time(clock, queues, env) -> None:
     executor, syncer = env
     orch, greenlet = launch(clock, queues, executor, constraints={"maxExpectedRunTime": "30s"})
@@ -110,12 +112,14 @@ def test_it_skips_a_run_over_max_concurrent_runs(clock, queues, env) -> None:
     executor, syncer = env
     orch, greenlet = launch(clock, queues, executor, constraints={"maxConcurrentRuns": 1})
     clock.advance(5)
-    query = next(m for m in queues.scheduler.queue if isinstance(m, QueryActive))
-    other = ActiveRun("rother000000001", 1, clock.now(), states.RUNNING, "schedule", clock.now())
-    query.reply.set([other])
+    ask = next(m for m in queues.scheduler.queue if isinstance(m, AdmitRun))
+    ask.reply.set(("full", ["rother000000001"]))
     settle()
     assert syncer.statuses("rorchestrator01")[-2:] == [states.WAITING, states.SKIPPED]
     assert "maxConcurrentRuns 1 reached: rother000000001" in syncer.final("rorchestrator01").reason
+    # It should record the skip as a violation too, so on_violation actions can answer it.
+    (violation,) = [m for m in syncer.other if isinstance(m, ViolationRecord)]
+    assert violation.constraint == "maxConcurrentRuns" and executor.requests == []
 
 
 def test_it_fails_a_run_the_executor_cannot_start(clock, queues, env) -> None:
@@ -127,6 +131,7 @@ def test_it_fails_a_run_the_executor_cannot_start(clock, queues, env) -> None:
     assert (final.status, final.reason) == (states.FAILED, "could not start: image registry down")
 
 
+@pytest.mark.covers("catchUpWindow")
 def test_it_records_a_missed_slot_outside_the_catch_up_window(clock, queues, env) -> None:
     executor, syncer = env
     job = JobSpec(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from itinerary.api import queries
+from itinerary import queries
 from itinerary.db import Database, Job, JobRun
 
 ROWS = 20_000

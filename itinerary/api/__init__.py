@@ -13,11 +13,11 @@ from typing import Any
 
 import bottle
 
-from itinerary.api import jobs, misc, openapi, runs
-from itinerary.api.auth import auth_mode
-from itinerary.api.errors import ApiError
+from itinerary.api import history, jobs, misc, openapi, runs
 from itinerary.api.routing import Call, RawJSON, Reply, Route, dispatch
+from itinerary.auth import auth_mode
 from itinerary.context import Context
+from itinerary.errors import ApiError
 
 __all__ = ["ROUTES", "auth_mode", "make_api"]
 
@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
     *jobs.ROUTES,
     *runs.ROUTES,
     *misc.ROUTES,
+    *history.ROUTES,
     Route(
         "GET", "/openapi.json", _openapi, None, "This OpenAPI document", "meta", response="OpenAPI"
     ),

@@ -1,22 +1,20 @@
 """Job routes: list, read, create, update, archive, pause/resume, next runs.
 
-Reads go through `Database.read`; every write is a `SaveJob`/`ArchiveJob` to the
-syncer inbox (`queues.syncer`), followed by `JobUpserted`/`JobRemoved` to the
-scheduler inbox (`queues.scheduler`) so the loop rebuilds its index at once.
+Reads go through `Database.read`; writes go through `itinerary.operations`
+(shared with the web pages): the syncer stores, then the loop reschedules.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 import gevent
 
-from itinerary import apply, jobpages, jobstore, messages
-from itinerary.api import pagination, params, queries
-from itinerary.api.errors import ApiError, invalid, not_found
-from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary import apply, jobpages, operations, queries
+from itinerary.api import pagination, params
+from itinerary.api.routing import Call, PathParam, Reply, Route
+from itinerary.errors import invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
 
 MAX_ID = 2**63 - 1
@@ -24,7 +22,17 @@ JOB_ID = PathParam("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID
 
 
 def job_id_of(text: str) -> int:
-    """A numeric job id from the path, or 404 (a name or a run id never names a job here)."""
+    """A numeric job id from the path; 400 for a name, 404 for an id that cannot exist.
+
+    Names are not taken here: a name may look like a run id (`/runs/{id}` takes both).
+    """
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise invalid(
+            {
+                "job_id": f"takes a numeric job id, not a name: {text!r} is not one; "
+                f"GET /api/v1/jobs?name_pattern={text} shows the job's id"
+            }
+        )
     if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
         raise not_found(f"job {text!r}")
     return int(text)
@@ -32,28 +40,12 @@ def job_id_of(text: str) -> int:
 
 def load_job(call: Call, text: str, *, live: bool = False) -> JobSpec:
     """The job named by `text` in the path (archived ones too unless `live`), or 404/409."""
-    job_id = job_id_of(text)
-    job = call.ctx.database.read(jobstore.get_job, job_id)
-    if job is None:
-        raise not_found(f"job {job_id}")
-    if live and job.archived_at is not None:
-        raise ApiError(409, f"job {job_id} is archived", code="archived")
-    return job
+    return operations.load_job(call.ctx, job_id_of(text), live=live)
 
 
 def save(call: Call, spec: JobSpec) -> JobSpec:
     """Store through the syncer, then tell the loop; 409 on a duplicate name."""
-    msg = messages.SaveJob(spec, call.now)
-    call.ctx.queues.syncer.put(msg)
-    try:
-        stored: JobSpec = wait_reply(msg.reply, "the syncer")
-    except jobstore.Conflict as exc:
-        raise ApiError(
-            409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
-        ) from None
-    jobpages.forget(stored.id)  # after the commit too: no read in between cached the old one
-    call.ctx.queues.scheduler.put(messages.JobUpserted(stored, call.now))
-    return stored
+    return operations.save_job(call.ctx, spec, call.now)
 
 
 def _parse(body: Any, base: JobSpec | None = None) -> JobSpec:
@@ -108,13 +100,7 @@ def update_job(call: Call) -> Any:
 
 
 def archive_job(call: Call) -> Any:
-    job_id = job_id_of(call.path["job_id"])
-    msg = messages.ArchiveJob(job_id, call.now)
-    call.ctx.queues.syncer.put(msg)
-    if not wait_reply(msg.reply, "the syncer"):
-        raise not_found(f"live job {job_id}")
-    jobpages.forget(job_id)
-    call.ctx.queues.scheduler.put(messages.JobRemoved(job_id, call.now))
+    operations.archive_job(call.ctx, job_id_of(call.path["job_id"]), call.now)
     return Reply(204)
 
 
@@ -127,12 +113,12 @@ def pause_job(call: Call) -> Any:
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise invalid({"reason": "must be a string of at most 500 characters"})
     job = load_job(call, call.path["job_id"], live=True)
-    return save(call, replace(job, enabled=False, paused_reason=reason or None)).to_dict()
+    return operations.pause_job(call.ctx, job, reason, call.now).to_dict()
 
 
 def resume_job(call: Call) -> Any:
     job = load_job(call, call.path["job_id"], live=True)
-    return save(call, replace(job, enabled=True, paused_reason=None)).to_dict()
+    return operations.resume_job(call.ctx, job, call.now).to_dict()
 
 
 def next_runs(call: Call) -> Any:
@@ -192,7 +178,7 @@ ROUTES = (
         "jobs",
         ok=201,
         response="Job",
-        body="JobCreate",
+        body="JobInput",
         errors=(409,),
     ),
     Route(

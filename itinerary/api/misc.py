@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from itinerary.api import params, queries
-from itinerary.api.errors import invalid
+from itinerary import queries
+from itinerary.api import params
 from itinerary.api.routing import Call, Route
 from itinerary.cron import CronError, Schedule
+from itinerary.errors import invalid
 
 PREVIEW_KEYS = ("schedule", "timezone", "count", "from")
 STATS_WINDOW_MAX = timedelta(days=400)

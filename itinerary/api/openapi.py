@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from itinerary.api.errors import CODES
 from itinerary.api.routing import Route
+from itinerary.errors import CODES
+from itinerary.jobchecks import HOOK_METHODS, HOOK_RETRIES_MAX, OVERLAP_POLICIES, QUEUE_LIMIT_MAX
 from itinerary.jobs import (
     ACTION_TYPES,
     CONSTRAINT_TYPES,
@@ -44,42 +45,84 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] | None = None, **extra
     return schema
 
 
+DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 5m, 1h30m, 2d"}
+HEADERS = {"type": "object", "additionalProperties": STR, "description": "HTTP headers"}
+HOOK = {
+    "oneOf": [
+        {"type": "string", "description": "the hook's URL"},
+        _obj(
+            {
+                "url": STR,
+                "timeout": DURATION,
+                "headers": HEADERS,
+                "method": {"enum": list(HOOK_METHODS)},
+                "retries": {"type": "integer", "minimum": 0, "maximum": HOOK_RETRIES_MAX},
+            },
+            ("url",),
+            additionalProperties=False,
+        ),
+    ],
+    "description": "must answer 200; called with the run's context as JSON",
+}
+# One schema per constraint (jobchecks.py checks the same shapes, with the reasons).
+CONSTRAINTS: dict[str, Any] = {
+    "maxConcurrentRuns": {
+        "oneOf": [
+            {"type": "integer", "minimum": 1},
+            _obj(
+                {
+                    "limit": {"type": "integer", "minimum": 1},
+                    "overlap": {"enum": list(OVERLAP_POLICIES)},
+                    "queueLimit": {"type": "integer", "minimum": 0, "maximum": QUEUE_LIMIT_MAX},
+                },
+                ("limit",),
+                additionalProperties=False,
+            ),
+        ],
+        "description": "overlap: skip (default), queue (at most queueLimit waiting, default "
+        "10) or replace (kill the oldest running instance)",
+    },
+    "catchUp": {"type": "boolean"},
+    "catchUpWindow": DURATION,
+    "preRunHook": HOOK,
+    "postRunHook": HOOK,
+    "maxExpectedRunTime": DURATION,
+    "maxAllowedRunTime": DURATION,
+    "requirePreviousSuccess": {
+        "oneOf": [
+            {"type": "string", "description": "the job's name"},
+            _obj(
+                {
+                    "job": {"type": ["string", "integer"], "description": "name or id"},
+                    "args": STRS,
+                    "within": DURATION,
+                    "wait": DURATION,
+                },
+                ("job",),
+                additionalProperties=False,
+            ),
+        ]
+    },
+}
+assert set(CONSTRAINTS) == set(CONSTRAINT_TYPES)
 ACTION = _obj(
     {
         "type": {"enum": list(ACTION_TYPES)},
         "trigger": {"enum": list(TRIGGERS)},
-        "config": OBJ,
+        "config": {
+            "type": "object",
+            "description": "retry: {maxRetries, backoff, maxBackoff}; kickOffJob: {job, args, "
+            "resources, env}; webhook: {url or integration, template (Jinja2), headers}; "
+            "killAllInstances, killLatestInstance, skipNextInstance: none",
+        },
         "constraint": {"enum": list(CONSTRAINT_TYPES)},
     },
     ("type", "trigger"),
     additionalProperties=False,
 )
+# Job and namespace names (what the validator, itinerary/jobs.py, accepts): requests made from
+# the document (schemathesis) then mostly pass, and reach the handlers.
 LABEL = {"type": "string", "pattern": NAME_RE.pattern, "minLength": 1, "maxLength": NAME_MAX}
-DURATION = {
-    "type": ["string", "number"],
-    "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w)?)+$",
-    "minimum": 0,
-    "description": "30s, 5m, 1h30m, 2d or seconds",
-}
-HOOK = _obj({"url": {"type": "string", "pattern": "^https?://"}, "timeout": DURATION}, ("url",))
-# What the validator (itinerary/jobs.py) accepts, as far as JSON Schema can say it: requests
-# generated from the document (schemathesis) then mostly pass, and reach the handlers.
-CONSTRAINTS = {
-    "type": "object",
-    "properties": {
-        "maxConcurrentRuns": {"type": "integer", "minimum": 1},
-        "catchUp": {"type": "boolean"},
-        "catchUpWindow": DURATION,
-        "maxExpectedRunTime": DURATION,
-        "maxAllowedRunTime": DURATION,
-        "preRunHook": HOOK,
-        "postRunHook": HOOK,
-        "requirePreviousSuccess": _obj(
-            {"job": {"type": ["string", "integer"]}, "args": STRS, "within": DURATION}, ("job",)
-        ),
-    },
-    "additionalProperties": False,
-}
 JOB_FIELDS: dict[str, Any] = {
     "name": {**LABEL, "description": "unique, a DNS-1123 label"},
     "description": STR,
@@ -97,7 +140,11 @@ JOB_FIELDS: dict[str, Any] = {
     "resources": NOBJ,
     "podSpec": {"type": ["object", "null"], "description": "a Kubernetes PodSpec"},
     "tags": STRS,
-    "constraints": CONSTRAINTS,
+    "constraints": {
+        "type": "object",
+        "properties": CONSTRAINTS,
+        "additionalProperties": False,
+    },
     "actions": {"type": "array", "items": ACTION},
     "manuallyRunnable": {"type": "boolean"},
     "manualRunModifiableFields": {"type": "array", "items": {"enum": list(MODIFIABLE_FIELDS)}},
@@ -138,8 +185,26 @@ ATTEMPT = _obj(
         "handle": NOBJ,
     }
 )
+NNUM = {"type": ["number", "null"]}
+ANOMALY = _obj(
+    {
+        "id": STR,
+        "jobId": INT,
+        "runId": NSTR,
+        "slotAt": NTIME,
+        "kind": {"enum": ["duration", "lateness", "failure_rate", "silence"]},
+        "detectedAt": TIME,
+        "score": {"type": "number"},
+        "baseline": OBJ,
+        "explanation": STR,
+    }
+)
 RUN = _obj(
-    {**RUN_FIELDS, "attempts": {"type": "array", "items": ATTEMPT}},
+    {
+        **RUN_FIELDS,
+        "attempts": {"type": "array", "items": ATTEMPT},
+        "anomaly": {"oneOf": [ANOMALY, {"type": "null"}], "description": "the latest, if any"},
+    },
     tuple(RUN_FIELDS),
 )
 ERROR_CODE = {
@@ -251,6 +316,48 @@ SCHEMAS: dict[str, Any] = {
             "syncer": SUMS,
             "webhooks": SUMS,
         }
+    ),
+    "RunEventList": _obj(
+        {
+            "runId": STR,
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "at": TIME,
+                        "scope": {"enum": ["run", "attempt"]},
+                        "attempt": NINT,
+                        "from": {"type": ["string", "null"]},
+                        "to": {"enum": list(RUN_STATES)},
+                        "reason": NSTR,
+                    }
+                ),
+            },
+        }
+    ),
+    "JobStats": _obj(
+        {
+            "jobId": INT,
+            "window": STR,
+            "from": TIME,
+            "to": TIME,
+            "runs": INT,
+            "runsByState": {"type": "object", "additionalProperties": INT},
+            "successRate": NNUM,
+            "retries": INT,
+            "runsRetried": INT,
+            "durationSeconds": _obj({"mean": NNUM, "p50": NNUM, "p95": NNUM, "max": NNUM}),
+            "startLatenessSeconds": _obj({"p50": NNUM, "p95": NNUM}),
+            "failureReasons": {
+                "type": "array",
+                "items": _obj({"reason": STR, "count": INT}),
+            },
+            "anomalies": {"type": "object", "additionalProperties": INT},
+        }
+    ),
+    "Anomaly": ANOMALY,
+    "AnomalyPage": _obj(
+        {"jobId": INT, "items": {"type": "array", "items": ref("Anomaly")}, "nextCursor": NSTR}
     ),
     "OpenAPI": OBJ,
 }

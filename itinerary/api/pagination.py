@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from itinerary.api import params
-from itinerary.api.errors import invalid
 from itinerary.api.routing import RawJSON
+from itinerary.errors import invalid
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

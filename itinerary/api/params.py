@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from itinerary.api.errors import invalid
 from itinerary.durations import parse_duration
+from itinerary.errors import invalid
 
 RELATIVE_RE = re.compile(r"^[+-]\s*\d")
 TIME_DOC = "RFC 3339 time (e.g. 2026-03-01T12:00:00Z) or relative to now (-5m, -2h, -7d)"

@@ -16,21 +16,19 @@ from datetime import datetime
 from typing import Any
 
 import bottle
-import gevent
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded
 
-from itinerary.api import auth
-from itinerary.api.errors import ApiError, invalid
+from itinerary import auth
 from itinerary.api.params import Param, parse_query
 from itinerary.context import Context
+from itinerary.errors import ApiError, invalid
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 # What a cross-site HTML form can send without a CORS preflight: refused on writes.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-REPLY_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -93,14 +91,6 @@ class Route:
         if self.method in WRITE_METHODS:
             found.add(415)
         return sorted(found)
-
-
-def wait_reply(result: Any, what: str) -> Any:
-    """The value of a component's reply, or 503 when it does not answer in time."""
-    try:
-        return result.get(timeout=REPLY_TIMEOUT_S)
-    except gevent.Timeout:
-        raise ApiError(503, f"{what} did not answer within {REPLY_TIMEOUT_S:g}s") from None
 
 
 def _read_body(route: Route, request: bottle.BaseRequest) -> Any:

@@ -1,8 +1,8 @@
 """Run routes: list and read runs, start one by hand, cancel, violations, actions, logs.
 
-Reads go through `Database.read`. Manual runs (`RunNow`) and cancellations
-(`CancelRun`) go to the scheduler inbox (`queues.scheduler`), which owns every
-active run; logs come from the executor by the run's stored handle.
+Reads go through `Database.read`. Manual runs and cancellations go through
+`itinerary.operations` (shared with the web pages) to the scheduler, which owns
+every active run; logs come from the executor by the run's stored handle.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from itinerary import messages, states
-from itinerary.api import pagination, params, queries
-from itinerary.api.errors import ApiError, invalid, not_found
+from itinerary import history, operations, queries, states
+from itinerary.api import pagination, params
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
-from itinerary.api.routing import Call, PathParam, Reply, Route, wait_reply
+from itinerary.api.routing import Call, PathParam, Reply, Route
+from itinerary.errors import ApiError, invalid, not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
-from itinerary.jobs import ValidationError, parse_job
 
 RUN_ID = PathParam("run_id", {"type": "string", "pattern": "^r[a-z0-9]{15}$"}, "run id")
 RUN_OR_JOB = PathParam(
@@ -28,7 +27,7 @@ RUN_OR_JOB = PathParam(
 )
 START_FUTURE_MAX = timedelta(days=366)
 START_PAST_SLACK = timedelta(minutes=1)
-OVERRIDES = ("args", "resources", "env")
+OVERRIDES = operations.OVERRIDES
 
 
 def _run_id(call: Call, name: str = "run_id") -> str:
@@ -85,36 +84,14 @@ def get_run_or_job_runs(call: Call) -> Any:
         run = call.ctx.database.read(queries.get_run, ident, call.now)
         if run is None:
             raise not_found(f"run {ident}")
+        found = call.ctx.database.read(history.anomalies_of_run, ident)
+        run["anomaly"] = found[-1] if found else None
         return run
     return _job_runs(call, job_id_of(ident))
 
 
 def job_runs(call: Call) -> Any:
     return _job_runs(call, job_id_of(call.path["job_id"]))
-
-
-def _overrides(body: dict[str, Any], job: Any) -> dict[str, Any]:
-    """The body's overrides, each allowed by the job and valid like the job's own field."""
-    given = {k: body[k] for k in OVERRIDES if body.get(k) is not None}
-    refused = {
-        k: "not modifiable for manual runs of this job"
-        for k in given
-        if k not in job.manual_run_modifiable_fields
-    }
-    if refused:
-        raise ApiError(
-            403,
-            "this job does not allow overriding " + ", ".join(refused),
-            code="not_modifiable",
-            fields=refused,
-        )
-    try:
-        parse_job(given, base=job)
-    except ValidationError as exc:
-        raise invalid(
-            {k: v for k, v in exc.fields.items() if k.split(".")[0] in given} or exc.fields
-        ) from None
-    return given
 
 
 def _start_at(call: Call, body: dict[str, Any]) -> Any:
@@ -146,23 +123,11 @@ def start_run(call: Call) -> Any:
     job = load_job(call, ident, live=True)
     if not job.manually_runnable:
         raise ApiError(403, f"job {job.name!r} is not manually runnable", code="not_runnable")
-    overrides = _overrides(body, job)
-    start_at = _start_at(call, body)
-    args = overrides.pop("args", None)
-    msg = messages.RunNow(
-        job_id=job.id,
-        at=call.now,
-        start_at=start_at,
-        args=None if args is None else tuple(args),
-        overrides=overrides,
+    given = operations.check_overrides(
+        {k: body[k] for k in OVERRIDES if body.get(k) is not None}, job
     )
-    call.ctx.queues.scheduler.put(msg)
-    try:
-        run_id = wait_reply(msg.reply, "the scheduler")
-    except KeyError as exc:
-        raise not_found(str(exc.args[0]) if exc.args else f"job {job.id}") from None
-    except ValueError as exc:
-        raise ApiError(403, str(exc), code="not_runnable") from None
+    start_at = _start_at(call, body)
+    run_id = operations.run_now(call.ctx, job, given, start_at, call.now)
     started = params.iso(start_at or call.now)
     return Reply(
         202,
@@ -173,20 +138,8 @@ def start_run(call: Call) -> Any:
 
 def cancel_run(call: Call) -> Any:
     run_id = _run_id(call, "id")
-    row = call.ctx.database.read(queries.get_run_row, run_id)
-    if row is None:
-        raise not_found(f"run {run_id}")
     reason = call.query["reason"] or "cancelled through the API"
-    msg = messages.CancelRun(run_id, reason, call.now)
-    call.ctx.queues.scheduler.put(msg)
-    if not wait_reply(msg.reply, "the scheduler"):
-        row = call.ctx.database.read(queries.get_run_row, run_id)
-        raise ApiError(
-            409,
-            f"run {run_id} is {row.status}, not active",
-            code="not_active",
-            fields={"state": row.status},
-        )
+    operations.cancel_run(call.ctx, run_id, reason, call.now)
     return Reply(202, {"runId": run_id, "cancelled": True})
 
 

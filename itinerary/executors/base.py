@@ -47,6 +47,21 @@ class RunRequest:
     args: tuple[str, ...] = ()
     resources: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    trigger: str = "schedule"
+
+
+def context_env(request: RunRequest) -> dict[str, str]:
+    """The run's own context, in every workload's environment (and Job annotations).
+
+    So a job can process "its" slot idempotently: the scheduled time, not the start.
+    """
+    return {
+        "ITINERARY_JOB_NAME": request.job.name,
+        "ITINERARY_RUN_ID": request.run_id,
+        "ITINERARY_ATTEMPT": str(request.attempt),
+        "ITINERARY_TRIGGER": request.trigger,
+        "ITINERARY_SCHEDULED_AT": request.scheduled_at.isoformat().replace("+00:00", "Z"),
+    }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from itinerary.executors.base import RunRequest
+from itinerary.executors.base import RunRequest, context_env
 from itinerary.jobs import JobSpec
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -27,6 +27,7 @@ RUN_ID = "itinerary.dev/run-id"
 ATTEMPT = "itinerary.dev/attempt"
 JOB_NAME = "itinerary.dev/job-name"
 SCHEDULED_AT = "itinerary.dev/scheduled-at"
+TRIGGER = "itinerary.dev/trigger"
 SELECTOR = f"{MANAGED_BY}={MANAGER}"
 
 NAME_MAX = 63
@@ -84,7 +85,10 @@ def build_job(
             "labels": pod_labels,
             "annotations": {
                 JOB_NAME: job.name,
-                SCHEDULED_AT: request.scheduled_at.isoformat(),
+                SCHEDULED_AT: context_env(request)["ITINERARY_SCHEDULED_AT"],
+                RUN_ID: request.run_id,
+                ATTEMPT: str(request.attempt),
+                TRIGGER: request.trigger,
             },
         },
         "spec": spec,
@@ -98,6 +102,7 @@ def pod_spec(request: RunRequest) -> dict[str, Any]:
         spec = copy.deepcopy(job.pod_spec)
         spec.setdefault("restartPolicy", "Never")
         _override_first(spec["containers"], request)
+        _add_context(spec["containers"], request)
         return spec
     if not job.images:
         raise ManifestError(f"job {job.name!r} has no images (or podSpec) to run on Kubernetes")
@@ -117,6 +122,7 @@ def pod_spec(request: RunRequest) -> dict[str, Any]:
         if resources:
             container["resources"] = copy.deepcopy(resources)
         containers.append(container)
+    _add_context(containers, request)
     spec = {"restartPolicy": "Never", "containers": containers}
     if job.service_accounts:
         # A pod runs as one service account; the first one listed is the job's.
@@ -151,6 +157,14 @@ def _env(env: dict[str, str], env_secret: Any) -> dict[str, Any]:
     if items:
         out["env"] = items
     return out
+
+
+def _add_context(containers: list[dict[str, Any]], request: RunRequest) -> None:
+    """The run's context (ITINERARY_*) in every container's env, over any same-named entry."""
+    context = context_env(request)
+    for container in containers:
+        kept = [e for e in container.get("env", []) if e.get("name") not in context]
+        container["env"] = kept + [{"name": k, "value": v} for k, v in context.items()]
 
 
 def _override_first(containers: list[dict[str, Any]], request: RunRequest) -> None:

@@ -48,6 +48,7 @@ from itinerary.executors.base import (
     Execution,
     ExecutorError,
     RunRequest,
+    context_env,
 )
 
 # $0 is the exit file; the command follows as "$@".
@@ -147,7 +148,7 @@ class LocalExecutor:
             raise ExecutorError(f"job {request.job.name!r} has no command to run locally")
         log_path = self._log_path(request)
         argv = [*request.job.commands[0], *request.args]
-        env = {**os.environ, **request.job.env, **request.env}
+        env = {**os.environ, **request.job.env, **request.env, **context_env(request)}
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             fd = _create_marker(log_path)

@@ -26,7 +26,13 @@ from gevent.queue import Queue
 
 from itinerary.clock import Clock
 from itinerary.ids import new_row_id
-from itinerary.messages import DeliverWebhook, ShutDown, WebhookDelivered, WebhookDeliveryRecord
+from itinerary.messages import (
+    ActionRunRecord,
+    DeliverWebhook,
+    ShutDown,
+    WebhookDelivered,
+    WebhookDeliveryRecord,
+)
 
 log = logging.getLogger(__name__)
 MAX_CONCURRENT = 20
@@ -110,17 +116,39 @@ class WebhookHandler:
         )
         if not ok:
             log.warning("webhook for run %s failed: %s", msg.run_id, error)
+        if msg.action_run_id is not None:  # the action run said "pending" until now
+            self.syncer_inbox.put(
+                ActionRunRecord(
+                    msg.action_run_id,
+                    msg.run_id or "",
+                    "webhook",
+                    msg.trigger,
+                    msg.at,
+                    ok,
+                    error=error,
+                    details={
+                        "state": "delivered" if ok else "failed",
+                        "url": safe_url(msg.url or ""),
+                        "integration": msg.integration,
+                        "statusCode": status,
+                        "attempts": attempt,
+                    },
+                )
+            )
 
     def _send(self, msg: DeliverWebhook) -> tuple[int | None, str | None, int]:
         body = {"event": msg.trigger, "runId": msg.run_id, "jobId": msg.job_id, **msg.variables}
+        # A templated body is sent as rendered, JSON unless the action's headers say otherwise.
+        send: dict[str, Any] = {"json": body}
+        if msg.body is not None:
+            send = {"data": msg.body.encode(), "headers": {"Content-Type": "application/json"}}
+        send["headers"] = {**send.get("headers", {}), **msg.headers}
         status: int | None = None
         error: str | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             wait = None
             try:
-                resp = self.session.post(
-                    msg.url, json=body, timeout=TIMEOUT_S, allow_redirects=False
-                )
+                resp = self.session.post(msg.url, timeout=TIMEOUT_S, allow_redirects=False, **send)
                 status = resp.status_code
                 if 200 <= status < 300:
                     return status, None, attempt

@@ -18,9 +18,9 @@ from typing import Any
 from gevent.queue import Full
 
 from itinerary import tokens
-from itinerary.api.errors import ApiError
 from itinerary.context import Context
 from itinerary.db import ApiToken
+from itinerary.errors import ApiError
 from itinerary.messages import TokenUsed
 
 RANK = {role: i for i, role in enumerate(tokens.ROLES)}

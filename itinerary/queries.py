@@ -26,7 +26,6 @@ import peewee as pw
 
 from itinerary import jobstore
 from itinerary.api import pagination
-from itinerary.api.errors import invalid
 from itinerary.api.params import iso
 from itinerary.api.routing import RawJSON
 from itinerary.db import (
@@ -41,6 +40,7 @@ from itinerary.db import (
     SyncerStats,
     WebhookHandlerStats,
 )
+from itinerary.errors import invalid
 from itinerary.jobs import JobSpec
 from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
 

@@ -24,7 +24,7 @@ from typing import Any
 from gevent.event import AsyncResult, Event
 
 from itinerary.clock import Clock
-from itinerary.orchestrator import Orchestrator
+from itinerary.orchestrator.run import Orchestrator
 
 # Greenlets sharing a cohort's start pass. One does the whole pass unless an executor's start
 # waits on I/O; then the next takes over, so up to this many starts wait at once (more than the
@@ -83,7 +83,7 @@ class Cohort:
         except Exception as exc:  # a bug here must not leave its members hanging
             for member in self._new + self._waiting:
                 if not member.finished:
-                    member._crashed(exc)
+                    member.crashed(exc)
             raise
         finally:
             self._hold(False)
@@ -107,7 +107,7 @@ class Cohort:
             if self._flagged:
                 for member in self._flagged:
                     if member.cohort is self and member.held and member.status is not None:
-                        member._drop()
+                        member.drop()
                 self._flagged.clear()
                 self._waiting = [m for m in self._waiting if not m.finished]
             now = self.clock.now()
@@ -133,15 +133,15 @@ class Cohort:
             claims = []
             for member in batch:
                 if member.released:
-                    member._close(None)
+                    member.close(None)
                     continue
-                claims.append((member, member._open()))
+                claims.append((member, member.open_claim()))
             for member, claim in claims:
                 reply = claim.reply if claim is not None else None
-                member._guarded(partial(self._take, member, reply))
+                member.guarded(partial(self._take, member, reply))
 
     def _take(self, member: Orchestrator, reply: AsyncResult | None) -> None:
-        if member._claimed(reply):
+        if member.take_claim(reply):
             self._waiting.append(member)
 
     def _start(self, members: list[Orchestrator]) -> None:
@@ -167,13 +167,13 @@ class Cohort:
             if member.finished:
                 continue
             if member.held:
-                member._drop()
+                member.drop()
                 continue
-            if not member._checks:  # checks ask the loop first: its own greenlet does that
+            if not member.checks:  # checks ask the loop first: its own greenlet does that
                 try:
                     member.launch()
                 except Exception as exc:
-                    member._crashed(exc)
+                    member.crashed(exc)
                     continue
             ready.append(member)
         return ready

@@ -28,8 +28,10 @@ The loop reads an orchestrator's `status`, `started_at` and `finished` directly
 slot's grace period passed). The stats collector gets `RunCompleted` and
 `RunStartLateness`.
 
-The constraint checks (`PRE_CHECKS`) and the actions (itinerary/actions.py) are
-the extension points for hooks and the remaining actions.
+The constraints are checked in constraints.py, one function each; the actions
+are taken by actions.py, one handler each. Triggers: `on_start` (the workload
+runs), `on_success`, `on_failure` (failed or lost), `on_violation` (with its
+constraint), `on_skipped`, `on_missed`.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult, Event
 
-from itinerary import actions, states
+from itinerary import states
 from itinerary.clock import Clock
+from itinerary.db import Database
 from itinerary.durations import format_duration, parse_duration
 from itinerary.executors.base import (
     FAILED,
@@ -64,7 +67,6 @@ from itinerary.ids import new_row_id
 from itinerary.jobs import JobSpec
 from itinerary.messages import (
     ClaimSlot,
-    QueryActive,
     Queues,
     RunCompleted,
     RunFinished,
@@ -72,9 +74,14 @@ from itinerary.messages import (
     RunUpdate,
     ViolationRecord,
 )
+from itinerary.orchestrator import actions, constraints
 
-if TYPE_CHECKING:
-    from itinerary.cohort import Cohort
+
+class _Group(Protocol):
+    """What a run needs from the cohort that claims and starts it (cohort.py)."""
+
+    def poke(self, orchestrator: Orchestrator) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,7 @@ class Slot:
     args: tuple[str, ...] | None = None  # None: the job's default args
     overrides: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
+    depth: int = 0  # kickOffJob: runs up the chain of parents (not kept across a restart)
     skip_reason: str | None = None  # record as skipped (skipNextInstance) instead of running
     missed_reason: str | None = None  # the slot passed unattended: apply catchUp rules
     claimed: bool = False  # restart recovery: the row exists already and is ours
@@ -113,6 +121,7 @@ class _Outcome:
     status: str
     reason: str | None = None
     exit_code: int | None = None
+    violation: str | None = None  # the constraint whose violation caused it
 
 
 class Orchestrator:
@@ -128,6 +137,7 @@ class Orchestrator:
         "clock",
         "executor",
         "config",
+        "database",
         "status",
         "error",
         "started_at",
@@ -140,6 +150,10 @@ class Orchestrator:
         "cohort",
         "constraints_checked",
         "actions_taken",
+        "attempt",
+        "admitted",
+        "queued_seq",
+        "_announced",
         "_behind",
         "_first",
         "_checks",
@@ -151,13 +165,20 @@ class Orchestrator:
     )
 
     def __init__(
-        self, slot: Slot, queues: Queues, clock: Clock, executor: Executor, config: Any
+        self,
+        slot: Slot,
+        queues: Queues,
+        clock: Clock,
+        executor: Executor,
+        config: Any,
+        database: Database | None = None,
     ) -> None:
         self.slot = slot
         self.queues = queues
         self.clock = clock
         self.executor = executor
         self.config = config
+        self.database = database  # reads only (requirePreviousSuccess)
         self.status: str | None = states.SCHEDULED if slot.claimed else None
         self.error: str | None = None  # the final error, for notifications
         self.started_at = slot.started_at
@@ -167,12 +188,16 @@ class Orchestrator:
         self.finished = False  # read by the loop
         self.outcome: str | None = None  # the final state, NOT_CLAIMED or RELEASED
         self.linger = False  # set by the loop: send RunFinished when done
-        self.cohort: Cohort | None = None  # until its cohort hands it its own greenlet
+        self.cohort: _Group | None = None  # until its cohort hands it its own greenlet
         self.constraints_checked = 0
         self.actions_taken = 0
+        self.attempt = slot.attempt
+        self.admitted = False  # maxConcurrentRuns: the loop gave it a place (admission.py)
+        self.queued_seq: int | None = None  # maxConcurrentRuns: its place in the queue
+        self._announced = slot.adopt is not None  # on_start taken (before a restart, if adopted)
         self._behind = False
         self._first: tuple[str, str | None] = (states.SCHEDULED, None)
-        self._checks: tuple[Callable[[Orchestrator], str | None], ...] = ()
+        self._checks: tuple[Callable[[Orchestrator], constraints.Held | None], ...] = ()
         self._request: RunRequest | None = None
         self._execution: Execution | None = None
         self._start_error: str | None = None
@@ -203,6 +228,11 @@ class Orchestrator:
         return self.status in (states.STARTING, states.RUNNING)
 
     @property
+    def checks(self) -> bool:
+        """Pre-execution checks to make before starting (on the run's own greenlet)."""
+        return bool(self._checks)
+
+    @property
     def held(self) -> bool:
         """Told not to start (cancelled, skipped or released)."""
         return self.released or self.cancel_reason is not None or self.skip_reason is not None
@@ -218,23 +248,23 @@ class Orchestrator:
     def run(self) -> None:
         """The whole lifecycle in the calling greenlet."""
         self._wake = Event()
-        self._guarded(self._alone)
+        self.guarded(self._alone)
 
     def _alone(self) -> None:
         if self.slot.adopt is not None:
-            self._close(self._finish(self._attempts(self.slot.adopt)))
+            self.close(self._finish(self._attempts(self.slot.adopt)))
             return
-        claim = self._open()
-        if not self._claimed(claim.reply if claim is not None else None):
+        claim = self.open_claim()
+        if not self.take_claim(claim.reply if claim is not None else None):
             return
         if not self._sleep_until(self.slot.scheduled_at):
-            self._drop()
+            self.drop()
             return
         self._go()
 
     # --- the steps a cohort drives for many runs -----------------------------------------
 
-    def _open(self) -> ClaimSlot | None:
+    def open_claim(self) -> ClaimSlot | None:
         """Decide the slot's first state and claim it; None when the row is ours already."""
         slot = self.slot
         if slot.skip_reason:
@@ -259,22 +289,23 @@ class Orchestrator:
         self.queues.syncer.put(msg)
         return msg
 
-    def _claimed(self, reply: AsyncResult | None) -> bool:
+    def take_claim(self, reply: AsyncResult | None) -> bool:
         """Take the claim's answer (waiting for it); True when the run goes on to its start."""
         if reply is not None and not reply.get():
-            self._close(NOT_CLAIMED)
+            self.close(NOT_CLAIMED)
             return False
         status, reason = self._first
         if reply is None and status != states.SCHEDULED:  # a recovered slot that passed
             self._record(status, reason=reason, completed_at=self.clock.now())
+        elif reply is None and self.slot.trigger == "catchup":  # recovered, run late
+            self._record(None, trigger="catchup")
         self.status = status
         if status in states.TERMINAL:
+            actions.take(self, "on_missed" if status == states.MISSED else "on_skipped")
             self._report(status, None)
-            self._close(status)
+            self.close(status)
             return False
-        constraints = self.slot.job.constraints
-        if constraints:
-            self._checks = tuple(check for name, check in PRE_CHECKS if name in constraints)
+        self._checks = constraints.pre_checks(self.slot.job)
         self._request = self._make_request(self.slot.attempt)
         return True
 
@@ -303,6 +334,7 @@ class Orchestrator:
             args=slot.effective_args,
             resources=slot.overrides.get("resources"),
             env=dict(slot.overrides.get("env") or {}),
+            trigger=slot.trigger,
         )
 
     def launch(self, attempt: int | None = None) -> None:
@@ -316,6 +348,7 @@ class Orchestrator:
             self.status = states.STARTING
         else:
             request = self._make_request(attempt)
+        self.attempt = request.attempt
         self._launched_at = self.clock.now()
         try:
             self._execution = self.executor.start(request)
@@ -327,31 +360,52 @@ class Orchestrator:
     def proceed(self) -> None:
         """Greenlet body from the start time on: checks and start unless done, then follow."""
         self._wake = Event()
-        self._guarded(self._go)
+        self.guarded(self._go)
 
     def _go(self) -> None:
         if self._launched_at is None:
             if self.held:
-                self._drop()
+                self.drop()
                 return
             for check in self._checks:
                 held = check(self)
-                if held:
-                    self._record(states.WAITING, reason=held)
-                    self._close(self._finish(_Outcome(states.SKIPPED, held)))
+                if self.held:  # told to stop while it waited for a place or a dependency
+                    self.drop()
+                    return
+                if held is not None:
+                    self._refuse(held)
                     return
             self.launch()
-        self._close(self._finish(self._attempts(None)))
+        self.close(self._finish(self._attempts(None)))
 
-    def _drop(self) -> None:
+    def _refuse(self, held: constraints.Held) -> None:
+        """A pre-execution constraint said no: violation, on_violation actions, `skipped`."""
+        if self.status != states.WAITING:
+            self._record(states.WAITING, reason=held.reason)
+        self._violate(held.constraint, held.details)
+        self.close(self._finish(_Outcome(states.SKIPPED, held.reason)))
+
+    def record_waiting(self, reason: str) -> None:
+        """A check holds the run back for now (queued, waiting for a dependency)."""
+        self._record(states.WAITING, reason=reason)
+
+    def pause(self, seconds: float) -> bool:
+        """Wait on the clock; False (at once) when cancelled, skipped or released."""
+        assert self._wake is not None
+        self._wake.clear()
+        if not self.held:
+            self.clock.wait(self._wake, seconds)
+        return not self.held
+
+    def drop(self) -> None:
         """End a run told not to start: released (nothing recorded), skipped or cancelled."""
         if self.released:
-            self._close(None)
+            self.close(None)
         elif self.cancel_reason is None:
-            self._close(self._finish(_Outcome(states.SKIPPED, self.skip_reason)))
+            self.close(self._finish(_Outcome(states.SKIPPED, self.skip_reason)))
         else:
             reason = f"cancelled before start: {self.cancel_reason}"
-            self._close(self._finish(_Outcome(states.KILLED, reason)))
+            self.close(self._finish(_Outcome(states.KILLED, reason)))
 
     def _sleep_until(self, when: datetime) -> bool:
         """Wait for `when`; False if cancelled, skipped or released first."""
@@ -365,14 +419,14 @@ class Orchestrator:
                 return True
             self.clock.wait(self._wake, left)
 
-    def _guarded(self, body: Callable[[], None]) -> None:
+    def guarded(self, body: Callable[[], None]) -> None:
         """Run a step; a bug in it ends the run `lost` instead of leaving it hanging."""
         try:
             body()
         except Exception as exc:
-            self._crashed(exc)
+            self.crashed(exc)
 
-    def _crashed(self, exc: Exception) -> None:
+    def crashed(self, exc: Exception) -> None:
         log.error("orchestrator of run %s crashed", self.slot.run_id, exc_info=exc)
         reason = f"internal error in its orchestrator: {exc!r}"
         now = self.clock.now()
@@ -386,9 +440,9 @@ class Orchestrator:
                 completed_at=now,
             )
         )
-        self._close(states.LOST)
+        self.close(states.LOST)
 
-    def _close(self, outcome: str | None) -> None:
+    def close(self, outcome: str | None) -> None:
         """This orchestrator is done; the loop is told only if it waits to forget the run."""
         self.finished = True
         self.outcome = outcome or RELEASED
@@ -414,22 +468,26 @@ class Orchestrator:
         while True:
             outcome = self._follow(adopted) if adopted else self._started(attempt)
             adopted = None
+            if outcome is not None and outcome.status == states.SUCCEEDED:
+                outcome = self._post_run(outcome)
             if outcome is None or outcome.status != states.FAILED:
                 return outcome
-            delay = self._retry_delay(attempt)
-            if delay is None:
+            retry = self._retry_delay(attempt, outcome)
+            if retry is None:
                 return outcome
+            delay, trigger = retry
             self.queues.syncer.put(
                 RunUpdate(
                     self.slot.run_id,
                     self.clock.now(),
                     attempt=attempt,
                     attempt_status=states.FAILED,
+                    attempt_completed_at=self.clock.now(),
                     error=outcome.reason,
                     exit_code=outcome.exit_code,
                 )
             )
-            actions.record(self, "retry", "on_failure", True, details={"attempt": attempt + 1})
+            actions.record(self, "retry", trigger, True, details={"attempt": attempt + 1})
             if not self._sleep_until(self.clock.now() + timedelta(seconds=delay)):
                 if self.released:
                     return None
@@ -437,16 +495,31 @@ class Orchestrator:
             attempt += 1
             self.launch(attempt)
 
-    def _retry_delay(self, attempt: int) -> float | None:
-        """Seconds before the next attempt, or None when retries are used up."""
-        for action in self.slot.job.actions:
-            if action.type == "retry" and action.trigger == "on_failure":
-                if attempt > int(action.config.get("maxRetries", 1)):
-                    return None
-                backoff = parse_duration(action.config.get("backoff", 0))
-                delay = backoff * 2 ** (attempt - 1)
-                cap = action.config.get("maxBackoff")
-                return min(delay, parse_duration(cap)) if cap is not None else delay
+    def _post_run(self, outcome: _Outcome) -> _Outcome:
+        """postRunHook: a succeeded workload counts only when the hook answers 200."""
+        held = constraints.check_post_run_hook(self, outcome.exit_code)
+        if held is None:
+            return outcome
+        self._violate(held.constraint, held.details)
+        return _Outcome(states.FAILED, held.reason, outcome.exit_code, held.constraint)
+
+    def _retry_delay(self, attempt: int, outcome: _Outcome) -> tuple[float, str] | None:
+        """(seconds before the next attempt, the retry's trigger), or None: no retry left.
+
+        A `retry` on_violation of the constraint that failed the attempt comes first,
+        then one on_failure.
+        """
+        for action in sorted(self.slot.job.actions, key=lambda a: a.trigger != "on_violation"):
+            if action.type != "retry":
+                continue
+            if action.trigger == "on_violation" and action.constraint != outcome.violation:
+                continue
+            if attempt > int(action.config.get("maxRetries", 1)):
+                return None
+            backoff = parse_duration(action.config.get("backoff", 0))
+            delay = backoff * 2 ** (attempt - 1)
+            cap = action.config.get("maxBackoff")
+            return (min(delay, parse_duration(cap)) if cap is not None else delay), action.trigger
         return None
 
     def _started(self, attempt: int) -> _Outcome | None:
@@ -467,7 +540,9 @@ class Orchestrator:
         assert self._wake is not None
         job = self.slot.job
         expected, allowed = job.seconds("maxExpectedRunTime"), job.seconds("maxAllowedRunTime")
-        began = self.started_at or self.clock.now()
+        # Run-time limits count per attempt: from its own start (a retry gets its full time).
+        seen_running = self.slot.adopt is execution  # re-attached: it started before
+        began = (self.started_at if seen_running else None) or self.clock.now()
         kill: _Outcome | None = None
         events: deque[ExecEvent] = deque()
         pump: gevent.Greenlet | None = None
@@ -487,12 +562,18 @@ class Orchestrator:
                             executor=self.executor.name,
                         )
                     elif event.kind == RUNNING:
-                        began = self.started_at = self.started_at or event.at
+                        self.started_at = self.started_at or event.at
+                        if not seen_running:
+                            seen_running, began = True, event.at
+                        if not self._announced:
+                            self._announced = True
+                            actions.take(self, "on_start")
                         # The handle may name more now (a pod created after the Job was).
                         self._record(
                             states.RUNNING,
                             attempt=execution.attempt,
                             started_at=self.started_at,
+                            attempt_started_at=began,
                             handle=event.handle,
                         )
                     elif event.final:
@@ -514,7 +595,7 @@ class Orchestrator:
                         f"maxAllowedRunTime {format_duration(allowed)} exceeded: killed after "
                         f"{format_duration(ran)}"
                     )
-                    kill = _Outcome(states.FAILED, reason)
+                    kill = _Outcome(states.FAILED, reason, violation="maxAllowedRunTime")
                     self._violation("maxAllowedRunTime", allowed, ran)
                     self._kill(execution, reason)
                 deadlines = [
@@ -556,7 +637,7 @@ class Orchestrator:
         if event.kind == LOST:
             return _Outcome(states.LOST, event.reason or "the executor lost the workload")
         if event.kind == KILLED and kill is not None:
-            return _Outcome(kill.status, kill.reason, event.exit_code)
+            return _Outcome(kill.status, kill.reason, event.exit_code, kill.violation)
         status = _EXEC_STATES[event.kind]
         reason = event.reason
         if status == states.FAILED and reason is None and event.exit_code is not None:
@@ -584,9 +665,9 @@ class Orchestrator:
             error=self.error,
             exit_code=outcome.exit_code,
         )
-        trigger = "on_success" if outcome.status == states.SUCCEEDED else "on_failure"
-        if outcome.status in (states.SUCCEEDED, states.FAILED, states.LOST):
-            actions.take(self, trigger, None, None)
+        trigger = _TRIGGERS.get(outcome.status)
+        if trigger is not None:
+            actions.take(self, trigger)
         self._report(outcome.status, now)
         return outcome.status
 
@@ -609,35 +690,21 @@ class Orchestrator:
         )
 
     def _violation(self, constraint: str, limit: float, actual: float) -> None:
+        self._violate(constraint, {"limit_s": limit, "actual_s": round(actual, 3)})
+
+    def _violate(self, constraint: str, details: dict[str, Any]) -> None:
+        """Record a violation row, then take the on_violation actions of that constraint."""
         vid = new_row_id()
-        details = {"limit_s": limit, "actual_s": round(actual, 3)}
         self.queues.syncer.put(
             ViolationRecord(vid, self.slot.run_id, constraint, self.clock.now(), details)
         )
         actions.take(self, "on_violation", constraint, vid)
 
-    # --- pre-execution constraints -------------------------------------------------------
 
-    def _check_concurrency(self) -> str | None:
-        """maxConcurrentRuns: the loop owns the list of active runs, so ask it."""
-        limit = self.slot.job.constraints.get("maxConcurrentRuns")
-        if limit is None:
-            return None
-        self.constraints_checked += 1
-        query = QueryActive(self.slot.job.id, self.clock.now())
-        self.queues.scheduler.put(query)
-        others = [
-            r.run_id
-            for r in query.reply.get()
-            if r.run_id != self.slot.run_id and r.status in (states.STARTING, states.RUNNING)
-        ]
-        if len(others) < limit:
-            return None
-        return f"maxConcurrentRuns {limit} reached: {', '.join(others)} still running"
-
-
-# Pre-execution checks in order, each with the constraint that turns it on; a check returns why
-# the run is held back, or None.
-PRE_CHECKS: tuple[tuple[str, Callable[[Orchestrator], str | None]], ...] = (
-    ("maxConcurrentRuns", Orchestrator._check_concurrency),
-)
+# A final state -> the trigger of the actions it takes (killed runs take none).
+_TRIGGERS = {
+    states.SUCCEEDED: "on_success",
+    states.FAILED: "on_failure",
+    states.LOST: "on_failure",
+    states.SKIPPED: "on_skipped",
+}

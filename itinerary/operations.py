@@ -1,0 +1,149 @@
+"""The write operations the JSON API and the web pages both perform.
+
+Each one sends a command to the component that owns the data and waits for its
+reply: job definitions go to the syncer (`SaveJob`, `ArchiveJob`), then to the
+scheduler (`JobUpserted`, `JobRemoved`) so the loop reschedules at once; manual
+runs and cancellations go to the scheduler (`RunNow`, `CancelRun`), which owns
+every active run. Refusals are `ApiError`s with the status both front ends show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import gevent
+
+from itinerary import jobchecks, jobpages, jobstore, messages, queries
+from itinerary.context import Context
+from itinerary.errors import ApiError, invalid, not_found
+from itinerary.jobs import JobSpec, ValidationError, parse_job
+
+REPLY_TIMEOUT_S = 10.0
+OVERRIDES = ("args", "resources", "env")
+
+
+def wait_reply(result: Any, what: str) -> Any:
+    """The value of a component's reply, or 503 when it does not answer in time."""
+    try:
+        return result.get(timeout=REPLY_TIMEOUT_S)
+    except gevent.Timeout:
+        raise ApiError(503, f"{what} did not answer within {REPLY_TIMEOUT_S:g}s") from None
+
+
+def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
+    """The job (archived ones too unless `live`), or 404/409."""
+    job = ctx.database.read(jobstore.get_job, job_id)
+    if job is None:
+        raise not_found(f"job {job_id}")
+    if live and job.archived_at is not None:
+        raise ApiError(409, f"job {job_id} is archived", code="archived")
+    return job
+
+
+def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
+    """Store through the syncer, then tell the loop; 409 on a duplicate name, 400 on a cycle."""
+    if any(a.type == "kickOffJob" for a in spec.actions):  # only then can it close a cycle
+        others = ctx.database.read(jobstore.load_jobs)
+        mine = [j for j in others if j.id != spec.id and j.name != spec.name] + [spec]
+        cycle = jobchecks.kickoff_cycle(mine)
+        if cycle is not None:
+            raise invalid({"actions": jobchecks.cycle_message(cycle)})
+    msg = messages.SaveJob(spec, now)
+    ctx.queues.syncer.put(msg)
+    try:
+        stored: JobSpec = wait_reply(msg.reply, "the syncer")
+    except jobstore.Conflict as exc:
+        raise ApiError(
+            409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
+        ) from None
+    jobpages.forget(stored.id)  # after the commit too: no read in between cached the old one
+    ctx.queues.scheduler.put(messages.JobUpserted(stored, now))
+    return stored
+
+
+def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
+    msg = messages.ArchiveJob(job_id, now)
+    ctx.queues.syncer.put(msg)
+    if not wait_reply(msg.reply, "the syncer"):
+        raise not_found(f"live job {job_id}")
+    jobpages.forget(job_id)
+    ctx.queues.scheduler.put(messages.JobRemoved(job_id, now))
+
+
+def pause_job(ctx: Context, job: JobSpec, reason: str | None, now: datetime) -> JobSpec:
+    return save_job(ctx, replace(job, enabled=False, paused_reason=reason or None), now)
+
+
+def resume_job(ctx: Context, job: JobSpec, now: datetime) -> JobSpec:
+    return save_job(ctx, replace(job, enabled=True, paused_reason=None), now)
+
+
+def check_overrides(given: dict[str, Any], job: JobSpec) -> dict[str, Any]:
+    """The overrides, each allowed by the job and valid like the job's own field."""
+    refused = {
+        k: "not modifiable for manual runs of this job"
+        for k in given
+        if k not in job.manual_run_modifiable_fields
+    }
+    if refused:
+        raise ApiError(
+            403,
+            "this job does not allow overriding " + ", ".join(refused),
+            code="not_modifiable",
+            fields=refused,
+        )
+    try:
+        parse_job(given, base=job)
+    except ValidationError as exc:
+        raise invalid(
+            {k: v for k, v in exc.fields.items() if k.split(".")[0] in given} or exc.fields
+        ) from None
+    return given
+
+
+def run_now(
+    ctx: Context,
+    job: JobSpec,
+    overrides: dict[str, Any],
+    start_at: datetime | None,
+    now: datetime,
+) -> str:
+    """Start a run of a manually runnable job with checked overrides; its run id."""
+    if not job.manually_runnable:
+        raise ApiError(403, f"job {job.name!r} is not manually runnable", code="not_runnable")
+    overrides = dict(check_overrides(overrides, job))
+    args = overrides.pop("args", None)
+    msg = messages.RunNow(
+        job_id=job.id,
+        at=now,
+        start_at=start_at,
+        args=None if args is None else tuple(args),
+        overrides=overrides,
+    )
+    ctx.queues.scheduler.put(msg)
+    try:
+        run_id: str = wait_reply(msg.reply, "the scheduler")
+    except KeyError as exc:
+        raise not_found(str(exc.args[0]) if exc.args else f"job {job.id}") from None
+    except ValueError as exc:
+        raise ApiError(403, str(exc), code="not_runnable") from None
+    return run_id
+
+
+def cancel_run(ctx: Context, run_id: str, reason: str, now: datetime) -> None:
+    """Ask the loop to kill the run's workload; 404 if unknown, 409 if it is not active."""
+    row = ctx.database.read(queries.get_run_row, run_id)
+    if row is None:
+        raise not_found(f"run {run_id}")
+    msg = messages.CancelRun(run_id, reason, now)
+    ctx.queues.scheduler.put(msg)
+    if not wait_reply(msg.reply, "the scheduler"):
+        row = ctx.database.read(queries.get_run_row, run_id)
+        raise ApiError(
+            409,
+            f"run {run_id} is {row.status}, not active",
+            code="not_active",
+            fields={"state": row.status},
+        )
