@@ -19,16 +19,17 @@ import contextlib
 from collections import OrderedDict
 from typing import Any
 
+from itinerary import queries  # the module (its names at call time: imports go in a circle)
 from itinerary.api import pagination
 from itinerary.db import Job
-from itinerary.queries import JOB_COLUMNS, JOBS_KIND, JobFilter, jobs_query, versions_of
 
 # Job versions kept as JSON text: ~2.5 KB each for a small job, more with a podSpec.
 MAX_JOBS = 4096
 # SQL text of the narrow query, per dialect and filter (a UI repeats the same few).
 MAX_FILTERS = 256
-# (by identity: a peewee field's == builds an expression)
-UPDATED_AT = next(i for i, c in enumerate(JOB_COLUMNS) if c is Job.updated_at)
+# Where updated_at is in `queries.JOB_COLUMNS` (every column of `job`, in model order); found
+# by identity, as a peewee field's == builds an expression.
+UPDATED_AT = next(i for i, c in enumerate(Job._meta.sorted_fields) if c is Job.updated_at)
 
 _json: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # job id -> (updated_at, JSON)
 _sql: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
@@ -45,13 +46,13 @@ def clear() -> None:
     _sql.clear()
 
 
-def _narrow(f: JobFilter) -> list[tuple[Any, ...]]:
+def _narrow(f: queries.JobFilter) -> list[tuple[Any, ...]]:
     """(id, name, updated_at) of the page's jobs, plus one to tell whether more follow."""
     database = Job._meta.database.obj
     key = (type(database), f)
     found = _sql.get(key)
     if found is None:
-        query = jobs_query(f).select(Job.id, Job.name, Job.updated_at)
+        query = queries.jobs_query(f).select(Job.id, Job.name, Job.updated_at)
         sql, params = database.get_sql_context().sql(query).query()
         if len(_sql) >= MAX_FILTERS:
             _sql.clear()
@@ -63,16 +64,16 @@ def _full(job_ids: list[int]) -> dict[int, tuple[Any, str]]:
     """The current version of each job, read in full: id -> (updated_at, JSON)."""
     rows = []
     for i in range(0, len(job_ids), 512):
-        query = Job.select(*JOB_COLUMNS).where(Job.id.in_(job_ids[i : i + 512]))
+        query = Job.select(*queries.JOB_COLUMNS).where(Job.id.in_(job_ids[i : i + 512]))
         database = Job._meta.database.obj
         rows.extend(database.execute(query).fetchall())
     return {
         row[0]: (row[UPDATED_AT], version.json)
-        for row, version in zip(rows, versions_of(rows), strict=True)
+        for row, version in zip(rows, queries.versions_of(rows), strict=True)
     }
 
 
-def page(f: JobFilter) -> tuple[list[str], str | None]:
+def page(f: queries.JobFilter) -> tuple[list[str], str | None]:
     """The JSON of a page of jobs matching `f` (in name order) and the next page's cursor."""
     rows = _narrow(f)
     more = f.limit is not None and len(rows) > f.limit
@@ -91,5 +92,5 @@ def page(f: JobFilter) -> tuple[list[str], str | None]:
                 with contextlib.suppress(KeyError):
                     _json.popitem(last=False)
         out.append(entry[1])
-    cursor = pagination.encode(JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
+    cursor = pagination.encode(queries.JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
     return out, cursor

@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import jobchecks, jobpages, jobstore, messages, queries
+from itinerary import jobchecks, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -58,9 +58,16 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
-    jobpages.forget(stored.id)  # after the commit too: no read in between cached the old one
+    _forget(stored.id)  # after the commit too: no read in between cached the old one
     ctx.queues.scheduler.put(messages.JobUpserted(stored, now))
     return stored
+
+
+def _forget(job_id: int | None) -> None:
+    """Drop the job's cached JSON (`itinerary/jobpages.py`; imported here: a circle else)."""
+    from itinerary import jobpages
+
+    jobpages.forget(job_id)
 
 
 def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
@@ -68,7 +75,7 @@ def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
-    jobpages.forget(job_id)
+    _forget(job_id)
     ctx.queues.scheduler.put(messages.JobRemoved(job_id, now))
 
 
