@@ -76,9 +76,21 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def _wrappers() -> dict[str, tuple[int, int | None]]:
-    """Live wrappers on this machine: exit file path -> (pid, start time)."""
-    found: dict[str, tuple[int, int | None]] = {}
+    """Live wrappers on this machine: exit file path -> (pid, start time).
+
+    A wrapper's shell forks to run the command (and `mv`): until the child execs, it shows
+    the wrapper's command line too. The wrapper is the one whose parent is not a match.
+    """
+    matches: dict[int, str] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -88,9 +100,12 @@ def _wrappers() -> dict[str, tuple[int, int | None]]:
         except OSError:
             continue
         if len(argv) > 3 and argv[1] == b"-c" and argv[2] == WRAPPER.encode():
-            pid = int(entry.name)
-            found[os.fsdecode(argv[3])] = (pid, proc_start_time(pid))
-    return found
+            matches[int(entry.name)] = os.fsdecode(argv[3])
+    return {
+        path: (pid, proc_start_time(pid))
+        for pid, path in matches.items()
+        if _parent(pid) not in matches
+    }
 
 
 def _create_marker(path: Path) -> int:
