@@ -227,6 +227,8 @@ class LocalExecutor:
         handle: dict[str, Any] = {"log": str(log_path)}
         code = self._exit_code(str(log_path))
         found = None if code is not None else self._wrapper(f"{log_path}.exit")
+        if code is None and found is None:  # it may have ended between the two looks
+            code = self._exit_code(str(log_path))
         if found is not None:
             handle.update(pid=found[0], proc_start=found[1])
         execution = Execution(request.run_id, request.attempt, handle)
