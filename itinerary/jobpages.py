@@ -19,9 +19,10 @@ import contextlib
 from collections import OrderedDict
 from typing import Any
 
-from itinerary import queries  # the module (its names at call time: imports go in a circle)
-from itinerary.api import pagination
 from itinerary.db import Job
+
+# `queries` (and through it the API package) is imported where it is used: jobstore calls
+# `forget` from the syncer's first save, which must not wait for the API to be imported.
 
 # Job versions kept as JSON text: ~2.5 KB each for a small job, more with a podSpec.
 MAX_JOBS = 4096
@@ -46,8 +47,10 @@ def clear() -> None:
     _sql.clear()
 
 
-def _narrow(f: queries.JobFilter) -> list[tuple[Any, ...]]:
+def _narrow(f: Any) -> list[tuple[Any, ...]]:
     """(id, name, updated_at) of the page's jobs, plus one to tell whether more follow."""
+    from itinerary import queries
+
     database = Job._meta.database.obj
     key = (type(database), f)
     found = _sql.get(key)
@@ -62,6 +65,8 @@ def _narrow(f: queries.JobFilter) -> list[tuple[Any, ...]]:
 
 def _full(job_ids: list[int]) -> dict[int, tuple[Any, str]]:
     """The current version of each job, read in full: id -> (updated_at, JSON)."""
+    from itinerary import queries
+
     rows = []
     for i in range(0, len(job_ids), 512):
         query = Job.select(*queries.JOB_COLUMNS).where(Job.id.in_(job_ids[i : i + 512]))
@@ -73,8 +78,11 @@ def _full(job_ids: list[int]) -> dict[int, tuple[Any, str]]:
     }
 
 
-def page(f: queries.JobFilter) -> tuple[list[str], str | None]:
-    """The JSON of a page of jobs matching `f` (in name order) and the next page's cursor."""
+def page(f: Any) -> tuple[list[str], str | None]:
+    """The JSON of a page of jobs matching `f` (a `queries.JobFilter`) and the next cursor."""
+    from itinerary import queries
+    from itinerary.api import pagination
+
     rows = _narrow(f)
     more = f.limit is not None and len(rows) > f.limit
     if f.limit is not None:

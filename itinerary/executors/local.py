@@ -110,6 +110,7 @@ def _wrappers() -> dict[str, tuple[int, int | None]]:
 
 def _create_marker(path: Path) -> int:
     """Create the attempt's log file, failing if it exists; durable before anything runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
     try:
         os.fsync(fd)
@@ -165,8 +166,9 @@ class LocalExecutor:
         argv = [*request.job.commands[0], *request.args]
         env = {**os.environ, **request.job.env, **request.env, **context_env(request)}
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = _create_marker(log_path)
+            # In a worker thread: an fsync on a busy disk can take tens of milliseconds,
+            # which on the hub would hold up the loop and every other start.
+            fd = gevent.get_hub().threadpool.apply(_create_marker, (log_path,))
         except FileExistsError:  # started once already, by this process or an earlier one
             return self._adopt_marker(request, log_path)
         except OSError as exc:
