@@ -19,8 +19,8 @@ Jobs are a mix of schedules: 40% every minute, 30% every 5 minutes, 20% hourly
 every job run every minute (the issue's lateness target). A run crosses a 5-minute
 boundary (the realistic mix's biggest burst) only if it lasts long enough: `began`
 says when it started.
-With `--hooks N` the first N jobs have a preRunHook on a loopback HTTP server (in this
-process) that answers 200 after `--hook-latency`; lateness is then also reported for
+With `--hooks N` the first N jobs have a preRunHook on a loopback HTTP server (a
+process of its own) that answers 200 after `--hook-latency`; lateness is then also reported for
 the jobs with and without hooks separately (a hooked run's start includes its hook).
 One JSON line per run.
 """
@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -46,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))  # bench/api.py's database helpers
 
 import gevent  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
 from itinerary import config as configmod  # noqa: E402
@@ -62,18 +62,33 @@ from itinerary.scheduler import Scheduler  # noqa: E402
 ZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo")
 
 
-def hook_server(latency: float) -> tuple[WSGIServer, str]:
-    """A loopback preRunHook answering 200 after `latency` seconds."""
+# The loopback hook, in a process of its own (a real hook's server is not Itinerary's CPU).
+HOOK_SERVER = """
+import sys
+from gevent import monkey; monkey.patch_all()
+import gevent
+from gevent.pywsgi import WSGIServer
+latency = float(sys.argv[1])
+def app(environ, start_response):
+    environ["wsgi.input"].read()
+    gevent.sleep(latency)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+server = WSGIServer(("127.0.0.1", 0), app, log=None, backlog=4096)
+server.start()
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
 
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        environ["wsgi.input"].read()
-        gevent.sleep(latency)
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
 
-    server = WSGIServer(("127.0.0.1", 0), app, log=None, backlog=4096)
-    server.start()
-    return server, f"http://127.0.0.1:{server.server_port}/hook"
+def hook_server(latency: float) -> tuple[subprocess.Popen, str]:
+    """A loopback preRunHook answering 200 after `latency` seconds, in its own process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOOK_SERVER, str(latency)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}/hook"
 
 
 def make_jobs(count: int, every_minute: bool, hooks: int = 0, url: str = "") -> list[JobSpec]:
@@ -287,7 +302,7 @@ def _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, s
     expected = expected_slots(jobs, config, began, until)
     loops = scheduler.ticks
     if server is not None:
-        server.stop(timeout=1)
+        server.kill()
     hook_figures = {}
     if hooks:
         hook_figures = {

@@ -23,12 +23,14 @@ import peewee as pw
 import requests
 import yaml
 
-from itinerary import jobchecks, jobstore
+from itinerary import audit, jobchecks, jobstore
 from itinerary.clock import RealClock
 from itinerary.db import Database, bind
 from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.webhooks import manage
 
 READ_ONLY = ("id", "createdAt", "updatedAt", "archivedAt")
+FILE_KEYS = {"jobs", "integrations"}
 HTTP_TIMEOUT_S = 30
 
 
@@ -69,8 +71,8 @@ def read_documents(text: str, source: str) -> list[dict[str, Any]]:
         raise ApplyError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     bodies: list[Any] = []
     for doc in docs:
-        if isinstance(doc, dict) and set(doc) == {"jobs"}:
-            doc = doc["jobs"] or []
+        if isinstance(doc, dict) and set(doc) & FILE_KEYS and set(doc) <= FILE_KEYS:
+            doc = doc.get("jobs") or []  # integrations: itinerary/webhooks/manage.py
         bodies.extend(doc if isinstance(doc, list) else [doc])
     if not all(isinstance(b, dict) for b in bodies):
         raise ApplyError(f"{source}: each job must be a mapping of fields")
@@ -121,14 +123,20 @@ def plan(
 def apply_to_database(database: Database, changes: list[Change]) -> None:
     """Write every change in one transaction (this process is a short-lived writer)."""
     now = RealClock().now()
+    ids = [c.job.id for c in changes if c.action == "updated" and c.job.id is not None]
+    before = {j.id: j for j in database.read(jobstore.load_jobs, ids)} if ids else {}
 
     def write() -> None:
         with database.writer.atomic():
             for change in changes:
                 if change.action in ("created", "updated"):
-                    jobstore.save_job(database.writer, change.job, now)
+                    stored = jobstore.save_job(database.writer, change.job, now)
+                    entry = audit.entry_for(before.get(change.job.id), change.job, "apply")
+                    audit.write(database.writer, stored.id, entry, now)  # type: ignore[arg-type]
                 elif change.action == "archived":
-                    jobstore.archive_job(database.writer, change.job.id, now)  # type: ignore[arg-type]
+                    job_id: int = change.job.id  # type: ignore[assignment]
+                    jobstore.archive_job(database.writer, job_id, now)
+                    audit.write(database.writer, job_id, audit.Entry("apply", "archived"), now)
 
     try:
         database.write(write)
@@ -142,6 +150,7 @@ class Server:
     def __init__(self, url: str, token: str | None) -> None:
         self.base = url.rstrip("/") + "/api/v1"
         self.session = requests.Session()
+        self.session.headers[audit.VIA_HEADER] = "apply"  # recorded as "apply (<token>)"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -231,13 +240,18 @@ def run_apply(args: argparse.Namespace, config: Any) -> int:
         except OSError as exc:
             raise ApplyError(f"-f: cannot read {args.file}: {exc.strerror}") from None
         bodies = read_documents(text, source)
+        wanted = manage.read_integrations(text, source)
         live, target = _live(args, config)
         changes = plan(bodies, live, prune=args.prune, source=source)
+        integrations = manage.plan(wanted, manage.live(target)) if wanted else []
         if not args.dry_run:
+            manage.apply_changes(target, integrations)  # first: jobs name them
             if isinstance(target, Server):
                 target.apply(changes)
             else:
                 apply_to_database(target, changes)
+        for i in integrations:
+            print(f"{i.action:9} integration {i.name}")  # noqa: T201 - the report
         for change in changes:
             print(f"{change.action:9} {change.name}")  # noqa: T201 - the report
         counts = {
@@ -247,7 +261,7 @@ def run_apply(args: argparse.Namespace, config: Any) -> int:
         summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n or a != "archived")
         print(summary + (" (dry run: nothing changed)" if args.dry_run else ""))  # noqa: T201
         return 0
-    except (ApplyError, pw.DatabaseError) as exc:
+    except (ApplyError, manage.ManageError, pw.DatabaseError) as exc:
         return _fail(exc)
     finally:
         if isinstance(target, Database):

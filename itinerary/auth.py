@@ -28,14 +28,16 @@ NOTE_USE_EVERY = timedelta(minutes=1)
 
 
 def auth_required(config: Any) -> bool:
-    return not (config.insecure_no_auth or config.loopback)
+    if config.insecure_no_auth:
+        return False
+    return getattr(config, "require_auth", False) or not config.loopback
 
 
 def auth_mode(config: Any) -> str:
     """One phrase for the start-up log: is the API open, and why."""
     if config.insecure_no_auth:
         return "authentication OFF (--insecure-no-auth)"
-    if config.loopback:
+    if config.loopback and not getattr(config, "require_auth", False):
         return f"authentication off (listening on loopback {config.host} only)"
     return "authentication required (bearer API tokens)"
 

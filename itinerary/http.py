@@ -1,4 +1,4 @@
-"""The root WSGI application: health, readiness, metrics, and the API under /api/v1.
+"""The root WSGI application: health, readiness, metrics, the web UI, the API under /api/v1.
 
 Every request passes the Host and Origin checks of `itinerary/guard.py` first
 (DNS rebinding, cross-site writes); `/healthz` and `/readyz` are exempt.
@@ -24,6 +24,9 @@ from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.guard import Guard
 from itinerary.metrics import render
+from itinerary.web import install as install_web
+from itinerary.web.pipeline import error_page
+from itinerary.web.render import wants_html
 
 log = logging.getLogger(__name__)
 READY_CHECK_TIMEOUT_S = 3.0
@@ -82,6 +85,8 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
 
     @root.get("/")
     def index() -> bottle.HTTPResponse:
+        if wants_html(bottle.request):  # a browser gets the UI, API clients the links
+            return bottle.HTTPResponse(status=303, headers={"Location": "/running"})
         return _json(
             200,
             {
@@ -97,17 +102,30 @@ def make_root(ctx: Context, api: bottle.Bottle | None = None) -> Any:
         )
 
     @root.error(404)
-    def not_found(err: bottle.HTTPError) -> str:
+    def not_found(err: bottle.HTTPError) -> Any:
+        if wants_html(bottle.request):
+            return error_page(404, f"There is no page at {bottle.request.path}.")
         bottle.response.content_type = "application/json"
         return json.dumps({"error": {"code": "not_found", "message": "no such page"}})
 
+    @root.error(405)
+    def not_allowed(err: bottle.HTTPError) -> Any:
+        if wants_html(bottle.request):
+            return error_page(405, f"{bottle.request.method} is not allowed here.")
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": {"code": "method_not_allowed", "message": "not allowed"}})
+
     @root.error(500)
-    def server_error(err: bottle.HTTPError) -> str:
+    def server_error(err: bottle.HTTPError) -> Any:
         log.error(
             "unhandled error on %s: %s", bottle.request.path, err.exception, exc_info=err.exception
         )
+        if wants_html(bottle.request):
+            return error_page(500, "Internal error; the server log has the details.")
         bottle.response.content_type = "application/json"
         return json.dumps({"error": {"code": "internal", "message": "internal error; see logs"}})
+
+    install_web(root, ctx)
 
     app = root if api is None else _prefixed(root, API_PREFIX, api)
     return Guard(app, ctx.config.allowed_host_list)

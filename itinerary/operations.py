@@ -15,13 +15,13 @@ from typing import Any
 
 import gevent
 
-from itinerary import jobchecks, jobstore, messages, queries
+from itinerary import audit, jobchecks, jobstore, messages, queries
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid, not_found
-from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
 
 REPLY_TIMEOUT_S = 10.0
-OVERRIDES = ("args", "resources", "env")
+OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
 
 
 def wait_reply(result: Any, what: str) -> Any:
@@ -42,15 +42,17 @@ def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
     return job
 
 
-def save_job(ctx: Context, spec: JobSpec, now: datetime) -> JobSpec:
-    """Store through the syncer, then tell the loop; 409 on a duplicate name, 400 on a cycle."""
+def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown") -> JobSpec:
+    """Store through the syncer (with its job_audit record), then tell the loop; 409 on a
+    duplicate name, 400 on a cycle. `actor` is who asked (audit.py)."""
     if any(a.type == "kickOffJob" for a in spec.actions):  # only then can it close a cycle
         others = ctx.database.read(jobstore.load_jobs)
         mine = [j for j in others if j.id != spec.id and j.name != spec.name] + [spec]
         cycle = jobchecks.kickoff_cycle(mine)
         if cycle is not None:
             raise invalid({"actions": jobchecks.cycle_message(cycle)})
-    msg = messages.SaveJob(spec, now)
+    before = ctx.database.read(jobstore.get_job, spec.id) if spec.id is not None else None
+    msg = messages.SaveJob(spec, now, audit=audit.entry_for(before, spec, actor))
     ctx.queues.syncer.put(msg)
     try:
         stored: JobSpec = wait_reply(msg.reply, "the syncer")
@@ -70,8 +72,8 @@ def _forget(job_id: int | None) -> None:
     jobpages.forget(job_id)
 
 
-def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
-    msg = messages.ArchiveJob(job_id, now)
+def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown") -> None:
+    msg = messages.ArchiveJob(job_id, now, audit=audit.Entry(actor, "archived"))
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
@@ -79,12 +81,14 @@ def archive_job(ctx: Context, job_id: int, now: datetime) -> None:
     ctx.queues.scheduler.put(messages.JobRemoved(job_id, now))
 
 
-def pause_job(ctx: Context, job: JobSpec, reason: str | None, now: datetime) -> JobSpec:
-    return save_job(ctx, replace(job, enabled=False, paused_reason=reason or None), now)
+def pause_job(
+    ctx: Context, job: JobSpec, reason: str | None, now: datetime, actor: str = "unknown"
+) -> JobSpec:
+    return save_job(ctx, replace(job, enabled=False, paused_reason=reason or None), now, actor)
 
 
-def resume_job(ctx: Context, job: JobSpec, now: datetime) -> JobSpec:
-    return save_job(ctx, replace(job, enabled=True, paused_reason=None), now)
+def resume_job(ctx: Context, job: JobSpec, now: datetime, actor: str = "unknown") -> JobSpec:
+    return save_job(ctx, replace(job, enabled=True, paused_reason=None), now, actor)
 
 
 def check_overrides(given: dict[str, Any], job: JobSpec) -> dict[str, Any]:

@@ -103,6 +103,11 @@ class Kit:
             return None
         return found
 
+    def status(self, run_id: str) -> str | None:
+        """The run's state, None until its claim is written."""
+        found = self.row(run_id)
+        return None if found is None else found.status
+
     def runs(self, job: JobSpec) -> list[JobRun]:
         query = JobRun.select().where(JobRun.job_id == job.id).order_by(JobRun.scheduled_at)
         return self.database.read(lambda: list(query))

@@ -71,6 +71,12 @@ def test_it_refuses_a_kick_off_chain_deeper_than_the_limit(database, tmp_path) -
         kit.stop()
 
 
+def test_it_records_a_kick_off_of_a_job_that_does_not_exist(kit) -> None:
+    first = kit.final(kit.run(kit.job("a", "true", actions=[kick("gone")])))
+    (action,) = kit.drive(lambda: kit.actions(first.run_id), "the kickOffJob action run")
+    assert not action.success and action.error == "job gone does not exist or is archived"
+
+
 @covers("retry")
 def test_it_retries_an_attempt_killed_by_max_allowed_run_time(kit, tmp_path) -> None:
     mark = tmp_path / "once"

@@ -78,6 +78,7 @@ def written(database, queues, clock, detector, handled=0):
     return database.read(lambda: list(rows))
 
 
+@pytest.mark.covers("on_anomaly")
 def test_it_finds_a_slow_run_against_the_job_history_and_acts(database, clock, rig):
     queues, detector, metrics = rig
     job = add_job(database, clock, actions=[HOOK])
@@ -187,6 +188,7 @@ def test_it_follows_jobs_created_and_archived_between_checks(database, clock, ri
     assert [a.slot_at - start for a in found] == [timedelta(minutes=m) for m in (10, 20, 30)]
 
 
+@pytest.mark.covers("on_anomaly")
 def test_it_skips_and_kills_on_an_anomaly_as_the_job_asks(clock):
     queues = messages.Queues(Queue(), Queue(), Queue(), Queue(), Queue())
     skip = {"type": "skipNextInstance", "trigger": "on_anomaly"}

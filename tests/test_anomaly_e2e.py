@@ -74,6 +74,7 @@ def _start(tmp_path):
     return app, dsn
 
 
+@pytest.mark.covers("on_anomaly")
 def test_it_finds_a_run_that_ended_too_soon_in_a_running_itinerary(tmp_path, receiver):
     url, _, seen = receiver
     app, dsn = _start(tmp_path)

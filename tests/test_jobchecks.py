@@ -110,3 +110,10 @@ def test_it_refuses_a_kick_off_cycle_in_an_applied_file() -> None:
     with pytest.raises(ApplyError) as caught:
         plan(bodies, [], prune=False, source="jobs.yaml")
     assert "kickOffJob actions would form a cycle: x -> y -> x" in str(caught.value)
+
+
+def test_it_refuses_retry_on_a_violation_that_fails_no_attempt() -> None:
+    retry = {"type": "retry", "trigger": "on_violation", "constraint": "preRunHook"}
+    with pytest.raises(ValidationError) as caught:
+        parse_job({**BASE, "actions": [retry]})
+    assert "maxAllowedRunTime and postRunHook" in caught.value.fields["actions[0].constraint"]

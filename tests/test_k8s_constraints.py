@@ -52,7 +52,7 @@ def finish(kit: Kit, kube: FakeKube, run_id: str, code: int = 0) -> dict:
     """Play the kubelet: the run's pod runs and exits with `code`; the Job's manifest."""
     manifest = kit.drive(lambda: _job_of(kube, run_id), f"a Job for {run_id}")
     kube.run_pod(manifest)
-    kit.drive(lambda: kit.row(run_id).status == states.RUNNING, f"{run_id} running")
+    kit.drive(lambda: kit.status(run_id) == states.RUNNING, f"{run_id} running")
     kube.finish_pod(manifest, code)
     return manifest
 

@@ -45,7 +45,7 @@ def load_job(call: Call, text: str, *, live: bool = False) -> JobSpec:
 
 def save(call: Call, spec: JobSpec) -> JobSpec:
     """Store through the syncer, then tell the loop; 409 on a duplicate name."""
-    return operations.save_job(call.ctx, spec, call.now)
+    return operations.save_job(call.ctx, spec, call.now, call.actor)
 
 
 def _parse(body: Any, base: JobSpec | None = None) -> JobSpec:
@@ -100,7 +100,7 @@ def update_job(call: Call) -> Any:
 
 
 def archive_job(call: Call) -> Any:
-    operations.archive_job(call.ctx, job_id_of(call.path["job_id"]), call.now)
+    operations.archive_job(call.ctx, job_id_of(call.path["job_id"]), call.now, call.actor)
     return Reply(204)
 
 
@@ -113,12 +113,12 @@ def pause_job(call: Call) -> Any:
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise invalid({"reason": "must be a string of at most 500 characters"})
     job = load_job(call, call.path["job_id"], live=True)
-    return operations.pause_job(call.ctx, job, reason, call.now).to_dict()
+    return operations.pause_job(call.ctx, job, reason, call.now, call.actor).to_dict()
 
 
 def resume_job(call: Call) -> Any:
     job = load_job(call, call.path["job_id"], live=True)
-    return operations.resume_job(call.ctx, job, call.now).to_dict()
+    return operations.resume_job(call.ctx, job, call.now, call.actor).to_dict()
 
 
 def next_runs(call: Call) -> Any:

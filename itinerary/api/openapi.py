@@ -359,6 +359,26 @@ SCHEMAS: dict[str, Any] = {
     "AnomalyPage": _obj(
         {"jobId": INT, "items": {"type": "array", "items": ref("Anomaly")}, "nextCursor": NSTR}
     ),
+    "JobEventList": _obj(
+        {
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "type": {
+                            "enum": ["violation", "action", "delivery", "anomaly", "flip", "change"]
+                        },
+                        "at": TIME,
+                        "runId": NSTR,
+                        "summary": STR,
+                        "details": OBJ,
+                    }
+                ),
+            },
+            "jobId": INT,
+            "nextBefore": NTIME,
+        }
+    ),
     "OpenAPI": OBJ,
 }
 

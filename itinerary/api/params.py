@@ -100,6 +100,15 @@ def time(name: str, description: str) -> Param:
     return Param(name, {"type": "string"}, f"{description}; {TIME_DOC}", parse)
 
 
+def duration(name: str, description: str) -> Param:
+    """Seconds, written like `30s`, `5m` or `1h30m` (durations.py)."""
+
+    def parse(values: list[str], now: datetime) -> float:
+        return parse_duration(_single(values))
+
+    return Param(name, {"type": "string"}, f"{description}, e.g. 30s, 5m, 1h30m", parse)
+
+
 def boolean(name: str, description: str) -> Param:
     def parse(values: list[str], now: datetime) -> bool:
         value = _single(values).strip().lower()

@@ -19,7 +19,7 @@ import bottle
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded
 
-from itinerary import auth
+from itinerary import audit, auth
 from itinerary.api.params import Param, parse_query
 from itinerary.context import Context
 from itinerary.errors import ApiError, invalid
@@ -40,6 +40,7 @@ class Call:
     query: dict[str, Any]
     body: Any
     now: datetime
+    actor: str = ""  # who is asking, for writes (audit.actor_of)
 
 
 class RawJSON(str):
@@ -130,7 +131,10 @@ def dispatch(
         now = ctx.clock.now()
         query = parse_query(route.params, request.query.dict, now)
         body = _read_body(route, request) if route.body else None
-        out = route.handler(Call(ctx, path, query, body, now))
+        actor = ""
+        if route.method in WRITE_METHODS:
+            actor = audit.actor_of(ctx, request.get_header("Authorization"), request)
+        out = route.handler(Call(ctx, path, query, body, now, actor))
         return out if isinstance(out, Reply) else Reply(route.ok, out)
     except ApiError as exc:
         return Reply(exc.status, exc.body())

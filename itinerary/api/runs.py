@@ -18,6 +18,7 @@ from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
+from itinerary.jobs import MODIFIABLE_FIELDS
 
 RUN_ID = PathParam("run_id", {"type": "string", "pattern": "^r[a-z0-9]{15}$"}, "run id")
 RUN_OR_JOB = PathParam(
@@ -27,7 +28,7 @@ RUN_OR_JOB = PathParam(
 )
 START_FUTURE_MAX = timedelta(days=366)
 START_PAST_SLACK = timedelta(minutes=1)
-OVERRIDES = operations.OVERRIDES
+OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
 
 
 def _run_id(call: Call, name: str = "run_id") -> str:
@@ -45,17 +46,27 @@ def _job_ids(values: list[str] | None) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values)
 
 
+def _check_durations(q: dict[str, Any]) -> None:
+    low, high = q["min_duration"], q["max_duration"]
+    if low is not None and high is not None and low > high:
+        raise invalid({"max_duration": "must not be shorter than min_duration"})
+
+
 def list_runs(call: Call) -> Any:
     q = call.query
+    _check_durations(q)
     f = queries.RunFilter(
         job_ids=_job_ids(q["job_id"]),
         name=q["name"],
         tags=tuple(q["tags"] or ()),
         status=tuple(q["status"] or ()),
+        triggers=tuple(q["trigger"] or ()),
         started_after=q["started_after_time"],
         ended_before=q["ended_before_time"],
         running_after=q["running_after_time"],
         running_before=q["running_before_time"],
+        min_duration=q["min_duration"],
+        max_duration=q["max_duration"],
         limit=q["limit"],
         cursor=q["cursor"],
     )
@@ -64,11 +75,14 @@ def list_runs(call: Call) -> Any:
 
 def _job_runs(call: Call, job_id: int) -> Any:
     q = call.query
+    _check_durations(q)
     f = queries.RunFilter(
         job_ids=(job_id,),
         status=tuple(q["status"] or ()),
         scheduled_from=q["start_time"],
         scheduled_to=q["end_time"],
+        min_duration=q["min_duration"],
+        max_duration=q["max_duration"],
         limit=q["limit"],
         cursor=q["cursor"],
     )
@@ -180,19 +194,25 @@ TIME_WINDOW = (
     params.time("end_time", "runs whose slot is before this time"),
 )
 STATUS = params.csv("status", "runs in these states", states.ALL)
+DURATION = (
+    params.duration("min_duration", "runs that ran at least this long (running ones: so far)"),
+    params.duration("max_duration", "runs that ran at most this long (running ones: so far)"),
+)
 RUN_FILTERS = (
     params.csv("job_id", "runs of these numeric job ids"),
     params.string("name", "runs of jobs whose name matches this glob (`*`, `?`) or substring"),
     params.csv("tags", "runs of jobs carrying all of these tags"),
     STATUS,
+    params.csv("trigger", "runs started by these triggers", states.TRIGGERS),
     params.time("started_after_time", "runs started at or after this time"),
     params.time("ended_before_time", "runs ended at or before this time"),
     params.time("running_after_time", "runs still running at or after this time (overlap)"),
     params.time("running_before_time", "runs already running at or before this time (overlap)"),
+    *DURATION,
     pagination.LIMIT,
     pagination.CURSOR,
 )
-JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, pagination.LIMIT, pagination.CURSOR)
+JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, *DURATION, pagination.LIMIT, pagination.CURSOR)
 
 ROUTES = (
     Route(

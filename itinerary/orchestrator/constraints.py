@@ -180,7 +180,7 @@ def check_pre_run_hook(o: Orchestrator) -> Held | None:
     """preRunHook: the user's endpoint answers 200, or the run does not start."""
     config = _hook_config(o.slot.job.constraints["preRunHook"])
     o.constraints_checked += 1
-    result = hooks.call(config, context(o), o.clock)
+    result = hooks.call(config, context(o), o.pause)
     if result.ok:
         return None
     return Held("preRunHook", result.reason("preRunHook"), result.details(config["url"]))
@@ -216,7 +216,7 @@ def check_post_run_hook(o: Orchestrator, exit_code: int | None) -> Held | None:
     if o.started_at is not None:
         runtime = round((o.clock.now() - o.started_at).total_seconds(), 3)
     body |= {"exitCode": exit_code, "durationSeconds": runtime}
-    result = hooks.call(config, body, o.clock)
+    result = hooks.call(config, body, o.pause)
     if result.ok:
         return None
     return Held("postRunHook", result.reason("postRunHook"), result.details(config["url"]))

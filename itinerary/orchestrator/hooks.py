@@ -12,13 +12,13 @@ which may carry a token, nor the URL's query string).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from itinerary.clock import Clock
 from itinerary.durations import parse_duration
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -62,8 +62,14 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def call(config: dict[str, Any], body: dict[str, Any], clock: Clock) -> HookResult:
-    """Call the hook until it answers 200, gives a final answer or runs out of retries."""
+def call(
+    config: dict[str, Any], body: dict[str, Any], pause: Callable[[float], bool]
+) -> HookResult:
+    """Call the hook until it answers 200, gives a final answer or runs out of retries.
+
+    `pause(seconds)` waits between tries on the run's clock; False (the run was cancelled
+    or released meanwhile) ends the retries with the last answer.
+    """
     timeout = parse_duration(config.get("timeout", DEFAULT_TIMEOUT_S))
     method = str(config.get("method", "POST")).upper()
     headers = dict(config.get("headers") or {})
@@ -74,7 +80,8 @@ def call(config: dict[str, Any], body: dict[str, Any], clock: Clock) -> HookResu
         final = result.status is not None and result.status < 500 and result.status != 429
         if result.ok or final or attempt > retries:
             return result
-        clock.sleep(min(MAX_PAUSE_S, FIRST_PAUSE_S * 2 ** (attempt - 1)))
+        if not pause(min(MAX_PAUSE_S, FIRST_PAUSE_S * 2 ** (attempt - 1))):
+            return result
     return result
 
 

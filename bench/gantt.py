@@ -1,0 +1,142 @@
+"""Benchmark: the run-history Gantt in a real Chromium (Playwright, Debian's chromium).
+
+Usage: python bench/gantt.py [--jobs 40] [--runs 5000] [--steps 10]
+
+Starts `itinerary.py` on SQLite (tests/browser.py's server), creates the jobs through
+the API and writes `--runs` finished runs over the last 24 h straight into its
+database, then opens /history?range=24h and measures: `first_draw_ms`, from the
+navigation's start to the chart having drawn its bars; then `--steps` programmatic
+zoom and pan steps (`setWindow`), each timed until vis-timeline's `changed` event
+(`zoom_p50_ms`, `zoom_p99_ms`). One JSON line. The acceptance targets (ui.md §4):
+5,000 runs over 40 jobs drawn in under 3 s, each step redrawn within 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, LAUNCH_ARGS, open_tab, sign_in, start_server  # noqa: E402
+
+STATES = ["succeeded"] * 8 + ["failed", "killed"]
+
+
+def seed(server, jobs: int, runs: int) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    ids = []
+    for i in range(jobs):
+        body = {"name": f"bench-{i:02d}", "commands": [["true"]], "schedule": "0 0 1 1 *"}
+        resp = requests.post(f"{server.url}/api/v1/jobs", json=body, headers=headers, timeout=10)
+        ids.append(resp.json()["id"])
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rng = random.Random(7)
+    rows = []
+    for n in range(runs):
+        job = ids[n % jobs]
+        slot = now - timedelta(seconds=86000 * n / runs + 60)
+        start = slot + timedelta(seconds=rng.randint(0, 5))
+        end = start + timedelta(seconds=rng.randint(5, 600))
+        at = slot.strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(
+            (
+                job,
+                at,
+                f"rbench{n:010d}",
+                "schedule",
+                1,
+                STATES[n % len(STATES)],
+                start.strftime("%Y-%m-%d %H:%M:%S"),
+                end.strftime("%Y-%m-%d %H:%M:%S"),
+                at,
+                at,
+            )
+        )
+    db = sqlite3.connect(server.db.removeprefix("sqlite:///"), timeout=30)
+    with db:
+        db.executemany(
+            "INSERT INTO job_run (job_id, scheduled_at, run_id, trigger, attempt, status, "
+            "started_at, completed_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+    db.close()
+
+
+STEP_JS = """
+([start, end]) => new Promise(resolve => {
+  const t = window.itineraryGantt.timeline, t0 = performance.now();
+  t.once('changed', () => resolve(performance.now() - t0));
+  t.setWindow(start, end, {animation: false});
+})
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server = start_server(Path(tempfile.mkdtemp()))
+    try:
+        seed(server, args.jobs, args.runs)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            tab = open_tab(browser, server.url, "light")
+            sign_in(tab, server.tokens["admin"])
+            tab.page.set_viewport_size({"width": 1600, "height": 1000})
+            t = time.monotonic()
+            tab.page.goto(f"{server.url}/history?range=24h")
+            tab.page.wait_for_selector("#gantt[data-ready] .vis-item.g-bar", timeout=60000)
+            first_draw = tab.page.evaluate(
+                "performance.now() - performance.getEntriesByType('navigation')[0].startTime"
+            )
+            wall = (time.monotonic() - t) * 1000
+            shown = tab.page.evaluate("window.itineraryGantt.items.length")
+            drawn = tab.page.locator("#gantt .vis-item").count()
+            now = tab.page.evaluate("Date.now()")
+            steps = []
+            width = 6 * 3600 * 1000
+            for i in range(args.steps):
+                if i % 2:  # pan
+                    end = now - (i + 1) * width // 4
+                else:  # zoom: narrower and narrower
+                    width = max(60000, width // 2)
+                    end = now - i * 600000
+                steps.append(tab.page.evaluate(STEP_JS, [end - width, end]))
+            steps.sort()
+            print(  # noqa: T201
+                json.dumps(
+                    {
+                        "bars": shown,
+                        "in_dom": drawn,
+                        "jobs": args.jobs,
+                        "first_draw_ms": round(first_draw),
+                        "first_draw_wall_ms": round(wall),
+                        "zoom_p50_ms": round(steps[len(steps) // 2], 1),
+                        "zoom_p99_ms": round(steps[min(len(steps) - 1, int(len(steps) * 0.99))], 1),
+                        "zoom_max_ms": round(steps[-1], 1),
+                    }
+                )
+            )
+            browser.close()
+    finally:
+        server.proc.terminate()
+        server.proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""Job pages: the list (P4), one job's definition (P6), new/edit (P7), and the
+pause/resume/archive buttons (manual runs, P8, are in manual.py).
+
+Writes go through `itinerary.operations`, as the API's do. A form that does not
+validate answers 422 with the same form and every error beside its field,
+nothing saved; an edit of a job that changed since the form was opened answers
+409 with the differences.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlencode
+
+import bottle
+import gevent
+
+from itinerary import apply, operations, queries
+from itinerary.context import Context
+from itinerary.cron import CronError, Schedule
+from itinerary.errors import ApiError, not_found
+from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.web import forms, reads
+from itinerary.web.pipeline import Req, page, see_other
+
+PAGE_SIZES = (25, 50, 100, 500)
+MAX_ID = 2**63 - 1
+SENTENCES = {
+    "maxConcurrentRuns": "At most {v} run(s) at a time; others are skipped",
+    "catchUp": "Catch up on missed slots: {v}",
+    "catchUpWindow": "Missed slots are started if at most {v} late",
+    "maxExpectedRunTime": "Behind schedule after {v}",
+    "maxAllowedRunTime": "Killed after {v}",
+    "preRunHook": "Before each run: {v}",
+    "postRunHook": "After each run: {v}",
+    "requirePreviousSuccess": "Runs only after the previous run succeeded: {v}",
+}
+
+
+def job_id_of(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
+        raise not_found(f"job {text!r}")
+    return int(text)
+
+
+def _see(location: str, flash: str = "") -> bottle.HTTPResponse:
+    return see_other(location, flash)
+
+
+def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
+    """The job-level badge: archived, paused, running, failing, behind, healthy or new."""
+    if job.archived_at is not None:
+        return "archived"
+    if not job.enabled:
+        return "paused"
+    if last is None:
+        return "new"
+    if last["state"] in ("running", "starting", "waiting", "scheduled"):
+        return "behind" if last["behindSchedule"] else "running"
+    if last["state"] in ("failed", "killed", "missed", "lost"):
+        return "failing"
+    return "healthy"
+
+
+@lru_cache(maxsize=4096)
+def describe(schedule: str, timezone: str) -> str:
+    """A schedule in words (cronsim's explain() takes ~0.3 ms; the list shows 50 a page)."""
+    return Schedule(schedule, timezone).describe()
+
+
+def next_run(job: JobSpec, now: datetime) -> datetime | None:
+    if not job.enabled or job.archived_at is not None or job.cron is None:
+        return None
+    return job.cron.next_after(now)
+
+
+def sentences(job: JobSpec) -> list[str]:
+    out = []
+    for key, value in job.constraints.items():
+        shown = value if isinstance(value, str | int | bool) else forms._yaml_dump(value).strip()
+        out.append(SENTENCES.get(key, key + ": {v}").format(v=shown))
+    return out
+
+
+def _list_filter(req: Req) -> tuple[queries.JobFilter, dict[str, str]]:
+    q = req.request.query
+    size = int(q.get("limit")) if (q.get("limit") or "").isdigit() else 50
+    size = size if size in PAGE_SIZES else 50
+    status = q.get("status", "")
+    given = {
+        "name": q.getunicode("name") or "",
+        "tags": q.getunicode("tags") or "",
+        "schedule": q.getunicode("schedule") or "",
+        "status": status if status in ("enabled", "paused") else "",
+        "archived": "1" if q.get("archived") else "",
+        "limit": str(size),
+    }
+    f = queries.JobFilter(
+        name_pattern=given["name"].strip()[:200] or None,
+        tags=tuple(t.strip() for t in given["tags"].split(",") if t.strip()),
+        schedule=given["schedule"].strip() or None,
+        enabled={"enabled": True, "paused": False}.get(given["status"]),
+        include_archived=bool(given["archived"]),
+        limit=size,
+        cursor=(q.get("cursor") or None),
+    )
+    return f, given
+
+
+def _form_page(
+    req: Req,
+    job: JobSpec | None,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    conflict: list[tuple[str, Any, Any]] | None = None,
+) -> bottle.HTTPResponse:
+    return req.render(
+        "jobs/form.html",
+        status=status,
+        job=job,
+        v=values,
+        errors=errors or {},
+        conflict=conflict or [],
+        constraints=forms.SIMPLE_CONSTRAINTS,
+        resource_keys=forms.RESOURCE_KEYS,
+        zones=forms.COMMON_ZONES,
+        modifiable=forms.MODIFIABLE,
+        preview=_preview(values["schedule"], values["timezone"], req.now),
+    )
+
+
+def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
+    """What the cron preview shows: a description and the next 5 times, or the error."""
+    if not schedule.strip():
+        return {"empty": True}
+    try:
+        s = Schedule(schedule.strip(), timezone.strip() or "UTC")
+        return {"description": s.describe(), "next": s.next_n(now, 5), "zone": s.timezone}
+    except CronError as exc:
+        return {"error": f"{exc.field}: {exc.reason}"}
+
+
+def install(root: bottle.Bottle, ctx: Context) -> None:
+    @root.get("/jobs")
+    @page(ctx)
+    def job_list(req: Req) -> Any:
+        f, given = _list_filter(req)
+        versions, cursor = ctx.database.read(queries.list_jobs, f)
+        jobs = [v.spec for v in versions]
+        last = ctx.database.read(reads.last_runs, [j.id for j in jobs], req.now)
+        rows = [
+            {
+                "job": j,
+                "last": last.get(j.id),
+                "status": status_of(j, last.get(j.id)),
+                "next": next_run(j, req.now),
+            }
+            for j in jobs
+        ]
+        filtered = any(given[k] for k in ("name", "tags", "schedule", "status"))
+        next_query = (
+            urlencode({**{k: v for k, v in given.items() if v}, "cursor": cursor}) if cursor else ""
+        )
+        return req.render(
+            "jobs/index.html",
+            rows=rows,
+            given=given,
+            next_query=next_query,
+            filtered=filtered,
+            sizes=PAGE_SIZES,
+            first_page=not req.request.query.get("cursor"),
+            describe=describe,
+        )
+
+    @root.get("/jobs/export.yaml")
+    @page(ctx)
+    def export(req: Req) -> Any:
+        versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
+        text = gevent.get_hub().threadpool.apply(apply.export_yaml, ([v.spec for v in versions],))
+        return bottle.HTTPResponse(
+            body=text,
+            headers={
+                "Content-Type": "application/yaml; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="jobs.yaml"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @root.get("/jobs/new")
+    @page(ctx, "admin")
+    def new_form(req: Req) -> Any:
+        return _form_page(req, None, forms.values_of(None))
+
+    @root.post("/jobs")
+    @page(ctx, "admin", write=True)
+    def create(req: Req) -> Any:
+        body, errors = forms.to_body(req.request.forms)
+        try:
+            spec = parse_job(body)
+        except ValidationError as exc:
+            errors = {**exc.fields, **errors}
+        if errors:
+            return _form_page(req, None, forms.form_values(req.request.forms), errors, 422)
+        try:
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
+                raise
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(req.request.forms)
+            return _form_page(req, None, values, exc.fields or {"name": exc.message}, status)
+        return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} created.")
+
+    @root.get("/jobs/<job_id>/definition")
+    @page(ctx)
+    def definition(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
+        runs = ctx.database.read(reads.job_runs, job.id, req.now)
+        nexts = (
+            job.cron.next_n(req.now, 5) if job.cron and job.enabled and not job.archived_at else []
+        )
+        text = apply.export_yaml([job])
+        return req.render(
+            "jobs/definition.html",
+            job=job,
+            last=last,
+            runs=runs,
+            next_runs=nexts,
+            job_status=status_of(job, last),
+            sentences=sentences(job),
+            yaml_text=text,
+            env_shown=[(k, v) for k, v in sorted(job.env.items())],
+        )
+
+    @root.get("/jobs/<job_id>/edit")
+    @page(ctx, "admin")
+    def edit_form(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        return _form_page(req, job, forms.values_of(job))
+
+    @root.post("/jobs/<job_id>")
+    @page(ctx, "admin", write=True)
+    def update(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        form = req.request.forms
+        body, errors = forms.to_body(form)
+        opened = form.get("updatedAt") or ""
+        current = job.updated_at.isoformat() if job.updated_at else ""
+        if opened != current:
+            values = forms.form_values(form)
+            values["updatedAt"] = current  # submitting again overwrites, knowingly
+            return _form_page(
+                req, job, values, {}, 409, forms.differences(job, body) or [("(none)", "", "")]
+            )
+        try:
+            spec = parse_job(body, base=job)
+        except ValidationError as exc:
+            errors = {**exc.fields, **errors}
+        if errors:
+            return _form_page(req, job, forms.form_values(form), errors, 422)
+        try:
+            stored = operations.save_job(ctx, spec, req.now, req.visitor.name)
+        except ApiError as exc:  # a taken name (409), a kickOffJob cycle (400 -> 422)
+            if exc.status not in (400, 409):
+                raise
+            status = 422 if exc.status == 400 else 409
+            values = forms.form_values(form)
+            return _form_page(req, job, values, exc.fields or {"name": exc.message}, status)
+        return _see(f"/jobs/{stored.id}/definition", f"Job {stored.name} saved.")
+
+    @root.post("/schedule/_preview")
+    @page(ctx, write=True)
+    def preview(req: Req) -> Any:
+        form = req.request.forms
+        return req.render(
+            "jobs/_cron_preview.html",
+            preview=_preview(
+                form.getunicode("schedule") or "", form.getunicode("timezone") or "UTC", req.now
+            ),
+        )
+
+    @root.post("/jobs/<job_id>/pause")
+    @page(ctx, "operator", write=True)
+    def pause(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        reason = (req.request.forms.getunicode("reason") or "").strip()[:500]
+        operations.pause_job(
+            ctx,
+            job,
+            reason or f"paused in the web UI by {req.visitor.name}",
+            req.now,
+            req.visitor.name,
+        )
+        return _see(_back(req, job), f"Job {job.name} paused.")
+
+    @root.post("/jobs/<job_id>/resume")
+    @page(ctx, "operator", write=True)
+    def resume(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        operations.resume_job(ctx, job, req.now, req.visitor.name)
+        return _see(_back(req, job), f"Job {job.name} resumed.")
+
+    @root.post("/jobs/<job_id>/archive")
+    @page(ctx, "admin", write=True)
+    def archive(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        if (req.request.forms.getunicode("confirm_name") or "").strip() != job.name:
+            raise ApiError(400, f"Type the job's name ({job.name}) to archive it.")
+        operations.archive_job(ctx, job.id, req.now, req.visitor.name)
+        return _see("/jobs", f"Job {job.name} archived; its runs are kept.")
+
+
+def _back(req: Req, job: JobSpec) -> str:
+    """Back where the button was pressed (the list or the job page)."""
+    back = req.request.forms.get("back") or ""
+    return (
+        back
+        if back.startswith("/jobs") and not back.startswith("//")
+        else f"/jobs/{job.id}/definition"
+    )

@@ -1,0 +1,223 @@
+"""The run-history Gantt and the job page in a real Chromium against a real Itinerary.
+
+Runs are started through the API (a real local process each, `sleep N`), then watched
+on /history and /jobs/{id}: a bar with its state's class and colour that turns from
+running to succeeded without a reload, a click to the run page, each filter changing
+the URL and the bars, the job page's tiles, charts and slot strip (a skipped slot's
+reason), text-only tooltips, axe in both themes and screenshots (tests/browser.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.browser import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    Server,
+    Tab,
+    need_chromium,
+    open_tab,
+    sign_in,
+    start_server,
+)
+
+pytestmark = pytest.mark.timeout(240)
+SLEEP = ["sh", "-c", "echo start $1; sleep $1; echo done", "sh"]
+XSS = "<img src=x onerror=window.pwned=1>"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    need_chromium()
+    started = start_server(tmp_path_factory.mktemp("e2e-history"))
+    yield started
+    started.proc.terminate()
+    started.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chromium(server: Server) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=["light", "dark"])
+def admin(request: pytest.FixtureRequest, server: Server, chromium: Any) -> Iterator[Tab]:
+    tab = open_tab(chromium, server.url, request.param)
+    sign_in(tab, server.tokens["admin"])
+    yield tab
+    tab.check()
+    tab.page.context.close()
+
+
+def _api(server: Server, method: str, path: str, **kw: Any) -> Any:
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    resp = requests.request(method, f"{server.url}/api/v1{path}", headers=headers, timeout=10, **kw)
+    assert resp.status_code < 300, resp.text
+    return resp.json() if resp.content else None
+
+
+def _job(server: Server, name: str, **fields: Any) -> int:
+    body = {
+        "name": name,
+        "commands": [SLEEP],
+        "args": ["1"],
+        "schedule": "0 0 1 1 *",
+        "manualRunModifiableFields": ["args"],
+        **fields,
+    }
+    return _api(server, "POST", "/jobs", json=body)["id"]
+
+
+def _run(server: Server, job_id: int, seconds: int) -> str:
+    return _api(server, "POST", f"/runs/{job_id}", json={"args": [str(seconds)]})["runId"]
+
+
+def _wait_state(server: Server, run_id: str, state: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    while time.monotonic() < deadline:  # 404 until the syncer has written the new run
+        resp = requests.get(f"{server.url}/api/v1/runs/{run_id}", headers=headers, timeout=10)
+        if resp.status_code == 200 and resp.json()["state"] == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{run_id} never became {state}")
+
+
+def _colour(tab: Tab, selector: str, token: str) -> tuple[str, str]:
+    """The element's computed background and the token's colour, both as rgb()."""
+    return tab.page.evaluate(
+        """([sel, token]) => {
+            const probe = document.createElement('span');
+            probe.style.color = getComputedStyle(document.documentElement).getPropertyValue(token);
+            document.body.appendChild(probe);
+            const want = getComputedStyle(probe).color; probe.remove();
+            return [getComputedStyle(document.querySelector(sel)).backgroundColor, want];
+        }""",
+        [selector, token],
+    )
+
+
+def _bars(tab: Tab) -> int:
+    tab.page.wait_for_selector("#gantt[data-ready]")
+    return tab.page.locator("#gantt .vis-item.g-bar, #gantt .vis-item.g-point").count()
+
+
+def test_it_draws_a_run_that_turns_from_running_to_succeeded_and_opens_it(
+    admin: Tab, server: Server
+) -> None:
+    name = f"e2e-gantt-{admin.theme}"
+    job_id = _job(server, name, tags=["gantt"])
+    run_id = _run(server, job_id, 6)
+    _wait_state(server, run_id, "running")
+    admin.go(f"/history?range=1h&name={name}")
+    bar = f"#gantt .vis-item.r-{run_id}"
+    admin.page.wait_for_selector(f"{bar}.g-running", timeout=10000)
+    got, want = _colour(admin, bar, "--st-running")
+    assert got == want
+    admin.page.wait_for_selector(f"{bar}.g-succeeded", timeout=30000)  # a poll, no reload
+    got, want = _colour(admin, bar, "--st-succeeded")
+    assert (
+        got == want
+        and admin.page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    )
+    admin.audit("history")
+    admin.page.click(bar)
+    admin.page.wait_for_url(re.compile(rf".*/runs/{run_id}$"))
+
+
+def test_it_changes_the_url_and_the_bars_with_each_filter(admin: Tab, server: Server) -> None:
+    name = f"e2e-filter-{admin.theme}"
+    job_id = _job(server, name, tags=["filters", "nightly"])
+    short = _run(server, job_id, 1)
+    _wait_state(server, short, "succeeded")
+    admin.go(f"/history?range=1h&name={name}")
+    assert _bars(admin) == 1
+
+    def apply(field: str, value: str, expect_url: str, expect_bars: int) -> None:
+        admin.page.fill(field, value)
+        admin.page.click("#history-filters button[type=submit]")
+        admin.page.wait_for_url(re.compile(".*" + re.escape(expect_url)))
+        admin.page.wait_for_function(
+            "n => document.querySelectorAll('#gantt .vis-item.g-bar').length === n", arg=expect_bars
+        )
+
+    apply("#f-min", "1h", "min=1h", 0)
+    apply("#f-min", "", "name=" + name, 1)
+    apply("#f-max", "0s", "max=0s", 0)
+    apply("#f-max", "", "name=" + name, 1)
+    apply("#f-tags", "filters,nightly", "tags=filters%2Cnightly", 1)
+    apply("#f-tags", "filters,absent", "tags=filters%2Cabsent", 0)
+    apply("#f-tags", "", "name=" + name, 1)
+    admin.page.check("#f-state-failed")
+    apply("#f-name", name, "state=failed", 0)
+    admin.page.uncheck("#f-state-failed")
+    apply("#f-name", "no-such-job", "name=no-such-job", 0)
+    apply("#f-name", name, "name=" + name, 1)
+    admin.page.click("a[data-range='5m']")
+    admin.page.wait_for_url(re.compile(".*range=5m.*"))
+    admin.page.fill("#f-range", "")
+    admin.page.fill("#f-from", "2020-01-01T00:00")
+    apply("#f-to", "2020-01-02T00:00", "from=2020-01-01T00%3A00", 0)
+    admin.page.fill("#f-from", "")
+    apply("#f-to", "", "name=" + name, 1)
+    before = admin.page.url
+    admin.expect_status(400)
+    admin.page.fill("#f-min", "fast")
+    admin.page.click("#history-filters button[type=submit]")
+    admin.page.wait_for_selector("#err-js-min")
+    assert "not a duration" in admin.page.inner_text("#err-js-min")
+    assert admin.page.url == before and _bars(admin) == 1  # the chart stays
+
+
+def test_it_builds_tooltips_as_text(admin: Tab, server: Server) -> None:
+    name = f"e2e-xss-{admin.theme}"
+    job_id = _job(server, name)
+    run_id = _run(server, job_id, 60)
+    _wait_state(server, run_id, "running")
+    _api(server, "DELETE", f"/runs/{run_id}?reason={quote(XSS)}")
+    _wait_state(server, run_id, "killed")
+    admin.go(f"/history?range=1h&name={name}")
+    admin.page.hover(f"#gantt .vis-item.r-{run_id}")
+    admin.page.wait_for_selector("#gantt-tip:not([hidden])")
+    assert XSS in admin.page.inner_text("#gantt-tip")
+    assert admin.page.locator("#gantt-tip img, #gantt img").count() == 0
+    assert admin.page.evaluate("window.pwned === undefined")
+
+
+def test_it_shows_the_job_page_with_tiles_charts_and_a_skipped_slots_reason(
+    admin: Tab, server: Server
+) -> None:
+    name = f"e2e-page-{admin.theme}"
+    job_id = _job(server, name, constraints={"maxConcurrentRuns": 1})
+    first = _run(server, job_id, 3)
+    _wait_state(server, first, "running")
+    second = _run(server, job_id, 1)
+    _wait_state(server, second, "skipped")
+    _wait_state(server, first, "succeeded")
+    reason = _api(server, "GET", f"/runs/{second}")["reason"]
+    admin.go(f"/jobs/{job_id}")
+    admin.page.wait_for_selector(".charts[data-ready]")
+    assert admin.page.inner_text("[data-tile=runs]") == "2"
+    assert admin.page.inner_text("[data-tile=successRate]") == "100.0 %"
+    assert admin.page.locator(".charts canvas").count() == 2
+    slot = admin.page.locator(".strip .slot[data-state=skipped]")
+    assert slot.count() == 1 and reason and reason in slot.get_attribute("title")
+    admin.audit("job-overview")
+    admin.go(f"/jobs/{job_id}/runs")
+    admin.audit("job-runs")
+    admin.go(f"/jobs/{job_id}/events")
+    assert admin.page.locator("text=created by e2e-admin").count() == 1
+    admin.audit("job-events")
