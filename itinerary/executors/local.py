@@ -108,10 +108,17 @@ def _wrappers() -> dict[str, tuple[int, int | None]]:
     }
 
 
-def _create_marker(path: Path) -> int:
-    """Create the attempt's log file, failing if it exists; durable before anything runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
+def _create_marker(path: Path) -> int | OSError | None:
+    """Create the attempt's log file, durable before anything runs: its fd, None when it
+    exists already, or the error (returned, not raised: it runs in a worker thread, whose
+    pool would print every exception as a crash)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        return exc
     try:
         os.fsync(fd)
         folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -119,9 +126,9 @@ def _create_marker(path: Path) -> int:
             os.fsync(folder)
         finally:
             os.close(folder)
-    except OSError:
+    except OSError as exc:
         os.close(fd)
-        raise
+        return exc
     return fd
 
 
@@ -165,14 +172,13 @@ class LocalExecutor:
         log_path = self._log_path(request)
         argv = [*request.job.commands[0], *request.args]
         env = {**os.environ, **request.job.env, **request.env, **context_env(request)}
-        try:
-            # In a worker thread: an fsync on a busy disk can take tens of milliseconds,
-            # which on the hub would hold up the loop and every other start.
-            fd = gevent.get_hub().threadpool.apply(_create_marker, (log_path,))
-        except FileExistsError:  # started once already, by this process or an earlier one
+        # In a worker thread: an fsync on a busy disk can take tens of milliseconds, which
+        # on the hub would hold up the loop and every other start.
+        fd = gevent.get_hub().threadpool.apply(_create_marker, (log_path,))
+        if fd is None:  # started once already, by this process or an earlier one
             return self._adopt_marker(request, log_path)
-        except OSError as exc:
-            raise ExecutorError(f"cannot create the log file {str(log_path)!r}: {exc}") from exc
+        if isinstance(fd, OSError):
+            raise ExecutorError(f"cannot create the log file {str(log_path)!r}: {fd}")
         try:
             with open(fd, "ab") as out:
                 proc = subprocess.Popen(
