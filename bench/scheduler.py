@@ -1,15 +1,18 @@
 """Benchmark the scheduler loop: start lateness, loop iteration time, index rebuild, CPU, RSS.
 
 Usage: python bench/scheduler.py --jobs N [--minutes M] [--every-minute]
-       [--hooks N [--hook-latency 200ms]]
+       [--hooks N [--hook-latency 200ms]] [--db DSN]
 
 Runs the real loop and orchestrators on the real clock with the instant executor
 (every attempt succeeds as it starts). Lateness is taken by the executor itself:
 `clock.now()` at the moment `executor.start` is called, minus the slot's scheduled
 time, for every run whose slot fell due after the benchmark began. Loop iteration
-time is measured around the whole `tick`. The syncer is a stand-in that
-acknowledges every claim at once (the syncer's own throughput is benchmarked
-separately); its presence is stated in the output. No database.
+time is measured around the whole `tick`. Without `--db` the syncer is a stand-in
+that acknowledges every claim at once (the syncer's own throughput is benchmarked
+separately); its presence is stated in the output. With `--db DSN` (a server as in
+bench/api.py, or sqlite:///ignored) a fresh database is made and migrated, the jobs
+are stored in it, and every claim and run update goes through the real syncer to it,
+so a run starts only once its claim is in the database: the lateness a user sees.
 
 Jobs are a mix of schedules: 40% every minute, 30% every 5 minutes, 20% hourly
 (spread over the hour), 10% weekday mornings in four timezones; `--every-minute` makes
@@ -41,6 +44,7 @@ from gevent import monkey
 monkey.patch_all()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # bench/api.py's database helpers
 
 import gevent  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
@@ -52,7 +56,7 @@ from itinerary.executors.base import Execution, RunRequest  # noqa: E402
 from itinerary.executors.instant import InstantExecutor  # noqa: E402
 from itinerary.index import IndexBuilder  # noqa: E402
 from itinerary.jobs import JobSpec  # noqa: E402
-from itinerary.messages import ClaimSlot, Queues, RunCompleted  # noqa: E402
+from itinerary.messages import ClaimSlot, Queues, RunCompleted, ShutDown  # noqa: E402
 from itinerary.scheduler import Scheduler  # noqa: E402
 
 ZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo")
@@ -160,6 +164,54 @@ class GcPauses:
             self.pauses.append(time.perf_counter() - self._began)
 
 
+class Store:
+    """A fresh database holding the jobs, written by the real syncer (`--db`)."""
+
+    def __init__(self, dsn: str, jobs: list[JobSpec], config: Any) -> None:
+        from api import create_database  # bench/api.py
+
+        from itinerary import jobstore
+        from itinerary.db import Database, Job, bind, parse_dsn
+        from itinerary.migrate import migrate
+
+        self.admin = dsn
+        self.dsn, self.name = create_database(dsn)
+        self.database = Database(parse_dsn(self.dsn))
+        bind(self.database)
+        migrate(self.database, Path(__file__).resolve().parent.parent / "migrations")
+        now = RealClock().now() - timedelta(hours=1)
+        rows = [
+            {**jobstore._row_values(j, now), "id": j.id, "created_at": now, "active_name": j.name}
+            for j in jobs
+        ]
+
+        def write() -> None:
+            with self.database.writer.atomic():
+                for i in range(0, len(rows), 500):
+                    Job.insert_many(rows[i : i + 500]).execute(self.database.writer)
+
+        self.database.write(write)
+        self.config = config
+
+    def syncer(self, queues: Queues, clock: RealClock) -> gevent.Greenlet:
+        from itinerary.syncer import Syncer
+
+        return gevent.spawn(
+            Syncer(queues.syncer, self.database, clock, queues.stats, self.config).run
+        )
+
+    def runs(self) -> int:
+        from itinerary.db import JobRun
+
+        return self.database.read(lambda: JobRun.select().count())
+
+    def close(self) -> None:
+        from api import drop_database
+
+        self.database.close()
+        drop_database(self.admin, self.name)
+
+
 def ack_claims(inbox: Queue) -> None:
     while True:
         msg = inbox.get()
@@ -182,11 +234,23 @@ def expected_slots(jobs: list[JobSpec], config: Any, began: datetime, until: dat
     return len(index.between(began - timedelta(microseconds=1), until))
 
 
-def bench(count: int, minutes: float, every_minute: bool, hooks: int, latency: float) -> dict:
+def bench(
+    count: int, minutes: float, every_minute: bool, hooks: int, latency: float, dsn: str | None
+) -> dict:
     clock = RealClock()
     config = configmod.load(None, {})
     server, url = hook_server(latency) if hooks else (None, "")
     jobs = make_jobs(count, every_minute, hooks, url)
+    store = Store(dsn, jobs, config) if dsn else None
+    try:
+        return _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, store) -> dict:  # type: ignore[no-untyped-def]  # noqa: E501
+    count = len(jobs)
     # Index rebuild: a full build from scratch, then an incremental one a minute later.
     builder = IndexBuilder(config.grace_period, config.lookahead_window)
     builder.set_jobs(jobs)
@@ -198,8 +262,8 @@ def bench(count: int, minutes: float, every_minute: bool, hooks: int, latency: f
     rebuild = time.perf_counter() - t
     del builder
 
-    queues = Queues(Queue(), Queue(), Queue(), Queue())
-    gevent.spawn(ack_claims, queues.syncer)
+    queues = Queues(Queue(), Queue(config.syncer_inbox_size), Queue(), Queue())
+    syncer = store.syncer(queues, clock) if store else gevent.spawn(ack_claims, queues.syncer)
     executor = TimedExecutor(clock)
     scheduler = TimedScheduler(config, queues, clock, executor, None)
     scheduler.jobs = {j.id: j for j in jobs if j.id is not None}
@@ -223,6 +287,9 @@ def bench(count: int, minutes: float, every_minute: bool, hooks: int, latency: f
     stopped = clock.now()
     scheduler.stop()
     loop.join(timeout=60)
+    if store is not None:  # everything written: how many run rows the database holds
+        queues.syncer.put(ShutDown())
+        syncer.join(timeout=120)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     gevent.sleep(0.1)
     # Slots due in the last second may be released by the shutdown instead of started.
@@ -271,7 +338,9 @@ def bench(count: int, minutes: float, every_minute: bool, hooks: int, latency: f
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_ready_mb": round(rss_ready, 1),
         "executor": "instant",
-        "syncer": "stand-in acknowledging claims at once",
+        "syncer": "real, to a fresh database" if store else "stand-in acknowledging claims at once",
+        "db": store.database.driver if store else None,
+        "run_rows": store.runs() if store else None,
         **hook_figures,
     }
 
@@ -283,9 +352,10 @@ def main() -> None:
     parser.add_argument("--every-minute", action="store_true", help="all jobs run every minute")
     parser.add_argument("--hooks", type=int, default=0, help="jobs with a loopback preRunHook")
     parser.add_argument("--hook-latency", default="200ms", help="how long the hook takes to answer")
+    parser.add_argument("--db", help="claims and runs through the real syncer to this database")
     args = parser.parse_args()
     latency = parse_duration(args.hook_latency)
-    figures = bench(args.jobs, args.minutes, args.every_minute, args.hooks, latency)
+    figures = bench(args.jobs, args.minutes, args.every_minute, args.hooks, latency, args.db)
     print(json.dumps(figures), flush=True)
 
 

@@ -152,6 +152,7 @@ def save_job(writer: pw.Database, spec: JobSpec, now: datetime) -> JobSpec:
             ]
         ).execute(writer)
     row = Job.select().where(Job.id == job_id).bind(writer).get()
+    _changed(job_id)
     return replace(to_spec(row, list(spec.tags), []), actions=spec.actions)
 
 
@@ -162,4 +163,12 @@ def archive_job(writer: pw.Database, job_id: int, now: datetime) -> bool:
         .where((Job.id == job_id) & Job.archived_at.is_null())
         .execute(writer)
     )
+    _changed(job_id)
     return bool(count)
+
+
+def _changed(job_id: int) -> None:
+    """Drop the job's cached JSON (imported here: jobpages reads through this module)."""
+    from itinerary import jobpages
+
+    jobpages.forget(job_id)

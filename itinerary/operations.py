@@ -62,8 +62,16 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown")
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
+    _forget(stored.id)  # after the commit too: no read in between cached the old one
     commands.send(ctx, messages.JobUpserted(stored, now))
     return stored
+
+
+def _forget(job_id: int | None) -> None:
+    """Drop the job's cached JSON (`itinerary/jobpages.py`; imported here: a circle else)."""
+    from itinerary import jobpages
+
+    jobpages.forget(job_id)
 
 
 def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown") -> None:
@@ -71,6 +79,7 @@ def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown"
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
+    _forget(job_id)
     commands.send(ctx, messages.JobRemoved(job_id, now))
 
 

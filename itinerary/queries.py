@@ -571,12 +571,8 @@ def _actions_of(job_ids: list[int]) -> pw.Query:
     )
 
 
-def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
-    """A page of jobs: their rows, then their tags and their actions (by 512 ids at a time)."""
-    rows = _raw(jobs_query(f))
-    more = f.limit is not None and len(rows) > f.limit
-    if f.limit is not None:
-        rows = rows[: f.limit]
+def versions_of(rows: list[tuple[Any, ...]]) -> list[JobVersion]:
+    """The versions stored as these job rows (`JOB_COLUMNS`), with their tags and actions."""
     ids = [r[0] for r in rows]
     tags: dict[int, list[str]] = {i: [] for i in ids}
     actions: dict[int, list[tuple[Any, ...]]] = {i: [] for i in ids}
@@ -585,7 +581,16 @@ def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
             tags[job_id].append(tag)
         for action in _prepared(_actions_of, chunk):
             actions[action[0]].append(action)
-    versions = [job_version(r, tuple(tags[r[0]]), tuple(actions[r[0]])) for r in rows]
+    return [job_version(r, tuple(tags[r[0]]), tuple(actions[r[0]])) for r in rows]
+
+
+def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
+    """A page of jobs: their rows, then their tags and their actions (by 512 ids at a time)."""
+    rows = _raw(jobs_query(f))
+    more = f.limit is not None and len(rows) > f.limit
+    if f.limit is not None:
+        rows = rows[: f.limit]
+    versions = versions_of(rows)
     cursor = pagination.encode(JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
     return versions, cursor
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, operations, queries
+from itinerary import apply, jobpages, operations, queries
 from itinerary.api import pagination, params
 from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import invalid, not_found
@@ -72,14 +72,15 @@ def list_jobs(call: Call) -> Any:
         limit=None if export else q["limit"],
         cursor=None if export else q["cursor"],
     )
-    versions, cursor = call.ctx.database.read(queries.list_jobs, f)
-    if export:
-        # PyYAML's dumper is pure Python: 1,000 jobs take half a second, which on the hub
-        # would stall the scheduler loop; in a worker thread the hub keeps its turns (GIL).
-        specs = [v.spec for v in versions]
-        text = gevent.get_hub().threadpool.apply(apply.export_yaml, (specs,))
-        return Reply(200, text, "application/yaml")
-    return pagination.raw_page([v.json for v in versions], cursor)
+    if not export:
+        items, cursor = call.ctx.database.read(jobpages.page, f)
+        return pagination.raw_page(items, cursor)
+    versions, _ = call.ctx.database.read(queries.list_jobs, f)
+    # PyYAML's dumper is pure Python: 1,000 jobs take half a second, which on the hub
+    # would stall the scheduler loop; in a worker thread the hub keeps its turns (GIL).
+    specs = [v.spec for v in versions]
+    text = gevent.get_hub().threadpool.apply(apply.export_yaml, (specs,))
+    return Reply(200, text, "application/yaml")
 
 
 def get_job(call: Call) -> Any:

@@ -12,7 +12,14 @@ from typing import Any
 from itinerary.api.routing import Route
 from itinerary.errors import CODES
 from itinerary.jobchecks import HOOK_METHODS, HOOK_RETRIES_MAX, OVERLAP_POLICIES, QUEUE_LIMIT_MAX
-from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, MODIFIABLE_FIELDS, TRIGGERS
+from itinerary.jobs import (
+    ACTION_TYPES,
+    CONSTRAINT_TYPES,
+    MODIFIABLE_FIELDS,
+    NAME_MAX,
+    NAME_RE,
+    TRIGGERS,
+)
 from itinerary.states import ALL as RUN_STATES
 from itinerary.states import TRIGGERS as RUN_TRIGGERS
 
@@ -113,19 +120,22 @@ ACTION = _obj(
     ("type", "trigger"),
     additionalProperties=False,
 )
+# Job and namespace names (what the validator, itinerary/jobs.py, accepts): requests made from
+# the document (schemathesis) then mostly pass, and reach the handlers.
+LABEL = {"type": "string", "pattern": NAME_RE.pattern, "minLength": 1, "maxLength": NAME_MAX}
 JOB_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "maxLength": 52, "description": "unique, a DNS-1123 label"},
+    "name": {**LABEL, "description": "unique, a DNS-1123 label"},
     "description": STR,
     "schedule": {"type": ["string", "null"], "description": "cron; null or '' = manual only"},
     "timezone": {"type": "string", "description": "IANA zone the schedule is evaluated in"},
     "enabled": {"type": "boolean", "description": "false = paused"},
     "pausedReason": NSTR,
-    "namespace": STR,
+    "namespace": LABEL,
     "images": STRS,
-    "commands": {"type": "array", "items": STRS},
+    "commands": {"type": "array", "items": {**STRS, "minItems": 1}},
     "args": STRS,
     "serviceAccounts": STRS,
-    "env": ENV,
+    "env": {**ENV, "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
     "envSecret": {"type": ["array", "object", "null"]},
     "resources": NOBJ,
     "podSpec": {"type": ["object", "null"], "description": "a Kubernetes PodSpec"},
@@ -212,6 +222,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {**JOB_FIELDS, **{k: {**v, "readOnly": True} for k, v in READ_ONLY.items()}},
         "additionalProperties": False,
         "description": "POST needs name and commands (or podSpec); PUT keeps fields left out",
+    },
+    "JobCreate": {
+        "allOf": [ref("JobInput")],
+        "required": ["name"],
+        "anyOf": [{"required": ["commands"]}, {"required": ["podSpec"]}],
+        "description": "a new job: a name, and commands (or a podSpec)",
     },
     "Job": _obj({**READ_ONLY, **JOB_FIELDS}),
     "JobPage": _obj({"items": {"type": "array", "items": ref("Job")}, "nextCursor": NSTR}),
@@ -367,6 +383,50 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+# OpenAPI links: where an answer's ids lead, so that a client (and schemathesis' stateful
+# phase) can go from a created job to the operations on it, and from a run to its own.
+JOB_OPS = (
+    "get_jobs_job_id",
+    "put_jobs_job_id",
+    "delete_jobs_job_id",
+    "post_jobs_job_id_pause",
+    "post_jobs_job_id_resume",
+    "get_jobs_job_id_next_runs",
+    "get_jobs_job_id_runs",
+)
+RUN_OPS = (
+    "get_runs_run_id_violations",
+    "get_runs_run_id_actions",
+    "get_runs_run_id_logs",
+)
+
+
+def _links(field: str, *, jobs: bool = False, runs: bool = False) -> dict[str, Any]:
+    value = f"$response.body#/{field}"
+    links: dict[str, Any] = {}
+    if jobs:
+        for op in JOB_OPS:
+            links[op] = {"operationId": op, "parameters": {"job_id": value}}
+        links["get_runs_id"] = {"operationId": "get_runs_id", "parameters": {"id": value}}
+        links["post_runs_id"] = {"operationId": "post_runs_id", "parameters": {"id": value}}
+    if runs:
+        for op in RUN_OPS:
+            links[op] = {"operationId": op, "parameters": {"run_id": value}}
+        links["get_runs_id"] = {"operationId": "get_runs_id", "parameters": {"id": value}}
+        links["delete_runs_id"] = {"operationId": "delete_runs_id", "parameters": {"id": value}}
+    return links
+
+
+LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/jobs"): _links("id", jobs=True),
+    ("PUT", "/jobs/{job_id}"): _links("id", jobs=True),
+    ("GET", "/jobs/{job_id}"): _links("id", jobs=True),
+    ("POST", "/jobs/{job_id}/pause"): _links("id", jobs=True),
+    ("POST", "/runs/{id}"): _links("runId", runs=True),
+    ("DELETE", "/runs/{id}"): _links("runId", runs=True),
+}
+
+
 def _operation(route: Route) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {
@@ -397,12 +457,17 @@ def _operation(route: Route) -> dict[str, Any]:
                 content = {route.content_type: {"schema": ref(route.response)}}
                 content.update({k: {"schema": v} for k, v in route.alt_content.items()})
                 ok["content"] = content
+            links = LINKS.get((route.method, route.path))
+            if links:
+                ok["links"] = links
             responses[str(status)] = ok
         else:
             responses[str(status)] = {
                 "description": CODES[status].replace("_", " "),
                 "content": {"application/json": {"schema": ref("Error")}},
             }
+    # gevent's server answers 414 (no body) to a request line longer than 8 KiB.
+    responses["414"] = {"description": "URI too long"}
     role = f" Role: {route.role}." if route.role else " Public."
     op: dict[str, Any] = {
         "operationId": route.method.lower()

@@ -10,6 +10,16 @@ child, so `waitpid` cannot see it) still reports its real exit code. The
 handle records the wrapper's pid and its start time from `/proc/<pid>/stat`,
 so a pid reused by an unrelated process is never mistaken for ours.
 
+The attempt's log file is its fence: `start` creates it with O_EXCL (and fsyncs it and
+its folder) before it spawns anything, so an attempt whose log exists was started once
+already, even if that start never reached the database (the RUNNING record goes
+through the syncer after the start pass, so `kill -9` just after a start leaves the
+run `scheduled`). Starting it again adopts instead of spawning: the exit file gives
+the real final state, a live wrapper (found by its command line, which names the exit
+file) is followed, and with neither the attempt is `lost` with the reason. So does
+`adopt` when the run row has no handle. Never twice, at the price of a `lost` when the
+kill came between the marker and the spawn.
+
 Killing sends SIGTERM to the process group, then SIGKILL after the grace period.
 The wrapper traps SIGTERM (with a handler, not "ignore", which the command would
 inherit) so it outlives the command and records its status.
@@ -45,6 +55,12 @@ from itinerary.executors.base import (
 WRAPPER = 'trap : TERM INT; "$@"; s=$?; echo "$s" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$s"'
 # How often an adopted process (not our child) is checked for having ended.
 ADOPT_POLL_SECONDS = 0.5
+# How long one scan of /proc for wrappers answers for (recovery adopts many runs at once).
+SCAN_TTL_SECONDS = 1.0
+NEITHER = (
+    "its attempt was started before the restart (its log file exists) but neither its "
+    "process nor its exit status can be found; not started a second time"
+)
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -58,6 +74,62 @@ def proc_start_time(pid: int) -> int | None:
     if fields[0] == "Z":  # a zombie has finished already
         return None
     return int(fields[19])
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _wrappers() -> dict[str, tuple[int, int | None]]:
+    """Live wrappers on this machine: exit file path -> (pid, start time).
+
+    A wrapper's shell forks to run the command (and `mv`): until the child execs, it shows
+    the wrapper's command line too. The wrapper is the one whose parent is not a match.
+    """
+    matches: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 3 and argv[1] == b"-c" and argv[2] == WRAPPER.encode():
+            matches[int(entry.name)] = os.fsdecode(argv[3])
+    return {
+        path: (pid, proc_start_time(pid))
+        for pid, path in matches.items()
+        if _parent(pid) not in matches
+    }
+
+
+def _create_marker(path: Path) -> int | OSError | None:
+    """Create the attempt's log file, durable before anything runs: its fd, None when it
+    exists already, or the error (returned, not raised: it runs in a worker thread, whose
+    pool would print every exception as a crash)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        return exc
+    try:
+        os.fsync(fd)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        os.close(fd)
+        return exc
+    return fd
 
 
 def _describe(code: int) -> str | None:
@@ -86,6 +158,7 @@ class LocalExecutor:
         self.clock = clock
         self._live: dict[tuple[str, int], _Attempt] = {}
         self._watchers: list[gevent.Greenlet] = []
+        self._scan: tuple[float, dict[str, tuple[int, int | None]]] | None = None
 
     def _log_path(self, request: RunRequest) -> Path:
         return self.log_dir / request.job.name / f"{request.run_id}-{request.attempt}.log"
@@ -97,11 +170,17 @@ class LocalExecutor:
         if not request.job.commands:
             raise ExecutorError(f"job {request.job.name!r} has no command to run locally")
         log_path = self._log_path(request)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [*request.job.commands[0], *request.args]
         env = {**os.environ, **request.job.env, **request.env, **context_env(request)}
+        # In a worker thread: an fsync on a busy disk can take tens of milliseconds, which
+        # on the hub would hold up the loop and every other start.
+        fd = gevent.get_hub().threadpool.apply(_create_marker, (log_path,))
+        if fd is None:  # started once already, by this process or an earlier one
+            return self._adopt_marker(request, log_path)
+        if isinstance(fd, OSError):
+            raise ExecutorError(f"cannot create the log file {str(log_path)!r}: {fd}")
         try:
-            with open(log_path, "ab") as out:
+            with open(fd, "ab") as out:
                 proc = subprocess.Popen(
                     ["/bin/sh", "-c", WRAPPER, f"{log_path}.exit", *argv],
                     stdin=subprocess.DEVNULL,
@@ -129,6 +208,9 @@ class LocalExecutor:
     def adopt(self, request: RunRequest, handle: dict[str, Any]) -> Execution | None:
         """Follow a process an earlier Itinerary started, if it (or its exit file) is there."""
         pid, log_path = handle.get("pid"), handle.get("log")
+        if not handle:  # the start may not have been recorded: look for its marker
+            marker = self._log_path(request)
+            return self._adopt_marker(request, marker) if marker.exists() else None
         if not isinstance(pid, int) or not isinstance(log_path, str):
             return None
         key = (request.run_id, request.attempt)
@@ -143,6 +225,43 @@ class LocalExecutor:
         execution.events.put(ExecEvent(RUNNING, self.clock.now(), handle=dict(handle)))
         self._watch(self._poll_adopted, key, attempt, handle)
         return execution
+
+    def _adopt_marker(self, request: RunRequest, log_path: Path) -> Execution:
+        """An attempt whose log exists: adopt what it left, never start it again."""
+        key = (request.run_id, request.attempt)
+        if key in self._live:
+            return self._live[key].execution
+        now = self.clock.now()
+        handle: dict[str, Any] = {"log": str(log_path)}
+        code = self._exit_code(str(log_path))
+        found = None if code is not None else self._wrapper(f"{log_path}.exit")
+        if code is None and found is None:  # it may have ended between the two looks
+            code = self._exit_code(str(log_path))
+        if found is not None:
+            handle.update(pid=found[0], proc_start=found[1])
+        execution = Execution(request.run_id, request.attempt, handle)
+        if code is None and found is None:
+            execution.events.put(ExecEvent(LOST, now, reason=NEITHER))
+            return execution
+        execution.events.put(ExecEvent(STARTED, now, handle=dict(handle)))
+        execution.events.put(ExecEvent(RUNNING, now, handle=dict(handle)))
+        attempt = _Attempt(execution, found[0] if found else 0)
+        if code is not None:
+            self._ended(key, attempt, code)
+            return execution
+        self._live[key] = attempt
+        self._watch(self._poll_adopted, key, attempt, handle)
+        return execution
+
+    def _wrapper(self, exit_path: str) -> tuple[int, int | None] | None:
+        """The live wrapper writing `exit_path`, from a scan of /proc at most a second old."""
+        now = self.clock.monotonic()
+        if self._scan is None or now - self._scan[0] > SCAN_TTL_SECONDS:
+            self._scan = (now, _wrappers())
+        found = self._scan[1].get(exit_path)
+        if found is not None and found[1] is not None and proc_start_time(found[0]) == found[1]:
+            return found
+        return None
 
     def _watch(self, fn: Any, *args: Any) -> None:
         self._watchers = [g for g in self._watchers if not g.dead]
