@@ -145,6 +145,7 @@ class App:
         from itinerary.scheduler import Scheduler
         from itinerary.stats import StatsCollector
         from itinerary.syncer import Syncer
+        from itinerary.webhooks import store as integration_store
         from itinerary.webhooks.handler import WebhookHandler
 
         config, clock = self.config, self.clock
@@ -161,7 +162,14 @@ class App:
             anomaly=Queue(maxsize=ANOMALY_INBOX_SIZE),
         )
         self.stats = StatsCollector(queues.stats, queues.syncer, clock, config)
-        self.webhooks = WebhookHandler(queues.webhooks, queues.syncer, queues.stats, clock, config)
+        self.webhooks = WebhookHandler(
+            queues.webhooks,
+            queues.syncer,
+            queues.stats,
+            clock,
+            config,
+            lookup=partial(database.read, integration_store.get),
+        )
         self.syncer = Syncer(queues.syncer, database, clock, queues.stats, config)
         self._spawn("stats", self.stats.run)
         self._spawn("webhooks", self.webhooks.run)

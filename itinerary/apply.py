@@ -27,8 +27,10 @@ from itinerary import audit, jobchecks, jobstore
 from itinerary.clock import RealClock
 from itinerary.db import Database, bind
 from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.webhooks import manage
 
 READ_ONLY = ("id", "createdAt", "updatedAt", "archivedAt")
+FILE_KEYS = {"jobs", "integrations"}
 HTTP_TIMEOUT_S = 30
 
 
@@ -69,8 +71,8 @@ def read_documents(text: str, source: str) -> list[dict[str, Any]]:
         raise ApplyError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     bodies: list[Any] = []
     for doc in docs:
-        if isinstance(doc, dict) and set(doc) == {"jobs"}:
-            doc = doc["jobs"] or []
+        if isinstance(doc, dict) and set(doc) & FILE_KEYS and set(doc) <= FILE_KEYS:
+            doc = doc.get("jobs") or []  # integrations: itinerary/webhooks/manage.py
         bodies.extend(doc if isinstance(doc, list) else [doc])
     if not all(isinstance(b, dict) for b in bodies):
         raise ApplyError(f"{source}: each job must be a mapping of fields")
@@ -238,13 +240,18 @@ def run_apply(args: argparse.Namespace, config: Any) -> int:
         except OSError as exc:
             raise ApplyError(f"-f: cannot read {args.file}: {exc.strerror}") from None
         bodies = read_documents(text, source)
+        wanted = manage.read_integrations(text, source)
         live, target = _live(args, config)
         changes = plan(bodies, live, prune=args.prune, source=source)
+        integrations = manage.plan(wanted, manage.live(target)) if wanted else []
         if not args.dry_run:
+            manage.apply_changes(target, integrations)  # first: jobs name them
             if isinstance(target, Server):
                 target.apply(changes)
             else:
                 apply_to_database(target, changes)
+        for i in integrations:
+            print(f"{i.action:9} integration {i.name}")  # noqa: T201 - the report
         for change in changes:
             print(f"{change.action:9} {change.name}")  # noqa: T201 - the report
         counts = {
@@ -254,7 +261,7 @@ def run_apply(args: argparse.Namespace, config: Any) -> int:
         summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n or a != "archived")
         print(summary + (" (dry run: nothing changed)" if args.dry_run else ""))  # noqa: T201
         return 0
-    except (ApplyError, pw.DatabaseError) as exc:
+    except (ApplyError, manage.ManageError, pw.DatabaseError) as exc:
         return _fail(exc)
     finally:
         if isinstance(target, Database):

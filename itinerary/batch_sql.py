@@ -195,6 +195,10 @@ WEBHOOKS = Table(
         "request_duration",
         "created_at",
         "delivered_at",
+        "integration",
+        "delivery_key",
+        "outcome",
+        "response",
     ),
 )
 ANOMALIES = Table(
@@ -588,6 +592,10 @@ class Written:
                     r.request_duration_ms,
                     r.created_at,
                     r.delivered_at,
+                    r.integration,
+                    r.delivery_key,
+                    r.outcome,
+                    r.response,
                 ]
                 for r in records
             ),

@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _tool_clis() -> list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]]:
     from itinerary import apply, tokens
+    from itinerary.webhooks import manage
 
-    return [tokens.add_cli, apply.add_cli]
+    return [tokens.add_cli, apply.add_cli, manage.add_cli]
 
 
 def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -182,6 +183,23 @@ SETTINGS: tuple[Setting, ...] = (
         60.0,
         "how often the anomaly detector looks for silent slots (scheduled, never recorded)",
     ),
+    # notifications
+    Setting(
+        "webhook_concurrency", "int", 20, "webhook requests in flight at once (all integrations)"
+    ),
+    Setting(
+        "webhook_deny_private",
+        "bool",
+        False,
+        "refuse custom webhook URLs that resolve to loopback, private or link-local addresses",
+    ),
+    Setting(
+        "public_url",
+        "str",
+        None,
+        "Itinerary's address as users reach it, for links in notifications "
+        "(e.g. https://itinerary.example.com)",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -227,6 +245,9 @@ class Config:
     kickoff_depth_limit: int = 10
     anomaly_check_interval: float = 60.0
     allowed_hosts: str = ""
+    webhook_concurrency: int = 20
+    webhook_deny_private: bool = False
+    public_url: str | None = None
     config_file: str | None = None
     ui_session_ttl: float = 43200.0
     require_auth: bool = False
@@ -412,6 +433,12 @@ def validate(config: Config) -> None:
         raise ConfigError("--require-auth and --insecure-no-auth contradict each other; give one")
     if config.port > 65535:
         raise ConfigError(f"--port: {config.port} is not a port (0-65535)")
+    if config.webhook_concurrency < 1:
+        raise ConfigError("--webhook-concurrency must be at least 1")
+    if config.public_url is not None:
+        parts = urlsplit(config.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"--public-url: {config.public_url!r} is not an http(s) URL")
     if config.executor == "kubernetes" and config.kube_api_url and not config.kube_token:
         raise ConfigError("--kube-api-url needs --kube-token")
 

@@ -506,9 +506,29 @@ class WebhookDelivery(BaseModel):
     request_duration = pw.FloatField(null=True)
     created_at = UTCDateTimeField()
     delivered_at = UTCDateTimeField(null=True)
+    integration = pw.CharField(null=True)
+    delivery_key = pw.CharField(null=True)
+    outcome = pw.CharField(null=True)
+    response = pw.TextField(null=True)
 
     class Meta:
         table_name = "webhook_deliveries"
+
+
+class Integration(BaseModel):
+    """A named notification integration (itinerary/webhooks/store.py); config holds secrets."""
+
+    id = pw.BigAutoField()
+    name = pw.CharField(unique=True)
+    type = pw.CharField()
+    config = JSONField()
+    broken_reason = pw.TextField(null=True)
+    broken_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "integrations"
 
 
 class WebhookHandlerStats(_Stats):
@@ -568,6 +588,7 @@ MODELS = (
     WebhookHandlerStats,
     ApiToken,
     SchedulerLease,
+    Integration,
 )
 
 

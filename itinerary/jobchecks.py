@@ -20,6 +20,7 @@ from typing import Any
 
 from itinerary import templating
 from itinerary.durations import parse_duration
+from itinerary.webhooks import policy
 
 OVERLAP_POLICIES = ("skip", "queue", "replace")
 HOOK_METHODS = ("GET", "POST", "PUT")
@@ -164,7 +165,8 @@ def kick_off_job(config: dict[str, Any]) -> None:
 
 
 def webhook(config: dict[str, Any]) -> None:
-    _object(config, "an object", ("integration", "url", "template", "headers"))
+    keys = ("integration", "url", "template", "headers", *policy.KEYS)  # policy: alert policy
+    _object(config, "an object", keys)
     integration, url = config.get("integration"), config.get("url")
     if integration is not None and not isinstance(integration, str):
         raise ValueError("integration must be a configured integration's name")
@@ -181,6 +183,7 @@ def webhook(config: dict[str, Any]) -> None:
             templating.check(config["template"])
         except templating.TemplateError as exc:
             raise ValueError(str(exc)) from None
+    policy.parse(config)  # ValueError naming the key
 
 
 def no_config(config: dict[str, Any]) -> None:

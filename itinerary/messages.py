@@ -243,6 +243,11 @@ class WebhookDeliveryRecord:
     request_duration_ms: float | None
     created_at: datetime
     delivered_at: datetime | None
+    integration: str | None = None
+    delivery_key: str | None = None
+    # delivered | retrying | failed | not_delivered (shutdown) | suppressed
+    outcome: str | None = None
+    response: str | None = None  # the answer's first characters
 
 
 @dataclass(frozen=True)
@@ -301,6 +306,35 @@ class StatsRows:
     table: str
     rows: tuple[dict[str, Any], ...]
     at: datetime
+
+
+@dataclass(frozen=True)
+class SaveIntegration:
+    """Create (`create`) or update a named integration; reply is the stored Integration."""
+
+    integration: Any  # itinerary.webhooks.integrations.Integration
+    create: bool
+    at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
+
+
+@dataclass(frozen=True)
+class DeleteIntegration:
+    """Delete an integration no live job names; reply True if it existed."""
+
+    name: str
+    at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
+
+
+@dataclass(frozen=True)
+class MarkIntegration:
+    """Set (a reason) or clear (None) an integration's broken state; nobody waits."""
+
+    name: str
+    reason: str | None
+    at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
 
 
 @dataclass(frozen=True)
@@ -405,6 +439,19 @@ class DeliverWebhook:
     body: str | None = None  # the rendered template: sent as it is instead of the JSON
     headers: dict[str, str] = field(default_factory=dict)  # the action's own headers
     action_run_id: int | None = None  # the action run to complete with the outcome
+    # The action's alert policy (itinerary/webhooks/policy.py); None: alert every time.
+    policy: dict[str, Any] | None = None
+    # alert (a run failed or violated), attempt (an attempt failed, a retry follows),
+    # recovery (the job succeeded: resolve or say so if an alert is open).
+    kind: str = "alert"
+
+
+@dataclass(frozen=True)
+class IntegrationsChanged:
+    """An integration was saved, deleted or tested: the handler reloads it."""
+
+    name: str
+    at: datetime
 
 
 @dataclass(frozen=True)

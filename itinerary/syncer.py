@@ -57,6 +57,7 @@ from itinerary.clock import Clock
 from itinerary.config import Config
 from itinerary.db import ConfigError, Database, Job
 from itinerary.durations import parse_duration
+from itinerary.webhooks import store as integration_store
 
 log = logging.getLogger(__name__)
 _real_sleep = get_original("time", "sleep")  # blocks its thread, whatever patch_all did
@@ -69,6 +70,9 @@ KIND_OF: dict[type, str] = {
     messages.SaveJob: "jobs",
     messages.ArchiveJob: "jobs",
     messages.TokenUsed: "jobs",
+    messages.SaveIntegration: "jobs",
+    messages.DeleteIntegration: "jobs",
+    messages.MarkIntegration: "jobs",
     messages.ClaimSlot: "claims",
     messages.RunUpdate: "runs",
     messages.ViolationRecord: "violations",
@@ -77,6 +81,11 @@ KIND_OF: dict[type, str] = {
     messages.StatsRows: "stats",
     messages.AnomalyRecord: "anomalies",
 }
+INTEGRATION_WRITES = (
+    messages.SaveIntegration,
+    messages.DeleteIntegration,
+    messages.MarkIntegration,
+)
 GIL_PAUSE = 0.0001  # seconds SQLite's worker thread leaves the GIL free between two slices
 LOOP_TURN = 0.00001  # a timer this short fires at the loop's next turn
 REPLY_SLICE = 50  # acknowledgements sent between two pauses (each wakes a waiting sender)
@@ -383,7 +392,7 @@ class Syncer:
             except Outage:
                 cycle.left["jobs"] = batch.pick(range(n, len(batch)))
                 raise
-            except jobstore.Conflict as exc:
+            except (jobstore.Conflict, integration_store.Conflict) as exc:
                 msg.reply.set_exception(exc)
             except Exception as exc:
                 self._set_aside("jobs", msg, exc)
@@ -532,6 +541,8 @@ class Syncer:
             return archived
         if isinstance(msg, messages.TokenUsed):
             return tokens.touch(writer, msg.token_hash, msg.at)
+        if isinstance(msg, INTEGRATION_WRITES):
+            return integration_store.write(writer, msg)
         if msg.expected_updated_at is not None and msg.job.id is not None:
             stored = Job.select(Job.updated_at).where(Job.id == msg.job.id).bind(writer).first()
             if stored is not None and stored.updated_at != msg.expected_updated_at:

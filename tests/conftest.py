@@ -24,6 +24,8 @@ from itinerary.clock import FakeClock  # noqa: E402
 from itinerary.messages import Queues  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
 
+# Webhook receivers and a running webhook handler (tests/receivers.py, tests/webhook_hub.py).
+pytest_plugins = ["tests.receivers", "tests.webhook_hub"]
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 PG_ADMIN = os.environ.get("ITINERARY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -49,6 +51,7 @@ DATA_TABLES = (
     "ui_sessions",
     "api_tokens",
     "scheduler_lease",
+    "integrations",
 )
 
 

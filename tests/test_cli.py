@@ -92,7 +92,6 @@ def test_it_reports_a_missing_migrations_dir(tmp_path):
 
 
 # The version after the last shipped migration, so the broken one is always the newest.
-# After the highest number shipped (numbers are assigned per branch, so they can have gaps).
 BROKEN = f"{max(int(p.name[:3]) for p in (MIGRATIONS / 'sqlite').glob('*.sql')) + 1:03d}_broken.sql"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import bottle
 
-from itinerary.api import history, jobfeed, jobs, misc, openapi, runs
+from itinerary.api import history, integrations, jobfeed, jobs, misc, openapi, runs
 from itinerary.api.routing import Call, RawJSON, Reply, Route, dispatch
 from itinerary.auth import auth_mode
 from itinerary.context import Context
@@ -32,10 +32,12 @@ ROUTES: tuple[Route, ...] = (
     *misc.ROUTES,
     *history.ROUTES,
     *jobfeed.ROUTES,
+    *integrations.ROUTES,
     Route(
         "GET", "/openapi.json", _openapi, None, "This OpenAPI document", "meta", response="OpenAPI"
     ),
 )
+openapi.SCHEMAS.update(integrations.SCHEMAS)
 DOCUMENT = openapi.build(ROUTES)
 
 

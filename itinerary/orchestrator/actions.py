@@ -16,14 +16,18 @@ records it with `record`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import gevent
 
 from itinerary import templating
+from itinerary.cron import zone
 from itinerary.ids import new_row_id
 from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, RunNow, SkipNext
 from itinerary.orchestrator import hooks
+
+POLICY_KEYS = ("afterFailures", "afterLastRetry", "realertEvery", "recovery")
 
 if TYPE_CHECKING:
     from itinerary.orchestrator.run import Orchestrator
@@ -41,6 +45,25 @@ def take(
         handler = HANDLERS.get(action.type)
         if handler is not None:
             handler(o, action.config, trigger, violation_id)
+    if trigger == "on_success":  # failure alerts' policy may owe a recovery (or a resolve)
+        _notify_failure_webhooks(o, "recovery")
+
+
+def attempt_failed(o: Orchestrator) -> None:
+    """An attempt failed and a retry follows: webhooks with afterLastRetry false may alert."""
+    _notify_failure_webhooks(o, "attempt")
+
+
+def _notify_failure_webhooks(o: Orchestrator, kind: str) -> None:
+    """Tell the handler about on_failure webhook actions; its alert policy decides (no record)."""
+    for action in o.slot.job.actions:
+        if action.type == "webhook" and action.trigger == "on_failure":
+            if kind == "attempt" and action.config.get("afterLastRetry", True):
+                continue
+            try:
+                o.queues.webhooks.put(_message(o, action.config, "on_failure", kind))
+            except templating.TemplateError:
+                continue  # the alert itself records the template's failure
 
 
 def record(
@@ -76,6 +99,8 @@ def record(
 def variables(o: Orchestrator, trigger: str) -> dict[str, Any]:
     """What a webhook template sees: the seed's variables plus the run's context."""
     slot, job = o.slot, o.slot.job
+    now, started = o.clock.now(), o.started_at
+    public_url = getattr(o.config, "public_url", None)
     return {
         "cluster": o.config.cluster_name,
         "jobName": job.name,
@@ -88,6 +113,15 @@ def variables(o: Orchestrator, trigger: str) -> dict[str, Any]:
         "trigger": trigger,
         "attempt": o.attempt,
         "scheduledAt": slot.scheduled_at.isoformat().replace("+00:00", "Z"),
+        # for notifications (itinerary/webhooks/): the slot in the job's zone, the figures
+        "jobID": job.id,
+        "runTrigger": slot.trigger,
+        "slot": slot.scheduled_at.astimezone(zone(job.timezone)).isoformat(),
+        "timezone": job.timezone,
+        "duration": round((now - started).total_seconds(), 3) if started else None,
+        "lateness": round((started - slot.scheduled_at).total_seconds(), 3) if started else None,
+        "exitCode": o.exit_code,
+        "runURL": f"{public_url.rstrip('/')}/runs/{slot.run_id}" if public_url else None,
     }
 
 
@@ -106,32 +140,38 @@ def _skip_next(o: Orchestrator, trigger: str, violation_id: int | None) -> None:
 
 def _webhook(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | None) -> None:
     """Render the body (if templated) and queue the delivery; the handler records its outcome."""
-    slot, job = o.slot, o.slot.job
-    values = variables(o, trigger)
-    body = None
     url = config.get("url")  # its query string may carry a token: never recorded
     where = {"url": hooks.safe_url(url) if url else None, "integration": config.get("integration")}
-    if config.get("template") is not None:
-        try:
-            body = templating.render(config["template"], values)
-        except templating.TemplateError as exc:
-            record(o, "webhook", trigger, False, vid, {"state": "not sent", **where}, str(exc))
-            return
+    try:
+        msg = _message(o, config, trigger, "alert")
+    except templating.TemplateError as exc:
+        record(o, "webhook", trigger, False, vid, {"state": "not sent", **where}, str(exc))
+        return
     row_id = record(o, "webhook", trigger, False, vid, {"state": "pending", **where})
-    o.queues.webhooks.put(
-        DeliverWebhook(
-            config.get("integration"),
-            config.get("url"),
-            trigger,
-            slot.run_id,
-            job.id,
-            values,
-            o.clock.now(),
-            config.get("template"),
-            body=body,
-            headers=dict(config.get("headers") or {}),
-            action_run_id=row_id,
-        )
+    o.queues.webhooks.put(replace(msg, action_run_id=row_id))
+
+
+def _message(o: Orchestrator, config: dict[str, Any], trigger: str, kind: str) -> DeliverWebhook:
+    """The webhook handler's message (TemplateError when the action's template fails)."""
+    slot, job = o.slot, o.slot.job
+    # A recovery is told as what happened (the job succeeded), for the action's on_failure.
+    values = {**variables(o, "on_success" if kind == "recovery" else trigger), "kind": kind}
+    body = None
+    if config.get("template") is not None:
+        body = templating.render(config["template"], values)
+    return DeliverWebhook(
+        config.get("integration"),
+        config.get("url"),
+        trigger,
+        slot.run_id,
+        job.id,
+        values,
+        o.clock.now(),
+        config.get("template"),
+        body=body,
+        headers=dict(config.get("headers") or {}),
+        policy={k: config[k] for k in POLICY_KEYS if k in config},
+        kind=kind,
     )
 
 

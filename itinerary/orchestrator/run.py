@@ -150,6 +150,7 @@ class Orchestrator:
         "cohort",
         "constraints_checked",
         "actions_taken",
+        "exit_code",
         "attempt",
         "admitted",
         "queued_seq",
@@ -191,6 +192,7 @@ class Orchestrator:
         self.cohort: _Group | None = None  # until its cohort hands it its own greenlet
         self.constraints_checked = 0
         self.actions_taken = 0
+        self.exit_code: int | None = None  # the final attempt's, for notifications
         self.attempt = slot.attempt
         self.admitted = False  # maxConcurrentRuns: the loop gave it a place (admission.py)
         self.queued_seq: int | None = None  # maxConcurrentRuns: its place in the queue
@@ -488,6 +490,8 @@ class Orchestrator:
                 )
             )
             actions.record(self, "retry", trigger, True, details={"attempt": attempt + 1})
+            self.error = outcome.reason
+            actions.attempt_failed(self)  # webhooks with afterLastRetry false may alert now
             if not self._sleep_until(self.clock.now() + timedelta(seconds=delay)):
                 if self.released:
                     return None
@@ -663,6 +667,7 @@ class Orchestrator:
             return None
         now = self.clock.now()
         self.error = outcome.reason if outcome.status != states.SUCCEEDED else None
+        self.exit_code = outcome.exit_code
         self._record(
             outcome.status,
             completed_at=now,
