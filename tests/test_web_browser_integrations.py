@@ -106,7 +106,7 @@ def test_it_creates_a_slack_integration_and_sends_a_test(
     admin.page.wait_for_url(re.compile(r".*/settings/integrations$"))
     row = admin.page.locator("tr", has_text=name)
     row.locator("button:has-text('Send test')").click()
-    admin.page.wait_for_selector(f"#test-{name} >> text=Test delivered", timeout=15000)
+    row.locator(".test-slot >> text=Test delivered").wait_for(timeout=15000)
     assert "HTTP 200" in row.inner_text() and "ok" in row.inner_text()
     assert "e2eSECRETtoken" not in admin.page.content()
     texts = [json.loads(line)["text"] for line in seen.read_text().splitlines()]
@@ -114,3 +114,10 @@ def test_it_creates_a_slack_integration_and_sends_a_test(
     admin.audit("integrations")
     admin.go(f"/settings/integrations/{name}/edit")
     admin.audit("integration-edit")
+
+
+def test_it_passes_axe_on_the_pagerduty_new_relic_and_custom_forms(admin: Tab) -> None:
+    for kind in ("pagerduty", "newrelic", "custom"):
+        admin.go(f"/settings/integrations/new?type={kind}")
+        assert admin.page.locator("h1", has_text="integration").is_visible()
+        admin.audit(f"integration-form-{kind}")
