@@ -162,3 +162,13 @@ def test_it_refuses_integration_writes_without_csrf(web: Browser) -> None:
     _slack(web)
     assert web.post(f"{BASE}/team-slack/delete", {"_csrf": "forged"}).status_code == 403
     assert web.api.database.read(store.get, "team-slack") is not None
+
+
+def test_it_never_echoes_typed_header_values_or_a_url_token_on_a_422(web: Browser) -> None:
+    form = {"type": "custom", "name": "hook", "config.url": "https://x.example/h?token=tok9876xyz"}
+    form |= {"config.headers": "X-Key: hdr5ecret5ecret", "config.secret": "short"}
+    resp = web.post(BASE, form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="err-config-secret"' in page
+    assert "hdr5ecret" not in page and "tok9876xyz" not in page and 'value="short"' not in page
+    assert web.api.database.read(store.load_all) == []

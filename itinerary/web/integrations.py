@@ -29,6 +29,7 @@ from itinerary.webhooks.integrations import (
     TYPES,
     Integration,
     IntegrationError,
+    masked_url,
     parse,
     public,
 )
@@ -68,7 +69,9 @@ def to_body(form: Any, kind: str, name: str) -> tuple[dict[str, Any], dict[str, 
     for key in keys:
         if key in ("severity", "headers", "rateLimit"):
             continue
-        value = text(key) if key != "template" else form.getunicode("config.template") or ""
+        value = text(key)
+        if key == "template" and value:  # kept as typed (whitespace may matter in a body)
+            value = form.getunicode("config.template") or ""
         if value:  # an empty secret keeps the stored one; an empty option is the default
             config[key] = int(value) if key == "accountId" and value.isdigit() else value
     if "severity" in keys:
@@ -110,12 +113,20 @@ def values_of(integration: Integration | None, kind: str) -> dict[str, Any]:
 
 
 def form_values(form: Any, kind: str, integration: Integration | None) -> dict[str, Any]:
-    """What was typed, for a 422, minus the secrets (never echoed; still masked if stored)."""
+    """What was typed, for a 422, minus the secrets (never echoed; still masked if stored).
+
+    Custom header values are secrets too: the stored (masked) headers are shown again, and
+    a typed custom URL only if it holds nothing `masked_url` would hide.
+    """
     values = values_of(integration, kind)
     values["name"] = form.getunicode("name") or values["name"]
     for key in KEYS[kind]:
-        if key not in SECRETS[kind] and key not in ("severity",):
-            values[key] = form.getunicode(f"config.{key}") or ""
+        if key in SECRETS[kind] or key in ("severity", "headers"):
+            continue
+        typed = form.getunicode(f"config.{key}") or ""
+        if kind == "custom" and key == "url" and masked_url(typed) != typed:
+            continue
+        values[key] = typed
     values["severity"] = {s: form.get(f"config.severity.{s}") or "" for s in SEVERITY_STATES}
     return values
 
