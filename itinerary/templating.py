@@ -11,9 +11,10 @@ the delivery) and shows when an integration is tested.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template
 from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -34,21 +35,27 @@ _env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined
 _env.filters["tojson"] = _tojson
 
 
-def check(source: str) -> None:
-    """Raise TemplateError when `source` does not compile (checked when a job is saved)."""
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """A template compiled once: the same few sources render at every delivery."""
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateError(f"template longer than {MAX_TEMPLATE_CHARS} characters")
     try:
-        _env.from_string(source)
+        return _env.from_string(source)
     except JinjaError as exc:
         raise TemplateError(f"template does not compile: {exc}") from None
 
 
+def check(source: str) -> None:
+    """Raise TemplateError when `source` does not compile (checked when a job is saved)."""
+    _compiled(source)
+
+
 def render(source: str, variables: dict[str, Any]) -> str:
     """The rendered text, or TemplateError with the reason (never another exception)."""
-    check(source)
+    template = _compiled(source)
     try:
-        out = _env.from_string(source).render(**variables)
+        out = template.render(**variables)
     except SecurityError as exc:
         raise TemplateError(f"template refused by the sandbox: {exc}") from None
     except JinjaError as exc:

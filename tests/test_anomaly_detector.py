@@ -165,6 +165,26 @@ def test_it_shows_anomalies_on_the_job_and_the_run(api: Api):
     assert stats["anomalies"] == {"duration": 1}
 
 
+def test_an_on_anomaly_webhook_renders_its_template_and_sends_its_headers(database, clock, rig):
+    queues, detector, _ = rig
+    config = {"url": "http://127.0.0.1:9/x", "headers": {"X-Team": "data"}}
+    config["template"] = (
+        '{"text": {{ (jobName ~ ": " ~ explanation)|tojson }}, "c": "{{ cluster }}"}'
+    )
+    job = add_job(database, clock, actions=[{**HOOK, "config": config}])
+    add_runs(database, job.id, clock.now() - timedelta(days=2), 30)
+    run = "rslowslowslow002"
+    queues.anomaly.put(
+        messages.RunCompleted(run, job.id, "backup", "succeeded", clock.now(), 600.0, 0, 0)
+    )
+    [found] = written(database, queues, clock, detector, 1)
+    hook = queues.webhooks.get(timeout=5)
+    assert hook.body == '{"text": "backup: ' + found.explanation + '", "c": "default"}'
+    assert hook.headers == {"X-Team": "data"} and hook.action_run_id is not None
+    row = database.read(lambda: ActionRun.get(ActionRun.id == hook.action_run_id))
+    assert (row.trigger, row.success) == ("on_anomaly", False)  # pending until delivered
+
+
 def test_it_refuses_an_on_anomaly_action_it_cannot_take(api: Api):
     retry = {"type": "retry", "trigger": "on_anomaly", "config": {}}
     resp = api.post("/jobs", json={"name": "x", "commands": [["true"]], "actions": [retry]})

@@ -134,6 +134,7 @@ class Detector:
         self.database = database
         self.clock = clock
         self.interval = float(config.anomaly_check_interval)
+        self.cluster = str(config.cluster_name)
         # A slot is judged silent only once the scheduler has had time to claim it.
         self.settle = timedelta(seconds=max(60.0, 2 * float(config.grace_period)))
         self.metrics = metrics
@@ -272,7 +273,7 @@ class Detector:
             self.metrics.anomalies.labels(finding.kind).inc()
         job = self._job(job_id)
         if job is not None:
-            actions.fire(self.queues, self.clock, job, record)
+            actions.fire(self.queues, self.clock, job, record, self.cluster)
 
 
 def _runtime(started: Any, completed: Any) -> tuple[float | None, datetime]:
