@@ -77,6 +77,9 @@ class _FormReader(HTMLParser):
         self.inside = False
         self.fields: dict[str, str] = {}
         self.textarea: str | None = None
+        self.select: str | None = None
+        self.option: tuple[str | None, bool, str] | None = None  # value, selected, text
+        self.chosen: set[str] = set()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -89,14 +92,31 @@ class _FormReader(HTMLParser):
         elif self.inside and tag == "textarea":
             self.textarea = a["name"]
             self.fields[self.textarea] = ""
+        elif self.inside and tag == "select" and "name" in a:
+            self.select = a["name"]
+        elif self.select is not None and tag == "option":
+            self.option = (dict(attrs).get("value"), "selected" in a, "")
 
     def handle_data(self, data: str) -> None:
         if self.textarea is not None:
             self.fields[self.textarea] += data
+        if self.option is not None:
+            self.option = (self.option[0], self.option[1], self.option[2] + data)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "textarea":
             self.textarea = None
+        elif tag == "option" and self.option is not None and self.select is not None:
+            value, selected, text = self.option
+            value = text.strip() if value is None else value
+            if selected or self.select not in self.fields:  # else the first option
+                if self.select not in self.chosen:
+                    self.fields[self.select] = value
+                if selected:
+                    self.chosen.add(self.select)
+            self.option = None
+        elif tag == "select":
+            self.select = None
         elif tag == "form":
             self.inside = False
 

@@ -1,29 +1,27 @@
 """Integration routes (admin): list, read, create, update, delete, send a test message.
 
 Secrets never leave: every body is `integrations.public()` (masked), and a PUT
-that sends a masked value back keeps the stored secret. Writes go through the
-syncer like job definitions (`SaveIntegration`, `DeleteIntegration`), then tell
-the webhook handler (`IntegrationsChanged`) so it reloads the integration and
-forgets a broken mark. A delete is refused (409) while live jobs' webhook
-actions name the integration, with their names.
+that sends a masked value back keeps the stored secret. Writes go through
+`webhooks/admin.py`, shared with the Settings pages: the syncer stores them
+(`SaveIntegration`, `DeleteIntegration`), then the webhook handler is told
+(`IntegrationsChanged`) so it reloads the integration and forgets a broken mark.
+A delete is refused (409) while live jobs' webhook actions name the
+integration, with their names.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from itinerary import messages
 from itinerary.api.routing import Call, PathParam, Reply, Route
-from itinerary.errors import ApiError, invalid, not_found
-from itinerary.operations import wait_reply
-from itinerary.webhooks import probe, store
+from itinerary.errors import invalid
+from itinerary.webhooks import admin, store
 from itinerary.webhooks.integrations import (
     NAME_MAX,
     TYPES,
     Integration,
     IntegrationError,
     parse,
-    public,
 )
 
 NAME = PathParam("name", {"type": "string", "maxLength": NAME_MAX}, "integration name")
@@ -82,16 +80,11 @@ SCHEMAS: dict[str, Any] = {
 
 
 def _shown(call: Call, integration: Integration) -> dict[str, Any]:
-    last = call.ctx.database.read(store.last_delivery, integration.name)
-    return {**public(integration), "lastDelivery": last}
+    return admin.shown(call.ctx, integration)
 
 
 def _load(call: Call) -> Integration:
-    name = call.path["name"]
-    found = call.ctx.database.read(store.get, name) if len(name) <= NAME_MAX else None
-    if found is None:
-        raise not_found(f"integration {name!r}")
-    return found
+    return admin.load(call.ctx, call.path["name"])
 
 
 def _parse(body: Any, base: Integration | None = None) -> Integration:
@@ -99,20 +92,6 @@ def _parse(body: Any, base: Integration | None = None) -> Integration:
         return parse(body, base)
     except IntegrationError as exc:
         raise invalid(exc.fields) from None
-
-
-def _write(call: Call, msg: Any) -> Any:
-    call.ctx.queues.syncer.put(msg)
-    try:
-        result = wait_reply(msg.reply, "the syncer")
-    except store.Conflict as exc:
-        raise ApiError(409, str(exc), fields={"name": str(exc)}) from None
-    call.ctx.queues.webhooks.put(messages.IntegrationsChanged(msg_name(msg), call.now))
-    return result
-
-
-def msg_name(msg: Any) -> str:
-    return msg.name if isinstance(msg, messages.DeleteIntegration) else msg.integration.name
 
 
 def list_integrations(call: Call) -> Any:
@@ -125,30 +104,23 @@ def get_integration(call: Call) -> Any:
 
 
 def create_integration(call: Call) -> Any:
-    integration = _parse(call.body)
-    stored = _write(call, messages.SaveIntegration(integration, True, call.now))
+    stored = admin.save(call.ctx, _parse(call.body), True, call.now)
     return Reply(201, _shown(call, stored), headers={"Location": f"integrations/{stored.name}"})
 
 
 def update_integration(call: Call) -> Any:
     current = _load(call)
-    stored = _write(call, messages.SaveIntegration(_parse(call.body, current), False, call.now))
+    stored = admin.save(call.ctx, _parse(call.body, current), False, call.now)
     return _shown(call, stored)
 
 
 def delete_integration(call: Call) -> Any:
-    name = _load(call).name
-    if not _write(call, messages.DeleteIntegration(name, call.now)):
-        raise not_found(f"integration {name!r}")
+    admin.delete(call.ctx, _load(call).name, call.now)
     return Reply(204)
 
 
 def test_integration(call: Call) -> Any:
-    integration = _load(call)
-    q = call.ctx.queues
-    answer = probe.send_test(integration, call.ctx.config, q.syncer, q.stats, call.ctx.clock)
-    q.webhooks.put(messages.IntegrationsChanged(integration.name, call.now))
-    return answer
+    return admin.send_test(call.ctx, _load(call), call.now)
 
 
 ROUTES = (

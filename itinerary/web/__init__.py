@@ -16,7 +16,7 @@ from itinerary.context import Context
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import history, jobpage, jobs, manual, pipeline, running, runs
+    from itinerary.web import history, integrations, jobpage, jobs, manual, pipeline, running, runs
 
     pipeline.install(root, ctx)
     running.install(root, ctx)
@@ -25,3 +25,4 @@ def install(root: Any, ctx: Context) -> None:
     jobpage.install(root, ctx)
     jobs.install(root, ctx)
     manual.install(root, ctx)
+    integrations.install(root, ctx)
