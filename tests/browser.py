@@ -186,3 +186,35 @@ def sign_in(tab: Tab, token: str) -> None:
     tab.page.fill("#token", token)
     tab.page.click("button[type=submit]")
     tab.page.wait_for_url(re.compile(r".*/running$"))
+
+
+# The fixtures every browser test module uses: one server and one Chromium per module,
+# and an admin's tab per test, in light and dark (a plugin of tests/conftest.py).
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    need_chromium()
+    started = start_server(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    yield started
+    started.proc.terminate()
+    started.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chromium(server: Server) -> Any:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=["light", "dark"])
+def admin(request: pytest.FixtureRequest, server: Server, chromium: Any) -> Any:
+    tab = open_tab(chromium, server.url, request.param)
+    sign_in(tab, server.tokens["admin"])
+    yield tab
+    tab.check()
+    tab.page.context.close()

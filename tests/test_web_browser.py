@@ -9,52 +9,19 @@ every page, in light and dark.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
-    LAUNCH_ARGS,
     Server,
     Tab,
-    need_chromium,
     open_tab,
     sign_in,
-    start_server,
 )
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 SLEEP_JOB = "sh -c 'echo start $1; sleep $1; echo done' sh"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    need_chromium()
-    started = start_server(tmp_path_factory.mktemp("e2e"))
-    yield started
-    started.proc.terminate()
-    started.proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def chromium(server: Server) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["light", "dark"])
-def admin(request: pytest.FixtureRequest, server: Server, chromium: Any) -> Iterator[Tab]:
-    tab = open_tab(chromium, server.url, request.param)
-    sign_in(tab, server.tokens["admin"])
-    yield tab
-    tab.check()
-    tab.page.context.close()
 
 
 def _run_id(tab: Tab) -> str:

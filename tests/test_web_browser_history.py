@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,47 +18,13 @@ import pytest
 import requests
 
 from tests.browser import (
-    CHROMIUM,
-    LAUNCH_ARGS,
     Server,
     Tab,
-    need_chromium,
-    open_tab,
-    sign_in,
-    start_server,
 )
 
 pytestmark = pytest.mark.timeout(240)
 SLEEP = ["sh", "-c", "echo start $1; sleep $1; echo done", "sh"]
 XSS = "<img src=x onerror=window.pwned=1>"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    need_chromium()
-    started = start_server(tmp_path_factory.mktemp("e2e-history"))
-    yield started
-    started.proc.terminate()
-    started.proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def chromium(server: Server) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["light", "dark"])
-def admin(request: pytest.FixtureRequest, server: Server, chromium: Any) -> Iterator[Tab]:
-    tab = open_tab(chromium, server.url, request.param)
-    sign_in(tab, server.tokens["admin"])
-    yield tab
-    tab.check()
-    tab.page.context.close()
 
 
 def _api(server: Server, method: str, path: str, **kw: Any) -> Any:

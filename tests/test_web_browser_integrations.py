@@ -14,19 +14,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
-    LAUNCH_ARGS,
-    Server,
     Tab,
-    need_chromium,
-    open_tab,
-    sign_in,
-    start_server,
 )
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -49,15 +41,6 @@ server.serve_forever()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    need_chromium()
-    started = start_server(tmp_path_factory.mktemp("e2e-integrations"))
-    yield started
-    started.proc.terminate()
-    started.proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     seen = tmp_path_factory.mktemp("slack") / "seen.jsonl"
     proc = subprocess.Popen(
@@ -67,25 +50,6 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     yield f"http://127.0.0.1:{port}", seen
     proc.terminate()
     proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def chromium(server: Server) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(params=["light", "dark"])
-def admin(request: pytest.FixtureRequest, server: Server, chromium: Any) -> Iterator[Tab]:
-    tab = open_tab(chromium, server.url, request.param)
-    sign_in(tab, server.tokens["admin"])
-    yield tab
-    tab.check()
-    tab.page.context.close()
 
 
 def test_it_creates_a_slack_integration_and_sends_a_test(
