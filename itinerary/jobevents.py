@@ -28,15 +28,18 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def _violations(job_id: int, before: datetime | None, limit: int) -> list[dict[str, Any]]:
-    q = (
-        ConstraintViolation.select(ConstraintViolation)
-        .join(JobRun, on=(JobRun.run_id == ConstraintViolation.run_id))
-        .where(JobRun.job_id == job_id)
-    )
+def _of_runs(model: Any, at: Any, job_id: int, before: datetime | None, limit: int) -> Any:
+    """The newest rows of `model` (a per-run table, timed by `at`) for the job's runs."""
+    q = model.select(model).join(JobRun, on=(JobRun.run_id == model.run_id))
+    q = q.where(JobRun.job_id == job_id)
     if before is not None:
-        q = q.where(ConstraintViolation.violation_time < before)
-    rows = q.order_by(ConstraintViolation.violation_time.desc()).limit(limit)
+        q = q.where(at < before)
+    return q.order_by(at.desc()).limit(limit)
+
+
+def _violations(job_id: int, before: datetime | None, limit: int) -> list[dict[str, Any]]:
+    time = ConstraintViolation.violation_time
+    rows = _of_runs(ConstraintViolation, time, job_id, before, limit)
     return [
         {
             "type": "violation",
@@ -51,14 +54,7 @@ def _violations(job_id: int, before: datetime | None, limit: int) -> list[dict[s
 
 
 def _actions(job_id: int, before: datetime | None, limit: int) -> list[dict[str, Any]]:
-    q = (
-        ActionRun.select(ActionRun)
-        .join(JobRun, on=(JobRun.run_id == ActionRun.run_id))
-        .where(JobRun.job_id == job_id)
-    )
-    if before is not None:
-        q = q.where(ActionRun.executed_at < before)
-    rows = q.order_by(ActionRun.executed_at.desc()).limit(limit)
+    rows = _of_runs(ActionRun, ActionRun.executed_at, job_id, before, limit)
     return [
         {
             "type": "action",
@@ -73,14 +69,7 @@ def _actions(job_id: int, before: datetime | None, limit: int) -> list[dict[str,
 
 
 def _deliveries(job_id: int, before: datetime | None, limit: int) -> list[dict[str, Any]]:
-    q = (
-        WebhookDelivery.select(WebhookDelivery)
-        .join(JobRun, on=(JobRun.run_id == WebhookDelivery.run_id))
-        .where(JobRun.job_id == job_id)
-    )
-    if before is not None:
-        q = q.where(WebhookDelivery.created_at < before)
-    rows = q.order_by(WebhookDelivery.created_at.desc()).limit(limit)
+    rows = _of_runs(WebhookDelivery, WebhookDelivery.created_at, job_id, before, limit)
     return [
         {
             "type": "delivery",
