@@ -25,7 +25,7 @@ from itinerary.messages import Queues  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
 
 # Webhook receivers and a running webhook handler (tests/receivers.py, tests/webhook_hub.py).
-pytest_plugins = ["tests.receivers", "tests.webhook_hub", "tests.browser"]  # fixtures
+pytest_plugins = ["tests.receivers", "tests.webhook_hub", "tests.browser", "tests.runkit"]
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 PG_ADMIN = os.environ.get("ITINERARY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

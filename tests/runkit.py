@@ -11,13 +11,14 @@ recording what it was sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gevent
+import pytest
 from gevent.pywsgi import WSGIServer
 from gevent.queue import Queue
 
@@ -190,3 +191,21 @@ class Endpoint:
 
     def stop(self) -> None:
         self.server.stop(timeout=1)
+
+
+# Fixtures for the tests that use the kit (a plugin of tests/conftest.py): a kit on each
+# database with the local executor, and a loopback HTTP endpoint for hooks and webhooks.
+
+
+@pytest.fixture
+def kit(database: Any, tmp_path: Path) -> Iterator[Kit]:
+    kit = Kit(database, kit_config(tmp_path))
+    yield kit
+    kit.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[Endpoint]:
+    endpoint = Endpoint()
+    yield endpoint
+    endpoint.stop()

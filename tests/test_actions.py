@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from itinerary import states
@@ -12,20 +9,6 @@ from tests.runkit import Endpoint, Kit, kit_config
 
 pytestmark = pytest.mark.slow
 covers = pytest.mark.covers
-
-
-@pytest.fixture
-def kit(database, tmp_path: Path) -> Iterator[Kit]:
-    kit = Kit(database, kit_config(tmp_path))
-    yield kit
-    kit.stop()
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    endpoint = Endpoint()
-    yield endpoint
-    endpoint.stop()
 
 
 def webhook(trigger: str, url: str, constraint: str | None = None, **config: object) -> dict:

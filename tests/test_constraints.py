@@ -6,7 +6,6 @@ Every "why did it not run" reason is asserted, and the workloads' own side effec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -18,20 +17,6 @@ from tests.runkit import Endpoint, Kit, kit_config
 
 pytestmark = pytest.mark.slow
 covers = pytest.mark.covers
-
-
-@pytest.fixture
-def kit(database, tmp_path: Path) -> Iterator[Kit]:
-    kit = Kit(database, kit_config(tmp_path))
-    yield kit
-    kit.stop()
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    endpoint = Endpoint()
-    yield endpoint
-    endpoint.stop()
 
 
 def touch(tmp_path: Path, name: str = "ran") -> str:

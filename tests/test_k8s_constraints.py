@@ -15,7 +15,7 @@ from fakekube import TOKEN, FakeKube
 
 from itinerary import states
 from itinerary.app import make_executor
-from tests.runkit import Endpoint, Kit, kit_config
+from tests.runkit import Kit, kit_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("dsn", ["sqlite"], indirect=True)]
 
@@ -35,13 +35,6 @@ def kit(database, tmp_path: Path, kube: FakeKube) -> Iterator[Kit]:
     kit.scheduler.executor = kit.executor = make_executor(config, kit.clock)
     yield kit
     kit.stop()
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    endpoint = Endpoint()
-    yield endpoint
-    endpoint.stop()
 
 
 def job(kit: Kit, name: str = "j", **fields: object):  # type: ignore[no-untyped-def]
