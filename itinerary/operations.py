@@ -123,7 +123,10 @@ def run_now(
     start_at: datetime | None,
     now: datetime,
 ) -> str:
-    """Start a run of a manually runnable job with checked overrides; its run id."""
+    """Start a run of a manually runnable job with checked overrides; its run id.
+
+    The loop answers once the run's row is committed, so `GET /runs/{id}` finds it at once.
+    """
     if not job.manually_runnable:
         raise ApiError(403, f"job {job.name!r} is not manually runnable", code="not_runnable")
     overrides = dict(check_overrides(overrides, job))

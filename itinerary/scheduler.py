@@ -547,9 +547,9 @@ class Scheduler:
             overrides=dict(msg.overrides),
             parent_run_id=msg.parent_run_id,
             depth=msg.depth,
+            recorded=msg.reply,  # answered once the run's row is committed
         )
         self._launch(slot, now, self._expiring(at))
-        msg.reply.set(slot.run_id)
 
     def _kill_instances(self, msg: KillInstances) -> None:
         running = [

@@ -209,6 +209,24 @@ def test_it_runs_a_manual_run_with_its_args(parts, clock) -> None:
     assert syncer.claims[0].scheduled_at == T0 + timedelta(seconds=31)
 
 
+def test_it_answers_a_manual_run_only_once_its_row_is_committed(parts, clock, queues) -> None:
+    scheduler, executor, syncer = parts
+    syncer.stop()  # claims wait in the inbox: nothing is committed yet
+    add(scheduler, job(schedule=None))
+    first, second = RunNow(1, clock.now()), RunNow(1, clock.now())
+    scheduler.handle(first, clock.now())
+    scheduler.handle(second, clock.now())
+    settle()
+    assert not first.reply.ready() and not second.reply.ready()
+    claims = [queues.syncer.get_nowait(), queues.syncer.get_nowait()]
+    claims[0].reply.set(True)
+    claims[1].reply.set(False)  # somebody else has that slot
+    settle()
+    assert first.reply.get(timeout=1) == claims[0].run_id
+    with pytest.raises(ValueError, match="was not recorded: its slot was taken"):
+        second.reply.get(timeout=1)
+
+
 def test_it_refuses_a_manual_run_of_an_unknown_job(parts, clock) -> None:
     scheduler, executor, syncer = parts
     msg = RunNow(99, clock.now())

@@ -111,6 +111,9 @@ class Slot:
     attempt: int = 1
     adopt: Execution | None = None  # restart recovery: the executor re-attached this attempt
     started_at: datetime | None = None
+    # A manual or kicked-off run: answered with the run id once its row is committed, so
+    # whoever asked can read the run at once (or with the reason it was not recorded).
+    recorded: AsyncResult | None = None
 
     @property
     def effective_args(self) -> tuple[str, ...]:
@@ -297,6 +300,8 @@ class Orchestrator:
         if reply is not None and not reply.get():
             self.close(NOT_CLAIMED)
             return False
+        if self.slot.recorded is not None:
+            self.slot.recorded.set(self.slot.run_id)
         status, reason = self._first
         if reply is None and status != states.SCHEDULED:  # a recovered slot that passed
             self._record(status, reason=reason, completed_at=self.clock.now())
@@ -456,6 +461,10 @@ class Orchestrator:
         """This orchestrator is done; the loop is told only if it waits to forget the run."""
         self.finished = True
         self.outcome = outcome or RELEASED
+        recorded = self.slot.recorded
+        if recorded is not None and not recorded.ready():
+            why = "its slot was taken" if outcome == NOT_CLAIMED else "it was let go first"
+            recorded.set_exception(ValueError(f"run {self.slot.run_id} was not recorded: {why}"))
         self.cohort = None
         # The loop keeps this object for GRACE_PERIOD: let go of what it no longer needs.
         self._request = self._execution = self._wake = None
