@@ -139,7 +139,7 @@ ATTEMPT_OF_RUN = tuple(RUN_FIELDS.index(n) for n in ATTEMPT_FIELDS)
 ATTEMPT_STARTED = 1 + ATTEMPT_FIELDS.index("started_at")  # keys of an attempt change
 ATTEMPT_COMPLETED = 1 + ATTEMPT_FIELDS.index("completed_at")
 TERMINAL = frozenset(states.TERMINAL)
-RANK = states.RANK  # may_move inlined: it runs once per update
+RANK = states.RANK
 
 CLAIMS = Table(
     JobRun,

@@ -150,14 +150,6 @@ class ActiveRun:
     started_at: datetime | None
 
 
-@dataclass(frozen=True)
-class GetLoopStats:
-    """Reply with a dict of the loop's current figures."""
-
-    at: datetime
-    reply: AsyncResult = field(default_factory=_reply)
-
-
 # --- syncer inbox -------------------------------------------------------------------------
 
 

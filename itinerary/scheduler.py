@@ -57,7 +57,6 @@ from itinerary.messages import (
     ActiveRun,
     AdmitRun,
     CancelRun,
-    GetLoopStats,
     JobRemoved,
     JobUpserted,
     KillInstances,
@@ -496,8 +495,6 @@ class Scheduler:
             self.jobs.pop(msg.job_id, None)
             self.builder.remove_job(msg.job_id)
             self._rebuild = True
-        elif isinstance(msg, GetLoopStats):
-            msg.reply.set(self.loop_stats())
         elif isinstance(msg, ShutDown):
             self.stop()
         else:
@@ -602,17 +599,6 @@ class Scheduler:
                     entry.orchestrator.linger = True
             if not run_ids:
                 heapq.heappop(self._expiry)
-
-    def loop_stats(self) -> dict[str, Any]:
-        return {
-            **self.stats,
-            "jobs": len(self.jobs),
-            "scheduled_jobs": len(self.builder),
-            "active_runs": sum(1 for e in self.active.values() if not e.done),
-            "tracked_runs": len(self.active),
-            "inbox_length": self.inbox.qsize(),
-            "last_rebuild": self._last_rebuild,
-        }
 
     # step 1
     def _shut_down(self) -> None:

@@ -27,12 +27,3 @@ RANK = {SCHEDULED: 0, WAITING: 1, STARTING: 2, RUNNING: 3, **{s: 4 for s in TERM
 # unattended and catchUp ran it late (`catchup`: whether the slot was first found after a
 # restart or a stall, or was claimed before a crash and started only after the restart).
 TRIGGERS = ("schedule", "manual", "kickoff", "catchup")
-
-
-def may_move(old: str | None, new: str) -> bool:
-    """True when a run in state `old` may change to `new`."""
-    if old is None:
-        return True
-    if old in TERMINAL:
-        return False
-    return RANK[new] >= RANK[old]

@@ -9,7 +9,7 @@ A period is `config.stats_period` seconds on the injected clock; its
 milliseconds (migrations/*/001_initial.sql). A helper greenlet sleeps until each
 period's end on the clock and puts a private marker on the inbox, so all counting
 happens in one greenlet, in message order. The current values are kept for
-`/metrics` (`registry`) and for the API (`snapshot()`).
+`/metrics` (`registry`).
 """
 
 from __future__ import annotations
@@ -160,7 +160,6 @@ class StatsCollector:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.period = Period(self._period_start(clock.now()), self.length)
-        self.totals: dict[str, Any] = {"runs": {}, "database_errors": 0, "last_error": None}
         # The anomaly detector's inbox: run starts and ends are passed on (never waited for).
         self.anomaly_inbox: Any = None
 
@@ -257,8 +256,6 @@ class StatsCollector:
             "actions_taken": m.actions_taken,
         }
         self.metrics.runs.labels(m.job_name, m.status).inc()
-        by_state = self.totals["runs"]
-        by_state[m.status] = by_state.get(m.status, 0) + 1
         self._pass_on(m)
 
     def _on_SyncerFlushed(self, m: messages.SyncerFlushed) -> None:  # noqa: N802
@@ -291,22 +288,3 @@ class StatsCollector:
 
     def _on_DatabaseError(self, m: messages.DatabaseError) -> None:  # noqa: N802
         self.metrics.database_errors.labels(m.component).inc()
-        self.totals["database_errors"] += 1
-        self.totals["last_error"] = {"component": m.component, "error": m.error, "at": m.at}
-
-    def snapshot(self) -> dict[str, Any]:
-        """The current period's figures (as the rows will be written) and running totals."""
-        rows = self.period.rows()
-        return {
-            "period": self.period.bounds(),
-            "period_seconds": self.length,
-            "scheduler": rows.get("scheduler_stats", [{}])[0],
-            "orchestrators": {"runs_completed": len(self.period.runs)},
-            "syncer": rows.get("syncer_stats", [{}])[0],
-            "webhooks": rows.get("webhook_handler_stats", [{}])[0],
-            "totals": {
-                "runs_by_state": dict(self.totals["runs"]),
-                "database_errors": self.totals["database_errors"],
-                "last_database_error": self.totals["last_error"],
-            },
-        }

@@ -6,7 +6,7 @@ apiserver (../shared/reference/protocols.md, part A), so the official
 
 - batch/v1 Jobs: create (POST), get, list, watch, delete (Background, Foreground
   or orphaning, with the Warning header for a delete without a policy);
-- v1 Pods: get, list, watch, delete, and `/log` (container, tailLines, follow);
+- v1 Pods: get, list, watch, delete, and `/log` (container, tailLines);
 - `resourceVersion` on every object and list, label selectors (`k=v`, `k!=v`,
   `k in (..)`, `k notin (..)`, `k`, `!k`), watches from a version (replaying
   history) or from now (synthetic ADDED events), `allowWatchBookmarks`,
@@ -50,7 +50,6 @@ from urllib.parse import parse_qs
 import gevent
 import kubernetes_validate
 from gevent import pywsgi
-from gevent.event import Event
 from gevent.queue import Queue
 
 K8S_VERSION = "1.37.0"
@@ -169,7 +168,6 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.watches_opened = 0
         self.logs: dict[tuple[str, str, str], str] = {}
-        self.log_changed = Event()
         self.on_job_created: Callable[[dict[str, Any]], None] | None = None
         self.on_event: Callable[[str, str, dict[str, Any]], None] | None = None
         self.port = 0
@@ -745,8 +743,6 @@ class FakeKube:
         name = container or pod["spec"]["containers"][0]["name"]
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"], name)
         self.logs[key] = self.logs.get(key, "") + text
-        self.log_changed.set()
-        self.log_changed = Event()
 
     def _logs(
         self,
@@ -776,23 +772,7 @@ class FakeKube:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
         start_response("200 OK", [("Content-Type", "text/plain")])
-        if query.get("follow") != "true":
-            return iter([text.encode()])
-        return self._follow(ns, name, container, text)
-
-    def _follow(self, ns: str, name: str, container: str, text: str) -> Iterator[bytes]:
-        yield text.encode()
-        sent = len(self.logs.get((ns, name, container), ""))
-        while True:
-            pod = self.get("pods", ns, name)
-            if pod is None or "terminated" in _state(pod, container):
-                yield self.logs.get((ns, name, container), "")[sent:].encode()
-                return
-            self.log_changed.wait(1.0)
-            current = self.logs.get((ns, name, container), "")
-            if len(current) > sent:
-                yield current[sent:].encode()
-                sent = len(current)
+        return iter([text.encode()])
 
 
 def _state(pod: dict[str, Any], container: str) -> dict[str, Any]:

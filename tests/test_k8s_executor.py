@@ -473,34 +473,6 @@ def next_event_handle(execution, kube, job):
     return {**execution.handle, "pod": kube.pod_of(job)["metadata"]["name"]}
 
 
-def test_it_follows_a_log_until_the_container_ends(executor, kube):
-    execution, job = started(executor, kube)
-    kube.run_pod(job)
-    handle = next_event(execution).handle
-    kube.write_log(job, "first\n")
-    chunks = executor.follow_logs(handle)
-    assert next(chunks) == "first\n"
-    kube.write_log(job, "second\n")
-    assert next(chunks) == "second\n"
-    kube.finish_pod(job, 0)
-    assert "".join(chunks) == ""
-
-
-def test_it_lists_managed_jobs(executor, kube):
-    execution, job = started(executor, kube)
-    kube.run_pod(job)
-    kube.finish_pod(job, 0)
-    [found] = executor.list_managed()
-    assert found == {
-        "namespace": "batch",
-        "job": job["metadata"]["name"],
-        "run_id": "rtest000000000001",
-        "job_id": "7",
-        "attempt": 1,
-        "status": "succeeded",
-    }
-
-
 def test_the_rate_limiter_waits_when_the_burst_is_spent(clock):
     limiter = RateLimiter(qps=2, burst=2, clock=clock)
     limiter.take()

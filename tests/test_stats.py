@@ -93,7 +93,7 @@ def test_it_counts_syncer_writes_and_failures(clock: FakeClock):
     collector, out = make(clock)
     collector.handle(flushed(T0, True, 500, 10, (0.1, 0.3)))
     collector.handle(flushed(T0, False, 20, 30, (0.2,)))
-    row = collector.snapshot()["syncer"]
+    row = collector.period.rows()["syncer_stats"][0]
     assert (row["total_writes"], row["writes_succeeded"], row["writes_failed"]) == (520, 500, 20)
     assert (row["min_queued_writes"], row["avg_queued_writes"], row["max_queued_writes"]) == (
         10,
@@ -107,7 +107,7 @@ def test_it_sums_webhook_deliveries(clock: FakeClock):
     collector, _ = make(clock)
     for ok, retries, seconds in ((True, 0, 0.1), (False, 3, 0.5)):
         collector.handle(messages.WebhookDelivered(T0, "slack", ok, retries, seconds, 4))
-    row = collector.snapshot()["webhooks"]
+    row = collector.period.rows()["webhook_handler_stats"][0]
     assert (row["webhooks_sent"], row["webhooks_succeeded"], row["webhooks_failed"]) == (2, 1, 1)
     assert row["total_retries"] == 3
     assert (row["min_delivery_time"], row["max_delivery_time"]) == (100, 500)
@@ -121,7 +121,7 @@ def test_it_starts_a_new_period_when_a_message_is_from_a_later_one(clock: FakeCl
     # It should close the first period at once; the empty one between writes no row.
     rows = drain(out)["scheduler_stats"]
     assert [r["stats_period_id"] for r in rows] == [PERIOD_ID]
-    assert collector.snapshot()["period"]["stats_period_id"] == PERIOD_ID + 20
+    assert collector.period.bounds()["stats_period_id"] == PERIOD_ID + 20
 
 
 def test_it_writes_its_rows_through_the_syncer(database: Database, clock: FakeClock):

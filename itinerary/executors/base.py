@@ -24,7 +24,6 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 KILLED = "killed"
 LOST = "lost"
-LOGS = "logs"
 FINAL = (SUCCEEDED, FAILED, KILLED, LOST)
 
 
@@ -66,7 +65,7 @@ def context_env(request: RunRequest) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ExecEvent:
-    kind: str  # one of STARTED, RUNNING, SUCCEEDED, FAILED, KILLED, LOST, LOGS
+    kind: str  # one of STARTED, RUNNING, SUCCEEDED, FAILED, KILLED, LOST
     at: datetime
     exit_code: int | None = None
     reason: str | None = None  # e.g. "OOMKilled", "DeadlineExceeded", "exit code 3"

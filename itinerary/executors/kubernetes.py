@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,46 +294,6 @@ class KubernetesExecutor:
             if exc.status == 404:
                 return ""
             raise ExecutorError(_describe(exc), transient=_transient(exc)) from None
-
-    def follow_logs(
-        self, handle: dict[str, Any], container: str | None = None, tail_lines: int | None = None
-    ) -> Iterator[str]:
-        """The pod's log as it is written (`follow`), chunk by chunk, until the container ends."""
-        resp = self.core.read_namespaced_pod_log(
-            handle["pod"],
-            handle["namespace"],
-            container=container,
-            follow=True,
-            tail_lines=tail_lines,
-            _preload_content=False,
-            _request_timeout=(TIMEOUT[0], 3600),
-        )
-        try:
-            for chunk in resp.stream(amt=None, decode_content=False):
-                yield chunk.decode("utf-8", errors="replace")
-        finally:
-            resp.release_conn()
-
-    def list_managed(self, namespaces: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Jobs with the managed-by label in `namespaces` (default: those being watched)."""
-        wanted = sorted(set(namespaces or ()) | {ns for ns, _ in self.watches})
-        found = []
-        for ns in wanted:
-            for job in self._list_jobs(ns, SELECTOR, f"list Jobs in {ns}"):
-                labels = job["metadata"].get("labels") or {}
-                outcome = job_outcome(job)
-                status = {None: "active", "Complete": "succeeded", "Failed": "failed"}
-                found.append(
-                    {
-                        "namespace": ns,
-                        "job": job["metadata"]["name"],
-                        "run_id": labels.get(RUN_ID),
-                        "job_id": labels.get(JOB_ID),
-                        "attempt": int(labels.get(ATTEMPT) or 1),
-                        "status": status[outcome[0] if outcome else None],
-                    }
-                )
-        return found
 
     def close(self) -> None:
         for watch in self.watches.values():
