@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import gevent
 from gevent.queue import Full
-from gevent.queue import ShutDown as QueueShutDown
 from prometheus_client import CollectorRegistry
 
 from itinerary import messages
 from itinerary.clock import EPOCH, Clock
 from itinerary.config import Config
+from itinerary.inbox import serve, spawn_linked
 from itinerary.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -173,16 +172,9 @@ class StatsCollector:
 
     def run(self) -> None:
         """Greenlet body: returns after ShutDown, once the current period is sent."""
-        timer = gevent.spawn(self._timer)
+        timer = spawn_linked(self._timer)
         try:
-            while True:
-                try:
-                    msg = self.inbox.get()
-                except QueueShutDown:
-                    break
-                if isinstance(msg, messages.ShutDown):
-                    break
-                self.handle(msg)
+            serve(self.inbox, self.handle)
         finally:
             timer.kill()
         self._send(self.period)

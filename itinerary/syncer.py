@@ -28,7 +28,7 @@ The hub stays free. Statements on the hub are at most `batch_sql.ROWS_PER_STATEM
 rows, as encoding one and decoding its answer cannot yield. The writer pauses after every
 statement (an answer that has already arrived is no yield), between slices of merging
 and of acknowledgements and between flushes, the reader every `YIELD_EVERY` messages;
-some of those pauses are a turn of the event loop (`_turn_of_the_loop`), as timers wait
+some of those pauses are a turn of the event loop (`inbox.turn_of_the_loop`), as timers wait
 while the callback queue has work. In SQLite's worker thread a pause gives up the GIL.
 bench/syncer.py measures throughput and the loop's lateness, and what made it late.
 """
@@ -36,7 +36,6 @@ bench/syncer.py measures throughput and the loop's lateness, and what made it la
 from __future__ import annotations
 
 import bisect
-import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -49,7 +48,6 @@ import peewee as pw
 from gevent.event import AsyncResult, Event
 from gevent.monkey import get_original
 from gevent.queue import Full
-from gevent.queue import ShutDown as QueueShutDown
 
 from itinerary import audit, jobstore, messages, tokens
 from itinerary.batch_sql import Sql, Written
@@ -57,6 +55,7 @@ from itinerary.clock import Clock
 from itinerary.config import Config
 from itinerary.db import ConfigError, Database, Job
 from itinerary.durations import parse_duration
+from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.webhooks import store as integration_store
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,6 @@ INTEGRATION_WRITES = (
     messages.MarkIntegration,
 )
 GIL_PAUSE = 0.0001  # seconds SQLite's worker thread leaves the GIL free between two slices
-LOOP_TURN = 0.00001  # a timer this short fires at the loop's next turn
 REPLY_SLICE = 50  # acknowledgements sent between two pauses (each wakes a waiting sender)
 TAKE = 4  # a cycle takes up to this many batch sizes of a kind when a backlog waits
 REPORTED = 500  # items per SyncerFlushed whose waiting times are reported
@@ -248,22 +246,9 @@ class Syncer:
 
     def run(self) -> None:
         """Greenlet body: returns after ShutDown (or a shut-down inbox), all written."""
-        writer = gevent.spawn(self._write_loop)
-        me = gevent.getcurrent()
-        writer.link_exception(lambda g: me.kill(g.exception, block=False))
+        writer = spawn_linked(self._write_loop)
         try:
-            for n in itertools.count(1):
-                try:
-                    msg = self.inbox.get()
-                except QueueShutDown:
-                    break
-                if isinstance(msg, messages.ShutDown):
-                    break
-                self.handle(msg)
-                if n % YIELD_EVERY == 0:
-                    # get() does not yield while the inbox has items: draining a full
-                    # inbox in one go would hold the hub for tens of milliseconds.
-                    _turn_of_the_loop()
+            serve(self.inbox, self.handle, YIELD_EVERY)
         finally:
             self._stopping = True
             self._wake.set()
@@ -330,7 +315,7 @@ class Syncer:
             kinds = self._due(self.clock.monotonic())
             if kinds:
                 self._cycle(kinds)
-                _turn_of_the_loop()  # the next flush may start at once: the others first
+                turn_of_the_loop()  # the next flush may start at once: the others first
                 continue
             if not self.pending:
                 self._answer_flushes()
@@ -575,17 +560,6 @@ def _units(kind: str, msgs: list[Any]) -> Iterable[list[int]]:
     return by_run.values()
 
 
-def _turn_of_the_loop() -> None:
-    """Yield until the event loop has gone round once: timers and I/O (the scheduler
-    loop's tick) come first. gevent.sleep(0) only goes to the back of the callback queue,
-    and gevent runs queued callbacks until none are left (it looks at the time only every
-    50 of them) before it turns to timers and I/O again: a greenlet that keeps yielding
-    with sleep(0) while it has work (an inbox that keeps filling, answers that arrived
-    before the driver read them) keeps them waiting.
-    """
-    gevent.sleep(LOOP_TURN)
-
-
 class _HubPause:
     """The writer's pause on the hub: a cheap sleep(0), and every `every`-th time a turn
     of the loop. Measured with bench/syncer.py: sleep(0) alone left the loop's p99 at
@@ -602,7 +576,7 @@ class _HubPause:
         if self.count % self.every:
             gevent.sleep(0)
         else:
-            _turn_of_the_loop()
+            turn_of_the_loop()
 
 
 def _give_up_the_gil() -> None:

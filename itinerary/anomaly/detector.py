@@ -21,9 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import gevent
 from gevent.lock import Semaphore
-from gevent.queue import ShutDown as QueueShutDown
 
 from itinerary import jobstore, messages, states
 from itinerary.anomaly import actions
@@ -38,13 +36,13 @@ from itinerary.anomaly.models import (
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
 from itinerary.db import Database, Job, JobRun
+from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.jobs import JobSpec
 
 log = logging.getLogger(__name__)
 JUDGED = (states.SUCCEEDED, states.FAILED, states.LOST)  # killed is someone's decision
 SILENCE_LOOKBACK = timedelta(hours=1)  # how far back the first check after start-up looks
 KEPT = 1000  # latest findings kept in memory (for tests and the log)
-LOOP_TURN = 0.00001
 JOBS_PER_SLICE = 50  # jobs whose slots are worked out between two yields (about 2 ms)
 # Job definitions are re-read when changed since the last read, less this (commit delays).
 JOBS_SLACK = timedelta(minutes=5)
@@ -148,22 +146,18 @@ class Detector:
 
     def run(self) -> None:
         """Greenlet body: returns after ShutDown."""
-        timer = gevent.spawn(self._timer)
+        timer = spawn_linked(self._timer)
         try:
-            while True:
-                try:
-                    msg = self.inbox.get()
-                except QueueShutDown:
-                    break
-                if isinstance(msg, messages.ShutDown):
-                    break
-                try:
-                    self.handle(msg)
-                except Exception:  # one bad message must not stop detection
-                    log.exception("anomaly detector: could not handle %r", msg)
-                self.handled += 1
+            serve(self.inbox, self._handle_one)
         finally:
             timer.kill()
+
+    def _handle_one(self, msg: Any) -> None:
+        try:
+            self.handle(msg)
+        except Exception:  # one bad message must not stop detection
+            log.exception("anomaly detector: could not handle %r", msg)
+        self.handled += 1
 
     def _timer(self) -> None:
         while True:
@@ -222,8 +216,8 @@ class Detector:
         for n in range(0, len(jobs), JOBS_PER_SLICE):
             found += silent_slots(jobs[n : n + JOBS_PER_SLICE], since, until, recorded)
             # Cron arithmetic for thousands of jobs: a turn of the event loop in between, so
-            # timers (the scheduler loop's tick) come first (see syncer._turn_of_the_loop).
-            gevent.sleep(LOOP_TURN)
+            # timers (the scheduler loop's tick) come first.
+            turn_of_the_loop()
         for job, slot in found:
             text = (
                 f"no run for the slot at {slot.isoformat().replace('+00:00', 'Z')}; its "

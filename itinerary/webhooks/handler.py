@@ -33,13 +33,12 @@ import gevent.pool
 import requests
 from gevent.event import Event as Flag
 from gevent.queue import Queue
-from gevent.queue import ShutDown as QueueShutDown
 
 from itinerary.clock import Clock
+from itinerary.inbox import serve
 from itinerary.messages import (
     DeliverWebhook,
     IntegrationsChanged,
-    ShutDown,
 )
 from itinerary.webhooks import base, newrelic, policy
 from itinerary.webhooks.delivery import Attempts
@@ -108,14 +107,7 @@ class WebhookHandler:
 
     def run(self) -> None:
         try:
-            while True:
-                try:
-                    msg = self.inbox.get()
-                except QueueShutDown:
-                    break
-                if isinstance(msg, ShutDown):
-                    break
-                self.handle(msg)
+            serve(self.inbox, self.handle)
         finally:
             self.shut_down()
 
