@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from itinerary.db import DSN, ConfigError, parse_dsn
+from itinerary.db import DSN, parse_dsn
 from itinerary.durations import parse_duration
+from itinerary.errors import ConfigError
 from itinerary.guard import parse_allowed_hosts
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -26,6 +26,8 @@ import peewee as pw
 from gevent.threadpool import ThreadPool
 from playhouse.pool import PooledMySQLDatabase, PooledPostgresqlDatabase
 
+from itinerary.errors import ConfigError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DRIVERS = ("sqlite", "postgres", "mysql")
@@ -36,10 +38,6 @@ SCHEMES = {
     "mysql": "mysql",
     "mariadb": "mysql",
 }
-
-
-class ConfigError(ValueError):
-    """A database setting is wrong; the message says which and why."""
 
 
 @dataclass(frozen=True)

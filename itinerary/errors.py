@@ -1,13 +1,20 @@
-"""The API's error type and its one JSON body shape (design.md, "HTTP").
+"""The errors every layer may raise: a wrong setting, and the API's one error shape.
 
-Every failure a route can meet becomes an `ApiError`; `make_api` turns it into
+`ConfigError` is raised wherever a setting is read (flags, environment, file, the
+DSN in db.py) and shown as one line naming the setting. Every failure a route can
+meet becomes an `ApiError`; `make_api` turns it into
 `{"error": {"code", "message", "fields"}}` with its status, so clients parse one
-shape whatever went wrong.
+shape whatever went wrong (design.md, "HTTP").
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message says which and why."""
+
 
 # The statuses the API answers with, and the `code` each carries by default.
 CODES = {

@@ -53,8 +53,9 @@ from itinerary import audit, jobstore, messages, tokens
 from itinerary.batch_sql import Sql, Written
 from itinerary.clock import Clock
 from itinerary.config import Config
-from itinerary.db import ConfigError, Database, Job
+from itinerary.db import Database, Job
 from itinerary.durations import parse_duration
+from itinerary.errors import ConfigError
 from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.webhooks import store as integration_store
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from gevent.pywsgi import WSGIServer
 
-from itinerary import apply, jobstore, messages
+from itinerary import jobfiles, jobstore, messages
+from itinerary.cli import apply
 from itinerary.clock import FakeClock
 from itinerary.db import Database
 from tests.api_fakes import start_api
@@ -32,8 +33,10 @@ jobs:
 
 def _apply(database: Database, text: str, *, prune: bool = False) -> list[tuple[str, str]]:
     live = database.read(jobstore.load_jobs)
-    changes = apply.plan(apply.read_documents(text, "jobs.yaml"), live, prune=prune, source="x")
-    apply.apply_to_database(database, changes)
+    changes = jobfiles.plan(
+        jobfiles.read_documents(text, "jobs.yaml"), live, prune=prune, source="x"
+    )
+    jobfiles.apply_to_database(database, changes)
     return [(c.action, c.name) for c in changes]
 
 
@@ -59,7 +62,7 @@ def test_it_writes_nothing_when_one_job_is_invalid(database: Database) -> None:
         + "  - {name: Broken, schedule: 'nope', commands: [['x']]}\n"
         + "  - {name: hourly, commands: [[y]]}\n"
     )
-    with pytest.raises(apply.ApplyError) as caught:
+    with pytest.raises(jobfiles.ApplyError) as caught:
         _apply(database, bad)
     message = str(caught.value)
     assert "jobs[2] (Broken): name" in message and "jobs[2] (Broken): schedule" in message
@@ -69,16 +72,16 @@ def test_it_writes_nothing_when_one_job_is_invalid(database: Database) -> None:
 
 def test_it_reads_what_export_writes(database: Database) -> None:
     _apply(database, JOBS)
-    exported = apply.export_yaml(database.read(jobstore.load_jobs))
+    exported = jobfiles.export_yaml(database.read(jobstore.load_jobs))
     assert yaml.safe_load(exported)["jobs"][0]["name"] == "nightly"
     assert _apply(database, exported) == [("unchanged", "nightly"), ("unchanged", "hourly")]
 
 
 def test_it_refuses_files_that_are_not_jobs() -> None:
-    with pytest.raises(apply.ApplyError, match="not valid YAML"):
-        apply.read_documents("jobs: [", "f.yaml")
-    with pytest.raises(apply.ApplyError, match="mapping"):
-        apply.read_documents("jobs: [1, 2]", "f.yaml")
+    with pytest.raises(jobfiles.ApplyError, match="not valid YAML"):
+        jobfiles.read_documents("jobs: [", "f.yaml")
+    with pytest.raises(jobfiles.ApplyError, match="mapping"):
+        jobfiles.read_documents("jobs: [1, 2]", "f.yaml")
 
 
 def test_it_applies_from_the_command_line(sqlite_database: Database, tmp_path: Path) -> None:

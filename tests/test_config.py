@@ -4,7 +4,7 @@ import pytest
 from conftest import ROOT
 
 from itinerary import config as cfg
-from itinerary.db import ConfigError
+from itinerary.errors import ConfigError
 
 
 def parse(*argv: str) -> argparse.Namespace:

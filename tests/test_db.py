@@ -5,7 +5,8 @@ import gevent
 import pytest
 
 from itinerary import jobstore
-from itinerary.db import ConfigError, Database, parse_dsn
+from itinerary.db import Database, parse_dsn
+from itinerary.errors import ConfigError
 from itinerary.jobs import parse_job
 
 SLOW_SQL = {

@@ -11,7 +11,7 @@ import requests
 
 from itinerary import config as cfg
 from itinerary import messages, tokens
-from itinerary.db import ConfigError
+from itinerary.errors import ConfigError
 from itinerary.guard import Guard, host_allowed, host_name, parse_allowed_hosts
 from tests.api_fakes import start_api
 

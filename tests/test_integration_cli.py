@@ -11,7 +11,7 @@ from pathlib import Path
 import gevent
 from gevent.pywsgi import WSGIServer
 
-from itinerary import apply
+from itinerary.cli import apply
 from itinerary.db import Database
 from itinerary.messages import IntegrationsChanged
 from itinerary.webhooks import store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from itinerary import apply, audit, jobstore
+from itinerary import audit, jobfiles, jobstore
 from itinerary.db import ActionRun, ConstraintViolation, WebhookDelivery
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
@@ -115,10 +115,10 @@ def test_it_records_apply_as_the_actor(api: Api, tmp_path: Path) -> None:
     file = tmp_path / "jobs.yaml"
     file.write_text("name: etl\ncommands: [[echo, hi]]\nschedule: '*/10 * * * *'\n")
     live = api.database.read(jobstore.load_jobs)
-    changes = apply.plan(
-        apply.read_documents(file.read_text(), str(file)), live, prune=False, source="f"
+    changes = jobfiles.plan(
+        jobfiles.read_documents(file.read_text(), str(file)), live, prune=False, source="f"
     )
-    apply.apply_to_database(api.database, changes)
+    jobfiles.apply_to_database(api.database, changes)
     rows = api.database.read(audit.of_job, job["id"], None, 10)
     assert rows[0]["actor"] == "apply" and rows[0]["action"] == "edited"
     assert rows[0]["changes"] == ["commands", "schedule"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from itinerary.apply import ApplyError, plan
+from itinerary.jobfiles import ApplyError, plan
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, ValidationError, parse_job
 from tests.api_fakes import JOB, Api, api_fixture  # noqa: F401 - the `api` fixture
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from itinerary import apply, states
+from itinerary import jobfiles, states
 from itinerary.db import Database, Job, JobRun, SchedulerLease, parse_dsn
 from itinerary.migrate import migrate
 from tests.conftest import DIALECTS, MIGRATIONS, ROOT, create_database
@@ -74,7 +74,7 @@ def prepare(case: Case) -> None:
     database = Database(parse_dsn(case.dsn))
     try:
         migrate(database, MIGRATIONS)
-        apply.apply_to_database(database, apply.plan(bodies, [], prune=False, source="test"))
+        jobfiles.apply_to_database(database, jobfiles.plan(bodies, [], prune=False, source="test"))
     finally:
         database.close()
 

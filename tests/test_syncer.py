@@ -15,7 +15,8 @@ from gevent.queue import Queue
 from itinerary import config as configmod
 from itinerary import jobstore, messages, states
 from itinerary.clock import FakeClock, settle
-from itinerary.db import ConfigError, ConstraintViolation, Database, JobRun, RunAttempt
+from itinerary.db import ConstraintViolation, Database, JobRun, RunAttempt
+from itinerary.errors import ConfigError
 from itinerary.jobs import parse_job
 from itinerary.syncer import Syncer, thresholds
 from tests.dbfaults import Outage, kill_connections

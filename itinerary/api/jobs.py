@@ -11,7 +11,7 @@ from typing import Any
 
 import gevent
 
-from itinerary import apply, jobpages, operations, queries
+from itinerary import jobfiles, jobpages, operations, queries
 from itinerary.api import pagination, params
 from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import invalid, not_found
@@ -79,7 +79,7 @@ def list_jobs(call: Call) -> Any:
     # PyYAML's dumper is pure Python: 1,000 jobs take half a second, which on the hub
     # would stall the scheduler loop; in a worker thread the hub keeps its turns (GIL).
     specs = [v.spec for v in versions]
-    text = gevent.get_hub().threadpool.apply(apply.export_yaml, (specs,))
+    text = gevent.get_hub().threadpool.apply(jobfiles.export_yaml, (specs,))
     return Reply(200, text, "application/yaml")
 
 

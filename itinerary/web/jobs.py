@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import bottle
 import gevent
 
-from itinerary import apply, operations, queries
+from itinerary import jobfiles, operations, queries
 from itinerary.context import Context
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
@@ -180,7 +180,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx)
     def export(req: Req) -> Any:
         versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
-        text = gevent.get_hub().threadpool.apply(apply.export_yaml, ([v.spec for v in versions],))
+        text = gevent.get_hub().threadpool.apply(
+            jobfiles.export_yaml, ([v.spec for v in versions],)
+        )
         return bottle.HTTPResponse(
             body=text,
             headers={
@@ -224,7 +226,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         nexts = (
             job.cron.next_n(req.now, 5) if job.cron and job.enabled and not job.archived_at else []
         )
-        text = apply.export_yaml([job])
+        text = jobfiles.export_yaml([job])
         return req.render(
             "jobs/definition.html",
             job=job,

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 import gevent
 
 from itinerary import config as cfg
-from itinerary.db import ConfigError
+from itinerary.cli import apply, integrations, tokens
+from itinerary.errors import ConfigError
 from itinerary.logs import setup as setup_logging
 
 log = logging.getLogger("itinerary")
@@ -64,17 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list applied and pending migrations instead of applying",
     )
     migrate.set_defaults(handler=run_migrate)
-    for add_cli in _tool_clis():
+    for add_cli in (tokens.add_cli, apply.add_cli, integrations.add_cli):
         add_cli(sub, parent)
     parser.set_defaults(handler=run_serve)
     return parser
-
-
-def _tool_clis() -> list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]]:
-    from itinerary import apply, tokens
-    from itinerary.webhooks import manage
-
-    return [tokens.add_cli, apply.add_cli, manage.add_cli]
 
 
 def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:
