@@ -38,16 +38,24 @@ from gevent.pywsgi import WSGIServer
 from gevent.queue import Queue
 
 from itinerary import db as dbmod
+from itinerary.anomaly.detector import Detector
+from itinerary.api import auth_mode, make_api
 from itinerary.clock import Clock, RealClock
 from itinerary.commands import CommandBus, CommandReader
 from itinerary.config import Config
 from itinerary.context import Context
 from itinerary.executors.base import ExecutorError
+from itinerary.executors.local import LocalExecutor
 from itinerary.http import make_root
 from itinerary.leader import FencedExecutor, Leadership
 from itinerary.lease import Lease
 from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
+from itinerary.scheduler import Scheduler
+from itinerary.stats import StatsCollector
+from itinerary.syncer import Syncer
+from itinerary.webhooks import store as integration_store
+from itinerary.webhooks.handler import WebhookHandler
 
 log = logging.getLogger(__name__)
 ANOMALY_INBOX_SIZE = 10000  # run starts and ends waiting to be scored; beyond, dropped
@@ -98,6 +106,8 @@ def prepare_schema(config: Config, database: dbmod.Database) -> int | None:
 def make_executor(config: Config, clock: Clock) -> Any:
     """The configured executor; StartupError when the Kubernetes client cannot be configured."""
     if config.executor == "kubernetes":
+        # Here, not at the top: the kubernetes client takes a second to import, for nothing
+        # when the local executor is configured.
         from itinerary.executors.kubernetes import KubernetesExecutor
 
         try:
@@ -109,7 +119,6 @@ def make_executor(config: Config, clock: Clock) -> Any:
             )
         except ExecutorError as exc:
             raise StartupError(str(exc)) from None
-    from itinerary.executors.local import LocalExecutor
 
     return LocalExecutor(config, clock)
 
@@ -157,11 +166,6 @@ class App:
 
     def start(self) -> bool:
         """Start and serve at once (leader or standby); scheduling starts once the lease is won."""
-        from itinerary.stats import StatsCollector
-        from itinerary.syncer import Syncer
-        from itinerary.webhooks import store as integration_store
-        from itinerary.webhooks.handler import WebhookHandler
-
         config, clock = self.config, self.clock
         self.database = database = connect(config)
         version = prepare_schema(config, database)
@@ -230,9 +234,6 @@ class App:
 
     def _elected(self) -> None:
         """The lease is won: recover, then start the scheduler loop and the command reader."""
-        from itinerary.anomaly.detector import Detector
-        from itinerary.scheduler import Scheduler
-
         config, clock, queues = self.config, self.clock, self.queues
         assert self.database is not None
         leadership = self.leadership
@@ -289,8 +290,6 @@ class App:
             return False, f"database unreachable: {_first_line(exc)}"
 
     def _serve(self, ctx: Context) -> WSGIServer:
-        from itinerary.api import auth_mode, make_api
-
         log.info("API authentication: %s", auth_mode(self.config))
         root = make_root(ctx, make_api(ctx))
         server = WSGIServer(

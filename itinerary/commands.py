@@ -29,8 +29,10 @@ import gevent
 import peewee as pw
 from gevent.event import AsyncResult, Event
 
+from itinerary import jobstore
 from itinerary.clock import Clock
 from itinerary.db import BaseModel, Database, JobRun, JSONField, UTCDateTimeField
+from itinerary.errors import ApiError
 from itinerary.ids import new_row_id, new_run_id
 from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow
 
@@ -111,8 +113,6 @@ class CommandBus:
     def send(self, msg: Any) -> None:
         if self.leadership.leading:
             if self.leadership.fenced.is_set():
-                from itinerary.errors import ApiError
-
                 raise ApiError(503, "this replica is stepping down as leader; send it again")
             self.queues.scheduler.put(msg)
             return
@@ -138,8 +138,6 @@ class CommandBus:
 
     def _answer(self, command_id: int, reply: AsyncResult) -> None:
         """Wait for the leader's result; withdraw the command if nobody took it in time."""
-        from itinerary.errors import ApiError
-
         deadline = self.clock.monotonic() + WAIT_S
         withdrawing = False
         while True:
@@ -188,8 +186,6 @@ def _result_of(command_id: int) -> Command | None:
 
 
 def _deliver(result: dict[str, Any], reply: AsyncResult) -> None:
-    from itinerary.errors import ApiError
-
     error, message = result.get("error"), result.get("message") or ""
     if error is None:
         reply.set(result.get("value"))
@@ -255,8 +251,6 @@ class CommandReader:
         ).execute(self.database.writer)
 
     def _apply(self, row: Command) -> dict[str, Any]:
-        from itinerary import jobstore
-
         p, now = row.payload, self.clock.now()
         if row.kind == "job":
             job = self.database.read(jobstore.get_job, p["job_id"])

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from itinerary.db import DSN, parse_dsn
-from itinerary.durations import parse_duration
+from itinerary.durations import format_duration, parse_duration
 from itinerary.errors import ConfigError
 from itinerary.guard import parse_allowed_hosts
 
@@ -309,8 +309,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _show(s: Setting) -> str:
     if s.kind == "duration":
-        from itinerary.durations import format_duration
-
         return format_duration(s.default)
     return str(s.default)
 

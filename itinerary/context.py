@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import gevent
+
 from itinerary.clock import Clock
 from itinerary.db import Database
+from itinerary.errors import ApiError
 from itinerary.messages import Queues
 
+REPLY_TIMEOUT_S = 10.0
 # A readiness check returns (ready, reason); /readyz is 200 only when all are ready.
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
@@ -36,3 +40,11 @@ class Context:
     commands: Any = None
     # token hash -> when this process last sent its use to the syncer (itinerary/auth.py)
     token_uses: dict[str, datetime] = field(default_factory=dict)
+
+
+def wait_reply(result: Any, what: str) -> Any:
+    """The value of a component's reply, or 503 when it does not answer in time."""
+    try:
+        return result.get(timeout=REPLY_TIMEOUT_S)
+    except gevent.Timeout:
+        raise ApiError(503, f"{what} did not answer within {REPLY_TIMEOUT_S:g}s") from None

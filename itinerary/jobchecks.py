@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from itinerary import alertpolicy as policy
 from itinerary import templating
 from itinerary.durations import parse_duration
-from itinerary.webhooks import policy
 
 OVERLAP_POLICIES = ("skip", "queue", "replace")
 HOOK_METHODS = ("GET", "POST", "PUT")

@@ -9,48 +9,32 @@ microsecond, in the same transaction as its tags and actions), so `(id, updated_
 names one stored version for every process sharing the database. A page is
 answered from one query returning only the matching jobs' `(id, name, updated_at)`
 (its SQL text built once per filter) and the cached JSON of those versions; only
-versions not seen yet are read in full. This process's own writes also `forget` the
-job, so two saves within one tick of a (fake) clock are never taken for one version.
+versions not seen yet are read in full (the cache: `itinerary/jobcache.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
 from typing import Any
 
+from itinerary import jobcache, pagination, queries
 from itinerary.db import Job
 
-# `queries` (and through it the API package) is imported where it is used: jobstore calls
-# `forget` from the syncer's first save, which must not wait for the API to be imported.
-
-# Job versions kept as JSON text: ~2.5 KB each for a small job, more with a podSpec.
-MAX_JOBS = 4096
 # SQL text of the narrow query, per dialect and filter (a UI repeats the same few).
 MAX_FILTERS = 256
 # Where updated_at is in `queries.JOB_COLUMNS` (every column of `job`, in model order); found
 # by identity, as a peewee field's == builds an expression.
 UPDATED_AT = next(i for i, c in enumerate(Job._meta.sorted_fields) if c is Job.updated_at)
 
-_json: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # job id -> (updated_at, JSON)
 _sql: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
 
 
-def forget(job_id: int | None) -> None:
-    """This process changed the job: never answer from its cached JSON again."""
-    if job_id is not None:
-        _json.pop(job_id, None)
-
-
 def clear() -> None:
-    _json.clear()
+    jobcache.clear()
     _sql.clear()
 
 
 def _narrow(f: Any) -> list[tuple[Any, ...]]:
     """(id, name, updated_at) of the page's jobs, plus one to tell whether more follow."""
-    from itinerary import queries
-
     database = Job._meta.database.obj
     key = (type(database), f)
     found = _sql.get(key)
@@ -65,8 +49,6 @@ def _narrow(f: Any) -> list[tuple[Any, ...]]:
 
 def _full(job_ids: list[int]) -> dict[int, tuple[Any, str]]:
     """The current version of each job, read in full: id -> (updated_at, JSON)."""
-    from itinerary import queries
-
     rows = []
     for i in range(0, len(job_ids), 512):
         query = Job.select(*queries.JOB_COLUMNS).where(Job.id.in_(job_ids[i : i + 512]))
@@ -80,25 +62,19 @@ def _full(job_ids: list[int]) -> dict[int, tuple[Any, str]]:
 
 def page(f: Any) -> tuple[list[str], str | None]:
     """The JSON of a page of jobs matching `f` (a `queries.JobFilter`) and the next cursor."""
-    from itinerary import queries
-    from itinerary.api import pagination
-
     rows = _narrow(f)
     more = f.limit is not None and len(rows) > f.limit
     if f.limit is not None:
         rows = rows[: f.limit]
-    missing = [job_id for job_id, _, at in rows if (_json.get(job_id) or (None,))[0] != at]
+    missing = [job_id for job_id, _, at in rows if (jobcache.get(job_id) or (None,))[0] != at]
     fresh = _full(missing) if missing else {}
     out = []
     for job_id, _, _ in rows:
-        entry = fresh.get(job_id) or _json.get(job_id)
+        entry = fresh.get(job_id) or jobcache.get(job_id)
         if entry is None:  # archived or gone between the two queries: leave it out
             continue
         if job_id in fresh:
-            _json[job_id] = entry
-            while len(_json) > MAX_JOBS:  # the oldest entries first (reads may run in threads)
-                with contextlib.suppress(KeyError):
-                    _json.popitem(last=False)
+            jobcache.put(job_id, entry)
         out.append(entry[1])
     cursor = pagination.encode(queries.JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
     return out, cursor

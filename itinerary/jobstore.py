@@ -13,6 +13,7 @@ from typing import Any
 
 import peewee as pw
 
+from itinerary import jobcache
 from itinerary.db import Job, JobAction, JobTag
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, Action, JobSpec
 
@@ -168,7 +169,5 @@ def archive_job(writer: pw.Database, job_id: int, now: datetime) -> bool:
 
 
 def _changed(job_id: int) -> None:
-    """Drop the job's cached JSON (imported here: jobpages reads through this module)."""
-    from itinerary import jobpages
-
-    jobpages.forget(job_id)
+    """Drop the job's cached JSON (`itinerary/jobcache.py`)."""
+    jobcache.forget(job_id)

@@ -434,7 +434,7 @@ class DeliverWebhook:
     body: str | None = None  # the rendered template: sent as it is instead of the JSON
     headers: dict[str, str] = field(default_factory=dict)  # the action's own headers
     action_run_id: int | None = None  # the action run to complete with the outcome
-    # The action's alert policy (itinerary/webhooks/policy.py); None: alert every time.
+    # The action's alert policy (itinerary/alertpolicy.py); None: alert every time.
     policy: dict[str, Any] | None = None
     # alert (a run failed or violated), attempt (an attempt failed, a retry follows),
     # recovery (the job succeeded: resolve or say so if an alert is open).

@@ -15,23 +15,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import gevent
-
-from itinerary import audit, commands, jobchecks, jobstore, messages, queries
-from itinerary.context import Context
+from itinerary import audit, commands, jobcache, jobchecks, jobstore, messages, queries
+from itinerary.context import Context, wait_reply
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
 
-REPLY_TIMEOUT_S = 10.0
 OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
-
-
-def wait_reply(result: Any, what: str) -> Any:
-    """The value of a component's reply, or 503 when it does not answer in time."""
-    try:
-        return result.get(timeout=REPLY_TIMEOUT_S)
-    except gevent.Timeout:
-        raise ApiError(503, f"{what} did not answer within {REPLY_TIMEOUT_S:g}s") from None
 
 
 def load_job(ctx: Context, job_id: int, *, live: bool = False) -> JobSpec:
@@ -62,16 +51,9 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown")
         raise ApiError(
             409, str(exc), fields={"name": str(exc)} if "named" in str(exc) else {}
         ) from None
-    _forget(stored.id)  # after the commit too: no read in between cached the old one
+    jobcache.forget(stored.id)  # after the commit too: no read in between cached the old one
     commands.send(ctx, messages.JobUpserted(stored, now))
     return stored
-
-
-def _forget(job_id: int | None) -> None:
-    """Drop the job's cached JSON (`itinerary/jobpages.py`; imported here: a circle else)."""
-    from itinerary import jobpages
-
-    jobpages.forget(job_id)
 
 
 def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown") -> None:
@@ -79,7 +61,7 @@ def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown"
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
-    _forget(job_id)
+    jobcache.forget(job_id)
     commands.send(ctx, messages.JobRemoved(job_id, now))
 
 

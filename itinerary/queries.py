@@ -24,10 +24,7 @@ from typing import Any, NamedTuple
 
 import peewee as pw
 
-from itinerary import jobstore
-from itinerary.api import pagination
-from itinerary.api.params import iso
-from itinerary.api.routing import RawJSON
+from itinerary import jobstore, pagination
 from itinerary.db import (
     ActionRun,
     ConstraintViolation,
@@ -43,6 +40,7 @@ from itinerary.db import (
 from itinerary.errors import invalid
 from itinerary.jobs import JobSpec
 from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
+from itinerary.jsontext import RawJSON, iso
 
 RUNS_KIND = "runs"
 JOBS_KIND = "jobs"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from itinerary import alertpolicy as policy
 from itinerary.messages import ActionRunRecord
-from itinerary.webhooks import policy
 from tests.receivers import Receiver
 from tests.webhook_hub import Hub
 

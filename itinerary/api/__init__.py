@@ -14,10 +14,11 @@ from typing import Any
 import bottle
 
 from itinerary.api import history, integrations, jobfeed, jobs, misc, openapi, runs
-from itinerary.api.routing import Call, RawJSON, Reply, Route, dispatch
+from itinerary.api.routing import Call, Reply, Route, dispatch
 from itinerary.auth import auth_mode
 from itinerary.context import Context
 from itinerary.errors import ApiError
+from itinerary.jsontext import RawJSON
 
 __all__ = ["ROUTES", "auth_mode", "make_api"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from itinerary import history, jobstats, queries
-from itinerary.api import pagination, params
+from itinerary import history, jobstats, pagination, queries
+from itinerary.api import params
 from itinerary.api.jobs import JOB_ID, load_job
 from itinerary.api.routing import Call, Route
 from itinerary.api.runs import RUN_ID, _run_id
@@ -83,8 +83,8 @@ ROUTES = (
         path_params=(JOB_ID,),
         params=(
             params.time("since", "detected at or after this time (default 30 days ago)"),
-            pagination.LIMIT,
-            pagination.CURSOR,
+            params.LIMIT,
+            params.CURSOR,
         ),
         errors=(404,),
     ),

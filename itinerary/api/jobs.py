@@ -11,11 +11,12 @@ from typing import Any
 
 import gevent
 
-from itinerary import jobfiles, jobpages, operations, queries
-from itinerary.api import pagination, params
+from itinerary import jobfiles, jobpages, operations, pagination, queries
+from itinerary.api import params
 from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import invalid, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
+from itinerary.jsontext import iso
 
 MAX_ID = 2**63 - 1
 JOB_ID = PathParam("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "numeric job id")
@@ -131,9 +132,7 @@ def next_runs(call: Call) -> Any:
         "timezone": job.timezone,
         "enabled": job.enabled and job.archived_at is None,
         "description": cron.describe() if cron else "manual only (no schedule)",
-        "nextRuns": [params.iso(t) for t in cron.next_n(after, call.query["count"])]
-        if cron
-        else [],
+        "nextRuns": [iso(t) for t in cron.next_n(after, call.query["count"])] if cron else [],
     }
 
 
@@ -153,8 +152,8 @@ JOB_LIST_PARAMS = (
     params.choice(
         "format", "yaml: every matching job as an apply-able document", ("json", "yaml"), "json"
     ),
-    pagination.LIMIT,
-    pagination.CURSOR,
+    params.LIMIT,
+    params.CURSOR,
 )
 
 ROUTES = (

@@ -14,6 +14,7 @@ from itinerary.api import params
 from itinerary.api.routing import Call, Route
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import invalid
+from itinerary.jsontext import iso
 
 PREVIEW_KEYS = ("schedule", "timezone", "count", "from")
 STATS_WINDOW_MAX = timedelta(days=400)
@@ -47,7 +48,7 @@ def preview(call: Call) -> Any:
         raise invalid({exc.field: exc.reason}) from None
     return {
         "description": schedule.describe(),
-        "nextRuns": [params.iso(t) for t in schedule.next_n(after, count)],
+        "nextRuns": [iso(t) for t in schedule.next_n(after, count)],
     }
 
 

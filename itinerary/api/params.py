@@ -17,6 +17,7 @@ from typing import Any
 
 from itinerary.durations import parse_duration
 from itinerary.errors import invalid
+from itinerary.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 RELATIVE_RE = re.compile(r"^[+-]\s*\d")
 TIME_DOC = "RFC 3339 time (e.g. 2026-03-01T12:00:00Z) or relative to now (-5m, -2h, -7d)"
@@ -42,13 +43,6 @@ def parse_time(text: str, now: datetime) -> datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not a valid date and time") from None
     return parsed.astimezone(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 UTC with a `Z`, or None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -173,3 +167,8 @@ def parse_query(
     if errors:
         raise invalid(errors)
     return values
+
+
+# Every keyset-paginated listing's two parameters (the cursor codec: itinerary/pagination.py).
+LIMIT = integer("limit", "page size", default=DEFAULT_LIMIT, lo=1, hi=MAX_LIMIT)
+CURSOR = string("cursor", "opaque cursor from a previous page's nextCursor", max_length=400)

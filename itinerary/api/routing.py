@@ -43,10 +43,6 @@ class Call:
     actor: str = ""  # who is asking, for writes (audit.actor_of)
 
 
-class RawJSON(str):
-    """A reply body that is JSON text already (assembled from cached parts): sent as is."""
-
-
 @dataclass
 class Reply:
     status: int

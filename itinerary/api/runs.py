@@ -12,13 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 from itinerary import history, operations, queries, states
-from itinerary.api import pagination, params
+from itinerary.api import params
 from itinerary.api.jobs import JOB_ID, MAX_ID, job_id_of, load_job
 from itinerary.api.routing import Call, PathParam, Reply, Route
 from itinerary.errors import ApiError, invalid, not_found
 from itinerary.executors.base import ExecutorError
 from itinerary.ids import is_run_id
 from itinerary.jobs import MODIFIABLE_FIELDS
+from itinerary.jsontext import iso
 
 RUN_ID = PathParam("run_id", {"type": "string", "pattern": "^r[a-z0-9]{15}$"}, "run id")
 RUN_OR_JOB = PathParam(
@@ -142,7 +143,7 @@ def start_run(call: Call) -> Any:
     )
     start_at = _start_at(call, body)
     run_id = operations.run_now(call.ctx, job, given, start_at, call.now)
-    started = params.iso(start_at or call.now)
+    started = iso(start_at or call.now)
     return Reply(
         202,
         {"runId": run_id, "jobId": job.id, "startAt": started},
@@ -209,10 +210,10 @@ RUN_FILTERS = (
     params.time("running_after_time", "runs still running at or after this time (overlap)"),
     params.time("running_before_time", "runs already running at or before this time (overlap)"),
     *DURATION,
-    pagination.LIMIT,
-    pagination.CURSOR,
+    params.LIMIT,
+    params.CURSOR,
 )
-JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, *DURATION, pagination.LIMIT, pagination.CURSOR)
+JOB_RUN_PARAMS = (*TIME_WINDOW, STATUS, *DURATION, params.LIMIT, params.CURSOR)
 
 ROUTES = (
     Route(

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 import gevent
 
 from itinerary import config as cfg
+from itinerary.app import App, StartupError, connect
 from itinerary.cli import apply, integrations, tokens
 from itinerary.errors import ConfigError
 from itinerary.logs import setup as setup_logging
+from itinerary.migrate import MigrationError, migrate, status
 
 log = logging.getLogger("itinerary")
 EXIT_USAGE = 2
@@ -72,8 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:
-    from itinerary.app import App, StartupError
-
     app = App(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, app.stopping.set)
@@ -91,9 +91,6 @@ def run_serve(args: argparse.Namespace, config: cfg.Config) -> int:
 
 
 def run_migrate(args: argparse.Namespace, config: cfg.Config) -> int:
-    from itinerary.app import StartupError, connect
-    from itinerary.migrate import MigrationError, migrate, status
-
     try:
         database = connect(config)
     except StartupError as exc:

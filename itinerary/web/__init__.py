@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from itinerary.context import Context
+from itinerary.web import history, integrations, jobpage, jobs, manual, pipeline, running, runs
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import history, integrations, jobpage, jobs, manual, pipeline, running, runs
-
     pipeline.install(root, ctx)
     running.install(root, ctx)
     runs.install(root, ctx)

@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from itinerary import messages
-from itinerary.context import Context
+from itinerary.context import Context, wait_reply
 from itinerary.errors import ApiError, not_found
-from itinerary.operations import wait_reply
 from itinerary.webhooks import probe, store
 from itinerary.webhooks.integrations import NAME_MAX, Integration, public
 

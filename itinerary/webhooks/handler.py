@@ -3,7 +3,7 @@
 Reads its inbox (`DeliverWebhook`, `TestIntegration`, `IntegrationsChanged`) and
 never sends from the inbox loop itself. Each message is resolved to its
 integration (or the action's inline URL), passed through the action's alert
-policy (policy.py), formatted for its service and queued on its *destination*:
+policy (itinerary/alertpolicy.py), formatted for its service and queued on its *destination*:
 one queue per integration or URL, each with its own workers and rate limit
 (ratelimit.py), so a slow or dead receiver only ever delays itself. A global
 bound on requests in flight (`--webhook-concurrency`, slots.py) is shared
@@ -34,13 +34,14 @@ import requests
 from gevent.event import Event as Flag
 from gevent.queue import Queue
 
+from itinerary import alertpolicy as policy
 from itinerary.clock import Clock
 from itinerary.inbox import serve
 from itinerary.messages import (
     DeliverWebhook,
     IntegrationsChanged,
 )
-from itinerary.webhooks import base, newrelic, policy
+from itinerary.webhooks import base, newrelic
 from itinerary.webhooks.delivery import Attempts
 from itinerary.webhooks.integrations import Integration
 from itinerary.webhooks.ratelimit import Bucket

@@ -1,5 +1,7 @@
 """The alert policy of a webhook action: when a failing job is worth telling about.
 
+Part of a job's definition (jobchecks.py validates it), applied by the webhook handler.
+
 Per action (keys in the action's config, all optional):
 - `afterFailures` (default 1): alert only once the job has failed this many runs in a row;
 - `afterLastRetry` (default true): a failed attempt that will be retried alerts nobody;

@@ -14,15 +14,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from itinerary.api import params
-from itinerary.api.routing import RawJSON
 from itinerary.errors import invalid
+from itinerary.jsontext import RawJSON
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-
-LIMIT = params.integer("limit", "page size", default=DEFAULT_LIMIT, lo=1, hi=MAX_LIMIT)
-CURSOR = params.string("cursor", "opaque cursor from a previous page's nextCursor", max_length=400)
 
 
 def encode(kind: str, key: Sequence[Any]) -> str:
@@ -53,6 +49,7 @@ def decode(kind: str, cursor: str | None, types: Sequence[type]) -> list[Any] | 
 
 
 def page(items: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
+    """A page of a listing, as the API answers it."""
     return {"items": items, "nextCursor": next_cursor}
 
 
