@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test` (both set up .venv first).
+# The README's commands: `make run`, `make test` and `make lint` (all set up .venv first).
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -14,9 +14,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# Style, types (mypy: pyproject.toml) and the layers (import-linter contracts: pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check itinerary tests bench itinerary.py
 	$(VENV)/bin/ruff format --check itinerary tests bench itinerary.py
+	$(VENV)/bin/mypy itinerary
+	$(VENV)/bin/lint-imports
 
 fmt: $(VENV)/.installed
 	$(VENV)/bin/ruff format itinerary tests bench itinerary.py

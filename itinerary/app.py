@@ -237,6 +237,7 @@ class App:
         config, clock, queues = self.config, self.clock, self.queues
         assert self.database is not None
         leadership = self.leadership
+        assert leadership is not None  # made in start(), before the lease can be won
         executor = FencedExecutor(
             self.executor, leadership.may_start, self._fenced, leadership.lease.wait_renewed
         )
@@ -265,11 +266,13 @@ class App:
 
     def _fenced(self) -> None:
         """A start was refused: the lease may be another's. Step down at once."""
+        assert self.leadership is not None
         if not self.leadership.fenced.is_set():
             self.leadership.on_fenced()
             self._step_down("the scheduling lease could not be renewed in time")
 
     def _lease_lost(self, why: str) -> None:
+        assert self.leadership is not None
         self.leadership.on_fenced()
         if "another Itinerary took" in why:
             self.lease = None  # not ours to release any more
@@ -282,9 +285,10 @@ class App:
         self.crashed.set()
 
     def _database_ready(self) -> tuple[bool, str]:
-        assert self.database is not None
+        database = self.database
+        assert database is not None
         try:
-            self.database.read(lambda: self.database.reader.execute_sql("SELECT 1").fetchone())
+            database.read(lambda: database.reader.execute_sql("SELECT 1").fetchone())
             return True, ""
         except Exception as exc:
             return False, f"database unreachable: {_first_line(exc)}"

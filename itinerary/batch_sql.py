@@ -31,7 +31,7 @@ import json
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import peewee as pw
 from gevent.event import AsyncResult
@@ -259,7 +259,7 @@ class Merge:
             self.orphans.add(u.run_id)
             return
         status, updated_at, attempt = run
-        at = _naive(u.at)
+        at = cast(datetime, _naive(u.at))  # a RunUpdate always has its time
         if at < updated_at:
             return
         before = status
@@ -519,10 +519,11 @@ class Written:
             for r in sql.select(cursor, "job_run", columns, "run_id", ids)
         }
         touched = list(dict.fromkeys(u.run_id for u in updates if _touches_attempt(u)))
-        columns = ("run_id", "attempt", "status")
         attempts = {
             (r[0], r[1]): r[2]
-            for r in sql.select(cursor, "run_attempts", columns, "run_id", touched)
+            for r in sql.select(
+                cursor, "run_attempts", ("run_id", "attempt", "status"), "run_id", touched
+            )
         }
         merge = Merge(stored, attempts)
         for n, u in enumerate(updates, 1):
@@ -539,8 +540,8 @@ class Written:
             sql.insert(cursor, RUN_EVENTS, map(RUN_EVENTS.row, map(list, merge.events)), "")
 
     def _insert_new(self, table: Table, rows: Iterable[list[Any]]) -> None:
-        rows = (table.row(r) for r in rows)
-        self.sql.insert(self.cursor, table, rows, self.sql.ignore_existing(table))
+        full = (table.row(r) for r in rows)
+        self.sql.insert(self.cursor, table, full, self.sql.ignore_existing(table))
 
     def write_violations(self, records: list[messages.ViolationRecord]) -> None:
         self._insert_new(
@@ -628,12 +629,12 @@ class Written:
             for row in b.rows:  # a later row for the same key replaces an earlier one
                 table[tuple(row[k] for k in keys)] = row
         for name, rows in by_table.items():
-            model, table = STATS_MODELS[name], STATS_TABLES[name]
+            model, stats = STATS_MODELS[name], STATS_TABLES[name]
             fields = model._meta.sorted_fields
             full = (
-                table.row([row.get(f.name, _default(f)) for f in fields]) for row in rows.values()
+                stats.row([row.get(f.name, _default(f)) for f in fields]) for row in rows.values()
             )
-            self.sql.insert(self.cursor, table, full, self.sql.replace_existing(table))
+            self.sql.insert(self.cursor, stats, full, self.sql.replace_existing(stats))
 
 
 def _default(f: pw.Field) -> Any:

@@ -342,10 +342,10 @@ def _coerce(s: Setting, value: Any, origin: str) -> Any:
                 raise ValueError("must not be negative")
             return number
         if s.kind == "float":
-            number = float(value)
-            if number <= 0:
+            real = float(value)
+            if real <= 0:
                 raise ValueError("must be greater than zero")
-            return number
+            return real
         if s.kind == "duration":
             return parse_duration(value)
     except ValueError as exc:

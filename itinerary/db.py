@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -590,6 +590,11 @@ MODELS = (
     SchedulerLease,
     Integration,
 )
+
+
+def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """`query.tuples()`, typed as the tuples it yields (peewee's stubs say model instances)."""
+    return iter(query.tuples())
 
 
 def bind(database: Database) -> None:

@@ -147,7 +147,7 @@ def window_rows(f: GanttFilter, now: datetime) -> dict[str, Any]:
             total += len(fresh)
             rows.extend(fresh[: max(0, f.cap - len(rows))])
     shown = sorted({r[1] for r in rows})
-    names = (
+    names: dict[int, str] = (
         dict(queries._raw(Job.select(Job.id, Job.name).where(Job.id.in_(_ints(shown)))))
         if rows
         else {}

@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from itinerary.db import BaseModel, JSONField, UTCDateTimeField
+from itinerary.db import BaseModel, JSONField, UTCDateTimeField, tuples
 
 
 class RunEvent(BaseModel):
@@ -56,11 +56,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def events_of(run_id: str) -> list[dict[str, Any]]:
     """A run's events in order (time, then the order they were written)."""
-    rows = (
-        RunEvent.select()
-        .where(RunEvent.run_id == run_id)
-        .order_by(RunEvent.at, RunEvent.id)
-        .tuples()
+    rows = tuples(
+        RunEvent.select().where(RunEvent.run_id == run_id).order_by(RunEvent.at, RunEvent.id)
     )
     cols = [f.name for f in RunEvent._meta.sorted_fields]
     out: list[dict[str, Any]] = []

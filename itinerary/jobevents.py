@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from itinerary import audit, states
-from itinerary.db import ActionRun, ConstraintViolation, JobRun, WebhookDelivery
+from itinerary.db import ActionRun, ConstraintViolation, JobRun, WebhookDelivery, tuples
 from itinerary.history import Anomaly
 from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
 
@@ -127,7 +127,7 @@ def _flips(job_id: int, before: datetime | None, limit: int) -> list[dict[str, A
     )
     if before is not None:
         q = q.where(JobRun.scheduled_at < before)
-    rows = list(q.order_by(JobRun.scheduled_at.desc()).limit(FLIP_SCAN).tuples())
+    rows = list(tuples(q.order_by(JobRun.scheduled_at.desc()).limit(FLIP_SCAN)))
     rows.reverse()
     out: list[dict[str, Any]] = []
     last: str | None = None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from itinerary import jobstats, rawread, states
-from itinerary.db import JobRun
+from itinerary.db import JobRun, tuples
 from itinerary.history import Anomaly
 
 STACKED = (states.SUCCEEDED, states.FAILED, states.MISSED, states.SKIPPED, states.KILLED)
@@ -114,10 +114,10 @@ def _rolling_median(values: list[float]) -> list[float]:
 
 
 def _anomalies(job_id: int, since: datetime) -> dict[str, str]:
-    rows = (
-        Anomaly.select(Anomaly.run_id, Anomaly.explanation)
-        .where((Anomaly.job_id == job_id) & (Anomaly.detected_at >= since))
-        .tuples()
+    rows = tuples(
+        Anomaly.select(Anomaly.run_id, Anomaly.explanation).where(
+            (Anomaly.job_id == job_id) & (Anomaly.detected_at >= since)
+        )
     )
     return {run_id: text for run_id, text in rows if run_id}
 
@@ -136,10 +136,9 @@ def slot_strip(job_id: int, now: datetime, count: int = STRIP) -> list[dict[str,
         .where((JobRun.job_id == job_id) & (JobRun.scheduled_at <= now))
         .order_by(JobRun.scheduled_at.desc())
         .limit(count)
-        .tuples()
     )
     out = []
-    for run_id, scheduled, status, reason, error, trigger in reversed(list(rows)):
+    for run_id, scheduled, status, reason, error, trigger in reversed(list(tuples(rows))):
         out.append(
             {
                 "runId": run_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kubernetes_validate
 
@@ -119,6 +119,13 @@ class JobSpec:
 
     def with_id(self, job_id: int) -> JobSpec:
         return replace(self, id=job_id)
+
+    @property
+    def stored_id(self) -> int:
+        """The id of a job read from the database (only a job not saved yet has none)."""
+        if self.id is None:
+            raise ValueError(f"job {self.name!r} has not been saved")
+        return self.id
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON shape (camelCase)."""
@@ -317,12 +324,14 @@ def _action(value: Any, path: str, errors: dict[str, str]) -> Action | None:
         errors[f"{path}.config"] = "must be an object"
     elif f"{path}.type" not in errors:
         try:
-            _action_config(kind, config)
+            _action_config(cast(str, kind), config)
         except ValueError as exc:
             errors[f"{path}.config"] = str(exc)
     if len(errors) > start:
         return None
-    return Action(type=kind, trigger=trigger, config=config, constraint=constraint)
+    return Action(
+        type=cast(str, kind), trigger=cast(str, trigger), config=config, constraint=constraint
+    )
 
 
 def _action_config(kind: str, config: dict[str, Any]) -> None:

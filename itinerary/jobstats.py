@@ -25,7 +25,7 @@ from typing import Any
 import gevent
 
 from itinerary import rawread, states
-from itinerary.db import Database, JobRun
+from itinerary.db import Database, JobRun, tuples
 from itinerary.history import Anomaly
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -122,7 +122,7 @@ def summarize(read: dict[str, Any], job_id: int, window: str, now: datetime) -> 
         if started is not None and completed is not None:
             durations.append((completed - started).total_seconds())
         if started is not None and trigger in SCHEDULED_TRIGGERS:
-            lateness.append((started - _utc(scheduled)).total_seconds())  # type: ignore[operator]
+            lateness.append((started - _utc(scheduled)).total_seconds())
         if status in (states.FAILED, states.KILLED, states.LOST):
             reasons[reason or error or "no reason recorded"] += 1
     ended = sum(by_state[s] for s in ENDED)
@@ -147,9 +147,9 @@ def summarize(read: dict[str, Any], job_id: int, window: str, now: datetime) -> 
 
 
 def _anomaly_counts(job_id: int, since: datetime) -> dict[str, int]:
-    rows = (
-        Anomaly.select(Anomaly.kind)
-        .where((Anomaly.job_id == job_id) & (Anomaly.detected_at >= since))
-        .tuples()
+    rows = tuples(
+        Anomaly.select(Anomaly.kind).where(
+            (Anomaly.job_id == job_id) & (Anomaly.detected_at >= since)
+        )
     )
     return dict(sorted(Counter(kind for (kind,) in rows).items()))

@@ -18,7 +18,7 @@ from itinerary.db import Job, JobAction, JobTag
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, Action, JobSpec
 
 ACTION_NAMES = {v: k for k, v in ACTION_TYPES.items()}
-CONSTRAINT_NAMES = {v: k for k, v in CONSTRAINT_TYPES.items()}
+CONSTRAINT_NAMES: dict[int | None, str] = {v: k for k, v in CONSTRAINT_TYPES.items()}
 
 
 class Conflict(Exception):

@@ -114,7 +114,7 @@ def run_now(
     overrides = dict(check_overrides(overrides, job))
     args = overrides.pop("args", None)
     msg = messages.RunNow(
-        job_id=job.id,
+        job_id=job.stored_id,
         at=now,
         start_at=start_at,
         args=None if args is None else tuple(args),
@@ -139,9 +139,10 @@ def cancel_run(ctx: Context, run_id: str, reason: str, now: datetime) -> None:
     commands.send(ctx, msg)
     if not wait_reply(msg.reply, "the scheduler"):
         row = ctx.database.read(queries.get_run_row, run_id)
+        status = row.status if row is not None else "gone"
         raise ApiError(
             409,
-            f"run {run_id} is {row.status}, not active",
+            f"run {run_id} is {status}, not active",
             code="not_active",
-            fields={"state": row.status},
+            fields={"state": status},
         )

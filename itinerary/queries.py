@@ -36,6 +36,7 @@ from itinerary.db import (
     SchedulerStats,
     SyncerStats,
     WebhookHandlerStats,
+    tuples,
 )
 from itinerary.errors import invalid
 from itinerary.jobs import JobSpec
@@ -80,7 +81,7 @@ class RunFilter:
     cursor: str | None = None
 
 
-def _raw(query: pw.Query) -> list[tuple[Any, ...]]:
+def _raw(query: Any) -> list[tuple[Any, ...]]:
     """The rows of `query` as the driver returns them (no per-row model or converters)."""
     return query.model._meta.database.execute(query).fetchall()
 
@@ -145,10 +146,10 @@ def _job_ids_for(f: RunFilter) -> list[int] | None:
     """Narrow the job filter by name and tags on the small `job` tables first."""
     ids: set[int] | None = set(f.job_ids) if f.job_ids is not None else None
     if f.name:
-        found = {i for (i,) in Job.select(Job.id).where(_matches(Job.name, f.name)).tuples()}
+        found = {i for (i,) in tuples(Job.select(Job.id).where(_matches(Job.name, f.name)))}
         ids = found if ids is None else ids & found
     if f.tags:
-        found = {i for (i,) in _tagged_all(f.tags).tuples()}
+        found = {i for (i,) in tuples(_tagged_all(f.tags))}
         ids = found if ids is None else ids & found
     return None if ids is None else sorted(ids)
 
@@ -249,7 +250,7 @@ def runs_query(f: RunFilter, job_ids: list[int] | None, now: datetime | None = N
 DURATION_SLACK = 0.001
 
 
-def duration_seconds(now: datetime | None) -> pw.Node:
+def duration_seconds(now: datetime | None) -> pw.ColumnBase:
     """A run's duration in seconds as SQL of the connected dialect (running runs: to `now`).
 
     The three databases share no interval arithmetic, so this is the one place that
@@ -493,7 +494,7 @@ class JobFilter:
 
 # A job's whole stored definition: every `job` column, its tags, its actions.
 JOB_COLUMNS = tuple(Job._meta.sorted_fields)
-ACTION_COLUMNS = (
+ACTION_COLUMNS: tuple[pw.Field, ...] = (
     JobAction.job_id,
     JobAction.position,
     JobAction.action_type_id,
@@ -513,7 +514,7 @@ class JobVersion(NamedTuple):
     json: str
 
 
-def jobs_query(f: JobFilter) -> pw.Query:
+def jobs_query(f: JobFilter) -> pw.ModelSelect[Job]:
     """Matching jobs' rows (`JOB_COLUMNS`) in name order (keyset on name, id)."""
     query = Job.select(*JOB_COLUMNS)
     if not f.include_archived:
@@ -620,11 +621,10 @@ def _sums(model: Any, columns: dict[str, Any], since: datetime, until: datetime)
 
 def stats(since: datetime, until: datetime) -> dict[str, Any]:
     """Run counts by state for slots in the window, and the components' stats summed over it."""
-    by_state = (
+    by_state = tuples(
         JobRun.select(JobRun.status, pw.fn.COUNT(JobRun.run_id).alias("n"))
         .where((JobRun.scheduled_at >= since) & (JobRun.scheduled_at < until))
         .group_by(JobRun.status)
-        .tuples()
     )
     live = Job.select().where(Job.archived_at.is_null())
     s, y, w = SchedulerStats, SyncerStats, WebhookHandlerStats

@@ -31,7 +31,7 @@ def _turn() -> None:
     gevent.sleep(TURN_S)
 
 
-def fetch(query: pw.Query) -> list[tuple[Any, ...]]:
+def fetch(query: Any) -> list[tuple[Any, ...]]:
     """The rows of `query` as the driver returns them (no model instances, no converters)."""
     database = query.model._meta.database
     database = getattr(database, "obj", database)  # the proxy's target

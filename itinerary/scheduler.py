@@ -47,7 +47,7 @@ from gevent.pool import Group
 
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
-from itinerary.db import Database, JobRun
+from itinerary.db import Database, JobRun, tuples
 from itinerary.executors.base import Executor, RunRequest
 from itinerary.ids import new_run_id
 from itinerary.index import IndexBuilder, ScheduledRunIndex
@@ -172,12 +172,13 @@ class Scheduler:
         known = dict(self.jobs)
         missing = {r.job_id for r in rows} - set(known)
         if missing:
-            for job in self.database.read(load_jobs, list(missing), include_archived=True):
-                known[job.id] = job
+            archived = self.database.read(lambda: load_jobs(list(missing), include_archived=True))
+            for job in archived:
+                known[job.stored_id] = job
         for row in rows:
             self._recover(row, known.get(row.job_id), now)
         for job in self.jobs.values():
-            since = last.get(job.id) or job.created_at or now
+            since = last.get(job.stored_id) or job.created_at or now
             self._find_missed(job, since, now - self.grace, "Itinerary was not running")
         self._covered = now - self.grace
         log.info(
@@ -642,5 +643,5 @@ def _load_state() -> tuple[list[JobSpec], list[JobRun], dict[int, datetime]]:
         .where(JobRun.trigger.in_(("schedule", "catchup")))
         .group_by(JobRun.job_id)
     )
-    last = {row.job_id: JobRun.scheduled_at.python_value(row.last) for row in latest}
+    last = {job_id: JobRun.scheduled_at.python_value(at) for job_id, at in tuples(latest)}
     return jobs, rows, last

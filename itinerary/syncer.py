@@ -541,7 +541,7 @@ class Syncer:
         return stored
 
     def _write_batches(self, writer: pw.Database, batches: dict[str, list[Any]]) -> Written:
-        with pw.__exception_wrapper__:
+        with pw.__exception_wrapper__:  # type: ignore[attr-defined]  # not in peewee's stubs
             out = Written(self._sql, writer.connection().cursor())
             for kind in KINDS:
                 msgs = batches.get(kind)

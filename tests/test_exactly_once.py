@@ -14,7 +14,7 @@ import pytest
 from gevent.queue import Queue
 
 from itinerary import config as configmod
-from itinerary import states
+from itinerary import jobstore, states
 from itinerary.clock import Clock, FakeClock, RealClock
 from itinerary.db import Database, JobRun
 from itinerary.executors.local import LocalExecutor
@@ -182,3 +182,20 @@ def test_it_adopts_a_running_run_after_a_restart(database, config) -> None:
     assert (row.run_id, row.status, row.exit_code) == (run_id, states.FAILED, 5)
     log = Path(row.handle["log"]).read_text()
     assert log.count("started") == 1
+
+
+def test_it_follows_a_run_whose_job_was_archived_before_a_restart(database, config) -> None:
+    clock = RealClock()
+    one = boot(database, real(config), clock)
+    job = save(one, clock, "sleep 1; exit 5")
+    one.queues.scheduler.put(JobUpserted(job, clock.now()))
+    gevent.sleep(0.1)
+    run_id = run_now(one, job, clock)
+    wait_for(database, lambda rs: rs and rs[0].status == states.RUNNING and rs[0].handle)
+    one.stop()
+    database.write(lambda: jobstore.archive_job(database.writer, job.stored_id, clock.now()))
+    # It should load the archived job at start-up and follow the run to its end.
+    two = boot(database, real(config), clock)
+    (row,) = wait_for(database, lambda rs: rs[0].status in states.TERMINAL)
+    two.stop()
+    assert (row.run_id, row.status, row.exit_code) == (run_id, states.FAILED, 5)

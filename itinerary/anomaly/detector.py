@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from gevent.lock import Semaphore
@@ -35,7 +35,7 @@ from itinerary.anomaly.models import (
 )
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
-from itinerary.db import Database, Job, JobRun
+from itinerary.db import Database, Job, JobRun, tuples
 from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.jobs import JobSpec
 
@@ -170,9 +170,9 @@ class Detector:
             for finding in state.completed(msg.status, msg.runtime_s, msg.at):
                 self._raise(msg.job_id, finding, msg.run_id, None)
         elif isinstance(msg, messages.RunStartLateness):
-            finding = self._state(msg.job_id, msg.run_id).started(msg.lateness_s)
-            if finding is not None:
-                self._raise(msg.job_id, finding, msg.run_id, None)
+            late = self._state(msg.job_id, msg.run_id).started(msg.lateness_s)
+            if late is not None:
+                self._raise(msg.job_id, late, msg.run_id, None)
         elif isinstance(msg, _Tick):
             self.check_silence(msg.at)
 
@@ -279,14 +279,14 @@ def _runtime(started: Any, completed: Any) -> tuple[float | None, datetime]:
 
 def _changed_jobs(since: datetime) -> list[JobSpec]:
     """Jobs (archived ones too) whose definition changed at or after `since`."""
-    ids = [job_id for (job_id,) in Job.select(Job.id).where(Job.updated_at >= since).tuples()]
+    ids = [job_id for (job_id,) in tuples(Job.select(Job.id).where(Job.updated_at >= since))]
     return jobstore.load_jobs(ids, include_archived=True) if ids else []
 
 
 def _recorded(since: datetime, until: datetime) -> set[tuple[int, datetime]]:
     """(job_id, slot) of every run whose slot is in (since, until] (by its index)."""
-    rows = recorded_query(since, until).tuples()
-    return {(job_id, _as_utc(at)) for job_id, at in rows}  # type: ignore[misc]
+    rows = tuples(recorded_query(since, until))
+    return {(job_id, cast(datetime, _as_utc(at))) for job_id, at in rows}  # NOT NULL
 
 
 def recorded_query(since: datetime, until: datetime) -> Any:

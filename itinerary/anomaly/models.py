@@ -132,7 +132,7 @@ class DurationModel:
         median_s = math.exp(expected)
         if abs(s) < DURATION_MADS or abs(seconds - median_s) < MIN_DURATION_GAP_S:
             return None
-        runs = f"the last {count} successful runs" + (f" {label}" if label else "")
+        seen = f"the last {count} successful runs" + (f" {label}" if label else "")
         return Finding(
             "duration",
             round(s, 3),
@@ -142,7 +142,7 @@ class DurationModel:
                 "madLog": round(spread, 4),
                 "season": label or None,
             },
-            f"took {format_duration(seconds)}; {runs} took {format_duration(median_s)} "
+            f"took {format_duration(seconds)}; {seen} took {format_duration(median_s)} "
             f"median, {_mads(s)}",
         )
 

@@ -29,7 +29,7 @@ def run_events(call: Call) -> Any:
 
 def job_stats(call: Call) -> Any:
     job = load_job(call, call.path["job_id"])
-    return jobstats.compute(call.ctx.database, job.id, call.query["window"], call.now)
+    return jobstats.compute(call.ctx.database, job.stored_id, call.query["window"], call.now)
 
 
 def job_anomalies(call: Call) -> Any:

@@ -43,7 +43,7 @@ def preview(call: Call) -> Any:
     if errors:
         raise invalid(errors)
     try:
-        schedule = Schedule(expr, tz)
+        schedule = Schedule(str(expr), tz)
     except CronError as exc:
         raise invalid({exc.field: exc.reason}) from None
     return {

@@ -149,7 +149,7 @@ JOB_FIELDS: dict[str, Any] = {
     "manuallyRunnable": {"type": "boolean"},
     "manualRunModifiableFields": {"type": "array", "items": {"enum": list(MODIFIABLE_FIELDS)}},
 }
-READ_ONLY = {"id": INT, "createdAt": NTIME, "updatedAt": NTIME, "archivedAt": NTIME}
+READ_ONLY: dict[str, Any] = {"id": INT, "createdAt": NTIME, "updatedAt": NTIME, "archivedAt": NTIME}
 RUN_FIELDS: dict[str, Any] = {
     "runId": STR,
     "jobId": INT,

@@ -86,9 +86,7 @@ class Server:
                 self.call("DELETE", f"/jobs/{change.job.id}")
 
 
-def add_cli(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
-) -> None:
+def add_cli(subparsers: argparse._SubParsersAction[Any], parent: argparse.ArgumentParser) -> None:
     """Register `apply` and `export`; `parent` carries the settings flags (--db-dsn …)."""
     run = subparsers.add_parser("apply", parents=[parent], help="create/update jobs from a file")
     run.add_argument("-f", "--file", required=True, help="YAML or JSON file of jobs ('-': stdin)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import peewee as pw
 from gevent.queue import Empty, Queue
@@ -18,9 +19,7 @@ from itinerary.webhooks.integrations import TYPES, IntegrationError, expand_env,
 from itinerary.webhooks.manage import Change, ManageError, apply_changes
 
 
-def add_cli(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
-) -> None:
+def add_cli(subparsers: argparse._SubParsersAction[Any], parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "integration", parents=[parent], help="manage notification integrations"
     )

@@ -35,8 +35,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _settings_parent(suppress: bool) -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _settings_parent(suppress: bool) -> Parser:
+    parent = Parser(add_help=False)
     group = parent.add_argument_group(
         "settings (flags > ITINERARY_* environment > --config > defaults)"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import peewee as pw
 
@@ -13,9 +14,7 @@ from itinerary.db import Database, bind
 from itinerary.tokens import ROLES, TokenError, create, list_tokens, revoke
 
 
-def add_cli(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
-) -> None:
+def add_cli(subparsers: argparse._SubParsersAction[Any], parent: argparse.ArgumentParser) -> None:
     """Register `token create|list|revoke`; `parent` carries the settings flags (--db-dsn …)."""
     parser = subparsers.add_parser("token", parents=[parent], help="manage API tokens")
     commands = parser.add_subparsers(dest="token_command", required=True)

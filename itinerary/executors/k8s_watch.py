@@ -27,7 +27,7 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import urllib3
@@ -161,7 +161,7 @@ class ResourceWatch:
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind != "BOOKMARK":
             self.events += 1
-            self.on_event(kind, obj)
+            self.on_event(cast(str, kind), obj)
         if version:
             self.resource_version = version
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import gevent
 import gevent.pool
@@ -277,7 +278,7 @@ class KubernetesExecutor:
 
     def logs(self, handle: dict[str, Any], tail_lines: int | None = None) -> str:
         """Each container's log of the attempt's pod, headed by the container's name."""
-        ns, pod = handle.get("namespace"), handle.get("pod")
+        ns, pod = cast(str, handle.get("namespace")), handle.get("pod")
         try:
             if pod is None:
                 pods = self._pods_of(ns, handle["job"])
@@ -321,7 +322,7 @@ class KubernetesExecutor:
                     ns,
                     SELECTOR,
                     on_event,
-                    lambda items, listed, ns=ns, kind=kind: self._on_sync(ns, kind, items, listed),
+                    partial(self._on_sync, ns, kind),
                 )
                 self.watches[(ns, kind)] = watch.start()
         return run
@@ -483,7 +484,8 @@ class KubernetesExecutor:
 
     def _create(self, ns: str, manifest: dict[str, Any]) -> None:
         self.limiter.take()
-        self.batch.create_namespaced_job(ns, manifest, _request_timeout=TIMEOUT)
+        # The client takes a plain dict as the body (its stubs say V1Job).
+        self.batch.create_namespaced_job(ns, manifest, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
 
     def _list_jobs(self, ns: str, selector: str, what: str) -> list[dict[str, Any]]:
         """The Jobs in `ns` matching `selector`, transient failures retried."""
@@ -495,13 +497,13 @@ class KubernetesExecutor:
             _preload_content=False,
             _request_timeout=TIMEOUT,
         )
-        return json.loads(resp.data)["items"]
+        return _body(resp)["items"]
 
     def _read_job(self, ns: str, name: str) -> dict[str, Any]:
         resp = self.batch.read_namespaced_job(
             name, ns, _preload_content=False, _request_timeout=TIMEOUT
         )
-        return json.loads(resp.data)
+        return _body(resp)
 
     def _pods_of(self, ns: str, job: str) -> list[dict[str, Any]]:
         resp = self.core.list_namespaced_pod(
@@ -510,14 +512,14 @@ class KubernetesExecutor:
             _preload_content=False,
             _request_timeout=TIMEOUT,
         )
-        pods = json.loads(resp.data)["items"]
+        pods = _body(resp)["items"]
         return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
     def _containers(self, ns: str, pod: str) -> list[str]:
         resp = self.core.read_namespaced_pod(
             pod, ns, _preload_content=False, _request_timeout=TIMEOUT
         )
-        return [c["name"] for c in json.loads(resp.data)["spec"]["containers"]]
+        return [c["name"] for c in _body(resp)["spec"]["containers"]]
 
     def _log_text(self, ns: str, pod: str, container: str, tail_lines: int | None) -> str:
         try:
@@ -587,3 +589,8 @@ def _message(exc: ApiException) -> str:
 
 def _describe(exc: ApiException) -> str:
     return f"Kubernetes API {exc.status} {_reason(exc) or exc.reason}: {_message(exc)}"
+
+
+def _body(resp: Any) -> Any:
+    """The JSON of a call made with `_preload_content=False` (the raw urllib3 response)."""
+    return json.loads(resp.data)

@@ -178,7 +178,7 @@ def _message(o: Orchestrator, config: dict[str, Any], trigger: str, kind: str) -
 def _kick_off(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | None) -> None:
     """Start a run of another job through the loop (its own constraints apply)."""
     ref = config["job"]
-    overrides = {k: config[k] for k in ("resources", "env") if k in config}
+    overrides: dict[str, Any] = {k: config[k] for k in ("resources", "env") if k in config}
     msg = RunNow(
         ref if isinstance(ref, int) else 0,
         o.clock.now(),

@@ -61,7 +61,7 @@ def in_zone(at: datetime, zone: str) -> str:
 
 def header(ctx: Context, req: Req, job: JobSpec) -> dict[str, Any]:
     """What every tab's header shows."""
-    last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
+    last = ctx.database.read(reads.last_runs, [job.stored_id], req.now).get(job.stored_id)
     return {
         "job": job,
         "last": last,
@@ -149,7 +149,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     def overview(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id))
         window = _window(req)
-        computed, stats, charts = figures.get(job.id, window, req.now)
+        computed, stats, charts = figures.get(job.stored_id, window, req.now)
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
         nexts = (
             job.cron.next_n(req.now, 10) if job.cron and job.enabled and not job.archived_at else []
@@ -182,7 +182,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id))
-        _, _, data = figures.get(job.id, _window(req), req.now)
+        _, _, data = figures.get(job.stored_id, _window(req), req.now)
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
             headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
@@ -197,7 +197,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         nxt = None
         if not f.errors:
             run_filter = queries.RunFilter(
-                job_ids=(job.id,),
+                job_ids=(job.stored_id,),
                 status=f.states,
                 triggers=f.triggers,
                 scheduled_from=f.start,

@@ -155,8 +155,8 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         rows = [
             {
                 "job": j,
-                "last": last.get(j.id),
-                "status": status_of(j, last.get(j.id)),
+                "last": last.get(j.stored_id),
+                "status": status_of(j, last.get(j.stored_id)),
                 "next": next_run(j, req.now),
             }
             for j in jobs
@@ -221,7 +221,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx)
     def definition(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id))
-        last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
+        last = ctx.database.read(reads.last_runs, [job.stored_id], req.now).get(job.stored_id)
         runs = ctx.database.read(reads.job_runs, job.id, req.now)
         nexts = (
             job.cron.next_n(req.now, 5) if job.cron and job.enabled and not job.archived_at else []
@@ -313,7 +313,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
         if (req.request.forms.getunicode("confirm_name") or "").strip() != job.name:
             raise ApiError(400, f"Type the job's name ({job.name}) to archive it.")
-        operations.archive_job(ctx, job.id, req.now, req.visitor.name)
+        operations.archive_job(ctx, job.stored_id, req.now, req.visitor.name)
         return _see("/jobs", f"Job {job.name} archived; its runs are kept.")
 
 

@@ -140,7 +140,7 @@ def median_duration(job_id: int, clock_s: float) -> float | None:
 
 def jobs_by_id(job_ids: Iterable[int]) -> dict[int, JobSpec]:
     ids = sorted(set(job_ids))
-    return {j.id: j for j in jobstore.load_jobs(ids, include_archived=True)} if ids else {}
+    return {j.stored_id: j for j in jobstore.load_jobs(ids, include_archived=True)} if ids else {}
 
 
 def _jobs_stamp() -> tuple[Any, ...]:

@@ -98,7 +98,7 @@ def _session(id_hash: str, now: datetime) -> tuple[str, str, str] | None:
         .tuples()
         .first()
     )
-    return tuple(row) if row else None  # type: ignore[return-value]
+    return tuple(row) if row else None
 
 
 def identify(ctx: Context, cookies: Any, now: datetime) -> Visitor | None:

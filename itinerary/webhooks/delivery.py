@@ -221,7 +221,7 @@ class Attempts:
         try:
             outgoing = self._build(delivery)
         except TemplateError as exc:
-            error = f"template error: {exc}"
+            error: str | None = f"template error: {exc}"
             self._final([delivery], 0, None, error, None, "failed", started, count=False)
             return {"ok": False, "statusCode": None, "response": None, "error": error}
         refused = None

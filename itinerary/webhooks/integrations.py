@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from itinerary import templating
@@ -170,13 +170,13 @@ def parse(body: Any, base: Integration | None = None) -> Integration:
         errors["config"] = "must be an object"
     if "type" in errors or "config" in errors:
         raise IntegrationError(errors)
-    config = dict(config)
+    config, kind = dict(config), cast(str, kind)
     if base is not None:
         config = _keep_secrets(kind, config, base.config)
     errors.update(_check(kind, config))
     if errors:
         raise IntegrationError(errors)
-    return Integration(name=name, type=kind, config=config)
+    return Integration(name=cast(str, name), type=kind, config=config)
 
 
 def _keep_secrets(kind: str, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class _Checked:
         peer = sock.getpeername()[0]
         if forbidden(peer):
             sock.close()
-            raise NewConnectionError(self, f"{TAG}: connected to {peer}, a private address")
+            # Mixed into urllib3's HTTPConnection below: `self` is one.
+            raise NewConnectionError(self, f"{TAG}: connected to {peer}, a private address")  # type: ignore[arg-type]
         return sock
 
 

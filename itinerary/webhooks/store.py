@@ -16,7 +16,7 @@ import peewee as pw
 
 from itinerary import messages
 from itinerary.db import Integration as Row
-from itinerary.db import Job, JobAction, WebhookDelivery
+from itinerary.db import Job, JobAction, WebhookDelivery, tuples
 from itinerary.jobs import ACTION_TYPES
 from itinerary.webhooks.integrations import Integration
 
@@ -47,7 +47,7 @@ def load_all() -> list[Integration]:
     return [_from_row(r) for r in Row.select().order_by(Row.name)]
 
 
-def last_delivery_query(name: str) -> pw.ModelSelect:
+def last_delivery_query(name: str) -> pw.ModelSelect[WebhookDelivery]:
     """The latest delivery attempt to an integration (idx_webhook_deliveries_integration)."""
     return (
         WebhookDelivery.select()
@@ -76,7 +76,7 @@ def used_by(name: str) -> list[str]:
         .join(Job, on=(Job.id == JobAction.job_id))
         .where((JobAction.action_type_id == ACTION_TYPES["webhook"]) & Job.archived_at.is_null())
     )
-    found = {r.job.name for r in query if (r.config or {}).get("integration") == name}
+    found = {n for config, n in tuples(query) if (config or {}).get("integration") == name}
     return sorted(found)
 
 
@@ -118,7 +118,7 @@ def _used_by_with(writer: pw.Database, name: str) -> list[str]:
         .where((JobAction.action_type_id == ACTION_TYPES["webhook"]) & Job.archived_at.is_null())
         .bind(writer)
     )
-    return sorted({r.job.name for r in query if (r.config or {}).get("integration") == name})
+    return sorted({n for config, n in tuples(query) if (config or {}).get("integration") == name})
 
 
 def mark(writer: pw.Database, name: str, reason: str | None, at: datetime) -> bool:
