@@ -118,7 +118,7 @@
     }
     if (sel) kids.push({ type: "rect", shape: { x: a[0] - 3, y: y - 3, width: Math.max(3, b[0] - a[0]) + 6, height: h + 6 },
                          style: { fill: null, stroke: colours.focus, lineWidth: 2 } });
-    return { type: "group", children: kids };
+    return kids.length === 1 ? kids[0] : { type: "group", children: kids };  // most are one rect
   }
 
   // --- the chart's options: axes in the display zone, zoom and pan by dataZoom (inside + sliders).
@@ -138,7 +138,7 @@
       dataZoom: [
         { id: "x", type: "inside", xAxisIndex: 0, filterMode: "weakFilter", minValueSpan: MIN_SPAN, maxValueSpan: MAX_SPAN,
           zoomOnMouseWheel: true, moveOnMouseMove: true, moveOnMouseWheel: false },
-        { id: "xs", type: "slider", xAxisIndex: 0, filterMode: "weakFilter", bottom: 8, height: 22, minValueSpan: MIN_SPAN,
+        { id: "xs", type: "slider", xAxisIndex: 0, filterMode: "weakFilter", bottom: 8, height: 22, minValueSpan: MIN_SPAN, showDataShadow: false,
           maxValueSpan: MAX_SPAN, labelFormatter: function (v) { return axisLabel(v); }, textStyle: { color: colours.fg },
           borderColor: colours.border, dataBackground: { lineStyle: { color: colours.muted }, areaStyle: { color: colours.border } } },
         { id: "y", type: "slider", yAxisIndex: 0, show: many, right: 8, width: 16, showDetail: false, filterMode: "empty",
