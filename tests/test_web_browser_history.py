@@ -138,6 +138,28 @@ def test_it_stacks_overlapping_runs_of_a_job_and_opens_one_by_keyboard(
     admin.page.wait_for_url(re.compile(rf".*/runs/({first}|{second})$"))
 
 
+def test_it_fetches_the_window_it_pans_to_and_labels_it_in_the_chosen_zone(
+    admin: Tab, server: Server
+) -> None:
+    name = f"e2e-pan-{admin.theme}"
+    run_id = _run(server, _job(server, name), 1)
+    _wait_state(server, run_id, "succeeded")
+    admin.go(f"/history?range=1h&name={name}")
+    _drawn(admin, run_id, "succeeded")
+    admin.page.select_option("#zone-select", "UTC")
+    assert "UTC" in admin.page.get_attribute("#gantt", "aria-label")
+    _, y = _at(admin, run_id)
+    left = admin.page.locator("#gantt").bounding_box()["x"]
+    admin.page.mouse.move(left + 150, y)  # the row's label: the full job name as a tooltip
+    admin.page.wait_for_selector("#gantt-tip:not([hidden])")
+    assert admin.page.inner_text("#gantt-tip").endswith(name)
+    for _ in range(4):  # half a window each: two hours back, outside the loaded hour
+        admin.page.click("[data-gantt=earlier]")
+    admin.page.wait_for_url(re.compile(".*from=.*&to=.*"))
+    admin.page.wait_for_function("() => window.itineraryGantt.items().length === 0")
+    assert "range=" not in admin.page.url and f"name={name}" in admin.page.url
+
+
 def test_it_changes_the_url_and_the_bars_with_each_filter(admin: Tab, server: Server) -> None:
     name = f"e2e-filter-{admin.theme}"
     job_id = _job(server, name, tags=["filters", "nightly"])
