@@ -157,6 +157,7 @@ def test_it_lists_the_same_runs_as_a_paginated_table_escaping_reasons(api: Api) 
     chart = browser.text("/history?range=6h")
     assert 'id="gantt"' in chart and "/static/vendor/echarts-6.1.0.min.js" in chart
     assert 'data-src="/history/data.json?range=6h"' in chart
+    assert '<link rel="preload" href="/history/data.json?range=6h" as="fetch"' in chart
 
 
 def test_it_offers_the_zones_of_the_filtered_jobs_on_the_zone_switch(api: Api) -> None:
