@@ -14,7 +14,7 @@
   var SCHEDULED = ["schedule", "catchup"], LATE_MS = 5000, ROW_PX = 26, MAX_ROWS_SHOWN = 24;
   var MIN_SPAN = 10000, MAX_SPAN = 90 * 86400000;
   var st = { query: el.getAttribute("data-query") || "", runs: {}, jobs: {}, cursor: null, loaded: null,
-             view: null, itemRuns: [], rows: [], rowJob: [], selected: null, data: null };
+             view: null, itemRuns: [], rows: [], rowJob: [], selected: null };
   var chart, colours = {}, drawn = {}, fetchTimer = null, fetching = false;
 
   // Narrow screens get the table (the accessible alternative) unless a view was asked for.
@@ -231,7 +231,7 @@
       if (!merge) { st.runs = {}; st.selected = null; st.loaded = { from: data.from, to: data.to, relative: data.relative }; }
       if (!merge) st.extent = extentFor(data.from, data.to);
       ingest(data);
-      st.data = data; st.cursor = data.cursor !== null ? data.cursor : st.cursor;
+      st.cursor = data.cursor !== null ? data.cursor : st.cursor;
       redraw(!merge);
       summary(data, merge);
       return null;
