@@ -13,11 +13,11 @@ token, never once per request.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from gevent.queue import Full
 
 from itinerary import tokens
+from itinerary.config import Config
 from itinerary.context import Context
 from itinerary.db import ApiToken
 from itinerary.errors import ApiError
@@ -27,13 +27,13 @@ RANK = {role: i for i, role in enumerate(tokens.ROLES)}
 NOTE_USE_EVERY = timedelta(minutes=1)
 
 
-def auth_required(config: Any) -> bool:
+def auth_required(config: Config) -> bool:
     if config.insecure_no_auth:
         return False
     return getattr(config, "require_auth", False) or not config.loopback
 
 
-def auth_mode(config: Any) -> str:
+def auth_mode(config: Config) -> str:
     """One phrase for the start-up log: is the API open, and why."""
     if config.insecure_no_auth:
         return "authentication OFF (--insecure-no-auth)"

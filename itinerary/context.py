@@ -15,6 +15,7 @@ from typing import Any
 import gevent
 
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.db import Database
 from itinerary.errors import ApiError
 from itinerary.messages import Queues
@@ -26,7 +27,7 @@ ReadinessCheck = Callable[[], tuple[bool, str]]
 
 @dataclass
 class Context:
-    config: Any  # itinerary.config.Config
+    config: Config
     database: Database
     queues: Queues
     clock: Clock

@@ -11,14 +11,19 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from typing import NewType
+
+# The ids that cross component boundaries (messages, executor requests), told apart by mypy.
+JobId = NewType("JobId", int)
+RunId = NewType("RunId", str)
 
 _ALPHABET_LEN = 16
 
 
-def new_run_id() -> str:
+def new_run_id() -> RunId:
     """'r' + 15 characters of lower-case base32: about 75 random bits."""
     raw = base64.b32encode(secrets.token_bytes(10)).decode().lower()
-    return "r" + raw[: _ALPHABET_LEN - 1]
+    return RunId("r" + raw[: _ALPHABET_LEN - 1])
 
 
 def is_run_id(text: str) -> bool:

@@ -17,6 +17,7 @@ import kubernetes_validate
 from itinerary import jobchecks
 from itinerary.cron import CronError, Schedule, zone
 from itinerary.durations import parse_duration
+from itinerary.ids import JobId
 
 # Dimension tables: ids fixed by the seed, never reused (migrations insert them).
 CONSTRAINT_TYPES = {
@@ -121,11 +122,11 @@ class JobSpec:
         return replace(self, id=job_id)
 
     @property
-    def stored_id(self) -> int:
+    def stored_id(self) -> JobId:
         """The id of a job read from the database (only a job not saved yet has none)."""
         if self.id is None:
             raise ValueError(f"job {self.name!r} has not been saved")
-        return self.id
+        return JobId(self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON shape (camelCase)."""

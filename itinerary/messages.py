@@ -16,6 +16,7 @@ from typing import Any
 
 from gevent.event import AsyncResult
 
+from itinerary.ids import JobId, RunId
 from itinerary.jobs import JobSpec
 
 
@@ -49,7 +50,7 @@ class JobUpserted:
 class JobRemoved:
     """A job was archived or deleted: stop scheduling it."""
 
-    job_id: int
+    job_id: JobId
     at: datetime
 
 
@@ -57,7 +58,7 @@ class JobRemoved:
 class RunNow:
     """Run a job now (or at `start_at`) outside its schedule; reply is the new run id."""
 
-    job_id: int
+    job_id: JobId
     at: datetime
     start_at: datetime | None = None
     args: tuple[str, ...] | None = None
@@ -66,7 +67,7 @@ class RunNow:
     parent_run_id: str | None = None
     # Chosen by the sender when the request may be delivered twice (itinerary/commands.py):
     # a second delivery answers the same run instead of making another.
-    run_id: str | None = None
+    run_id: RunId | None = None
     reply: AsyncResult = field(default_factory=_reply)
     job_name: str | None = None  # kickOffJob may name the job instead (job_id 0)
     depth: int = 0  # kickOffJob: how many runs up the chain of parents
@@ -76,7 +77,7 @@ class RunNow:
 class CancelRun:
     """Cancel a run (kills its workload if started); reply True if it was active."""
 
-    run_id: str
+    run_id: RunId
     reason: str
     at: datetime
     reply: AsyncResult = field(default_factory=_reply)
@@ -86,7 +87,7 @@ class CancelRun:
 class KillInstances:
     """Kill all (or only the latest) active runs of a job (killAll/killLatestInstance)."""
 
-    job_id: int
+    job_id: JobId
     latest_only: bool
     reason: str
     at: datetime
@@ -96,7 +97,7 @@ class KillInstances:
 class SkipNext:
     """Skip the job's next scheduled slot (skipNextInstance); it is recorded as skipped."""
 
-    job_id: int
+    job_id: JobId
     reason: str
     at: datetime
 
@@ -105,8 +106,8 @@ class SkipNext:
 class RunFinished:
     """An orchestrator is done with its run."""
 
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     scheduled_at: datetime
     status: str
     at: datetime
@@ -116,7 +117,7 @@ class RunFinished:
 class QueryActive:
     """Reply with a list of `ActiveRun` for one job (or all when job_id is None)."""
 
-    job_id: int | None
+    job_id: JobId | None
     at: datetime
     reply: AsyncResult = field(default_factory=_reply)
 
@@ -131,8 +132,8 @@ class AdmitRun:
     running instance was told to stop) or "full" (skip the run).
     """
 
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     limit: int
     overlap: str  # "skip", "queue" or "replace"
     queue_limit: int
@@ -142,8 +143,8 @@ class AdmitRun:
 
 @dataclass(frozen=True)
 class ActiveRun:
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     scheduled_at: datetime
     status: str
     trigger: str
@@ -160,8 +161,8 @@ class ClaimSlot:
     Never an upsert: a conflict on (job_id, scheduled_at) means someone else owns the slot.
     """
 
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     scheduled_at: datetime
     trigger: str
     status: str
@@ -180,7 +181,7 @@ class RunUpdate:
     ignores an update older (`at`) than the last one applied.
     """
 
-    run_id: str
+    run_id: RunId
     at: datetime
     status: str | None = None
     attempt: int | None = None
@@ -205,7 +206,7 @@ class RunUpdate:
 @dataclass(frozen=True)
 class ViolationRecord:
     id: int  # ids.new_row_id(): chosen by the sender
-    run_id: str
+    run_id: RunId
     constraint: str  # a key of jobs.CONSTRAINT_TYPES
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
@@ -214,7 +215,7 @@ class ViolationRecord:
 @dataclass(frozen=True)
 class ActionRunRecord:
     id: int
-    run_id: str
+    run_id: RunId
     action: str  # a key of jobs.ACTION_TYPES
     trigger: str
     at: datetime
@@ -227,7 +228,7 @@ class ActionRunRecord:
 @dataclass(frozen=True)
 class WebhookDeliveryRecord:
     id: int
-    run_id: str | None
+    run_id: RunId | None
     webhook_type: str
     trigger: str
     url: str  # secrets stripped by the sender
@@ -250,8 +251,8 @@ class AnomalyRecord:
     """An unusual run (or a slot with no run) found by the anomaly detector."""
 
     id: int  # chosen by the detector: a silent slot's is derived from the slot
-    job_id: int
-    run_id: str | None
+    job_id: JobId
+    run_id: RunId | None
     slot_at: datetime | None
     kind: str  # itinerary.anomaly.KINDS
     at: datetime
@@ -288,7 +289,7 @@ class TokenUsed:
 class ArchiveJob:
     """Archive a job (history kept); reply is True if it existed."""
 
-    job_id: int
+    job_id: JobId
     at: datetime
     audit: Any = None  # an itinerary.audit.Entry, written in the same transaction
     reply: AsyncResult = field(default_factory=_reply)
@@ -367,16 +368,16 @@ class LoopIteration:
 
 @dataclass(frozen=True)
 class RunStartLateness:
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     at: datetime
     lateness_s: float
 
 
 @dataclass(frozen=True)
 class RunCompleted:
-    run_id: str
-    job_id: int
+    run_id: RunId
+    job_id: JobId
     job_name: str
     status: str
     at: datetime
@@ -426,8 +427,8 @@ class DeliverWebhook:
     integration: str | None  # a configured integration's name, or None with `url`
     url: str | None
     trigger: str
-    run_id: str | None
-    job_id: int | None
+    run_id: RunId | None
+    job_id: JobId | None
     variables: dict[str, Any]
     at: datetime
     template: str | None = None

@@ -18,6 +18,7 @@ from typing import Any
 from itinerary import audit, commands, jobcache, jobchecks, jobstore, messages, queries
 from itinerary.context import Context, wait_reply
 from itinerary.errors import ApiError, invalid, not_found
+from itinerary.ids import JobId, RunId
 from itinerary.jobs import MODIFIABLE_FIELDS, JobSpec, ValidationError, parse_job
 
 OVERRIDES = MODIFIABLE_FIELDS  # what a manual run may override
@@ -57,12 +58,12 @@ def save_job(ctx: Context, spec: JobSpec, now: datetime, actor: str = "unknown")
 
 
 def archive_job(ctx: Context, job_id: int, now: datetime, actor: str = "unknown") -> None:
-    msg = messages.ArchiveJob(job_id, now, audit=audit.Entry(actor, "archived"))
+    msg = messages.ArchiveJob(JobId(job_id), now, audit=audit.Entry(actor, "archived"))
     ctx.queues.syncer.put(msg)
     if not wait_reply(msg.reply, "the syncer"):
         raise not_found(f"live job {job_id}")
     jobcache.forget(job_id)
-    commands.send(ctx, messages.JobRemoved(job_id, now))
+    commands.send(ctx, messages.JobRemoved(JobId(job_id), now))
 
 
 def pause_job(
@@ -135,7 +136,7 @@ def cancel_run(ctx: Context, run_id: str, reason: str, now: datetime) -> None:
     row = ctx.database.read(queries.get_run_row, run_id)
     if row is None:
         raise not_found(f"run {run_id}")
-    msg = messages.CancelRun(run_id, reason, now)
+    msg = messages.CancelRun(RunId(run_id), reason, now)
     commands.send(ctx, msg)
     if not wait_reply(msg.reply, "the scheduler"):
         row = ctx.database.read(queries.get_run_row, run_id)

@@ -47,9 +47,10 @@ from gevent.pool import Group
 
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.db import Database, JobRun, tuples
 from itinerary.executors.base import Executor, RunRequest
-from itinerary.ids import new_run_id
+from itinerary.ids import JobId, RunId, new_run_id
 from itinerary.index import IndexBuilder, ScheduledRunIndex
 from itinerary.jobs import JobSpec
 from itinerary.jobstore import load_jobs
@@ -94,7 +95,7 @@ class _Entry:
     """activeOrchestrators[run_id]: what the loop knows about one orchestrator."""
 
     orchestrator: Orchestrator
-    job_id: int
+    job_id: JobId
     scheduled_at: datetime
 
     @property
@@ -116,7 +117,7 @@ class _Entry:
 
 class Scheduler:
     def __init__(
-        self, config: Any, queues: Queues, clock: Clock, executor: Executor, database: Database
+        self, config: Config, queues: Queues, clock: Clock, executor: Executor, database: Database
     ) -> None:
         self.config = config
         self.queues = queues
@@ -130,7 +131,7 @@ class Scheduler:
         self.jobs: dict[int, JobSpec] = {}
         self.builder = IndexBuilder(config.grace_period, config.lookahead_window)
         self.index = ScheduledRunIndex.empty(clock.now())
-        self.active: dict[str, _Entry] = {}
+        self.active: dict[RunId, _Entry] = {}
         self.slots: dict[tuple[int, datetime], str] = {}
         self.group = Group()
         self._cohorts: dict[datetime, Cohort] = {}
@@ -139,10 +140,10 @@ class Scheduler:
         self._due_count = 0
         self._backlog: list[Slot] = []  # recovered and missed slots, launched first
         # (forget after, seq, run ids) of launched runs, one entry per instant and iteration.
-        self._expiry: list[tuple[datetime, int, list[str]]] = []
+        self._expiry: list[tuple[datetime, int, list[RunId]]] = []
         self._seq = itertools.count()
         self._skips: dict[int, tuple[datetime, str]] = {}  # job -> (slot to skip, reason)
-        self._run_ids: list[str] = []  # made ahead
+        self._run_ids: list[RunId] = []  # made ahead
         self._outbox: list[RunUpdate] = []
         self._stopping = Event()
         self._release_now = False
@@ -191,10 +192,10 @@ class Scheduler:
     def _recover(self, row: JobRun, job: JobSpec | None, now: datetime) -> None:
         """Adopt a run a previous process left unfinished, or record it lost."""
         if job is None:
-            self._lost(row.run_id, now, "its job no longer exists")
+            self._lost(RunId(row.run_id), now, "its job no longer exists")
             return
         slot = Slot(
-            run_id=row.run_id,
+            run_id=RunId(row.run_id),
             job=job,
             scheduled_at=row.scheduled_at,
             trigger=row.trigger,
@@ -203,7 +204,7 @@ class Scheduler:
             attempt=row.attempt or 1,
             started_at=row.started_at,
         )
-        request = RunRequest(row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args)
+        request = RunRequest(slot.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args)
         if row.status in (states.STARTING, states.RUNNING):
             # Without a handle the executor may still find the workload by its labels: the
             # process may have died between creating it and recording the handle.
@@ -214,7 +215,7 @@ class Scheduler:
                     if row.handle
                     else "Itinerary stopped while starting it"
                 )
-                self._lost(row.run_id, now, why)
+                self._lost(RunId(row.run_id), now, why)
                 return
         elif row.scheduled_at <= now - self.grace:
             # Still 'scheduled' past its time: a crash may have come after the workload was
@@ -225,7 +226,7 @@ class Scheduler:
         self._backlog.append(slot)
         self.slots[(job.id or 0, row.scheduled_at)] = row.run_id
 
-    def _lost(self, run_id: str, now: datetime, why: str) -> None:
+    def _lost(self, run_id: RunId, now: datetime, why: str) -> None:
         reason = f"lost after a restart: {why}"
         self._outbox.append(
             RunUpdate(
@@ -399,12 +400,12 @@ class Scheduler:
             self._cohort(at).add(launched)
             self._count(len(launched), at, now)
 
-    def _launch(self, slot: Slot, now: datetime, expiring: list[str]) -> None:
+    def _launch(self, slot: Slot, now: datetime, expiring: list[RunId]) -> None:
         """Launch one slot (recovered, missed or manual)."""
         orchestrator = Orchestrator(
             slot, self.queues, self.clock, self.executor, self.config, self.database
         )
-        job_id = slot.job.id or 0
+        job_id = slot.job_id
         self.active[slot.run_id] = _Entry(orchestrator, job_id, slot.scheduled_at)
         self.slots[(job_id, slot.scheduled_at)] = slot.run_id
         expiring.append(slot.run_id)
@@ -440,9 +441,9 @@ class Scheduler:
         if self._cohorts.get(cohort.at) is cohort:
             del self._cohorts[cohort.at]
 
-    def _expiring(self, at: datetime) -> list[str]:
+    def _expiring(self, at: datetime) -> list[RunId]:
         """A list the caller fills with run ids to forget once `at + GRACE_PERIOD` passed."""
-        run_ids: list[str] = []
+        run_ids: list[RunId] = []
         heapq.heappush(self._expiry, (at + self.grace, next(self._seq), run_ids))
         return run_ids
 

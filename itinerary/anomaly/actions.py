@@ -16,7 +16,7 @@ from typing import Any
 
 from itinerary import messages, templating
 from itinerary.clock import Clock
-from itinerary.ids import new_row_id
+from itinerary.ids import JobId, new_row_id
 from itinerary.jobs import JobSpec
 
 TRIGGER = "on_anomaly"
@@ -43,11 +43,11 @@ def fire(
             continue
         if action.type == "skipNextInstance":
             reason = f"skipNextInstance on an anomaly ({anomaly.kind}): {anomaly.explanation}"
-            queues.scheduler.put(messages.SkipNext(job.id or 0, reason, now))
+            queues.scheduler.put(messages.SkipNext(JobId(job.id or 0), reason, now))
         else:
             latest = action.type == "killLatestInstance"
             reason = f"{action.type} on an anomaly ({anomaly.kind}): {anomaly.explanation}"
-            queues.scheduler.put(messages.KillInstances(job.id or 0, latest, reason, now))
+            queues.scheduler.put(messages.KillInstances(JobId(job.id or 0), latest, reason, now))
         taken += 1
         if anomaly.run_id is not None:  # action_runs rows belong to a run
             queues.syncer.put(
@@ -96,7 +96,7 @@ def _webhook(
             config.get("url"),
             TRIGGER,
             anomaly.run_id,
-            job.id,
+            JobId(job.id) if job.id is not None else None,
             variables,
             now,
             config.get("template"),

@@ -35,7 +35,9 @@ from itinerary.anomaly.models import (
 )
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
+from itinerary.config import Config
 from itinerary.db import Database, Job, JobRun, tuples
+from itinerary.ids import JobId, RunId
 from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.jobs import JobSpec
 
@@ -124,7 +126,7 @@ class Detector:
         queues: messages.Queues,
         database: Database,
         clock: Clock,
-        config: Any,
+        config: Config,
         metrics: Any = None,
     ) -> None:
         self.inbox = inbox
@@ -251,8 +253,8 @@ class Detector:
             ident = slot_anomaly_id(job_id, slot)
         record = messages.AnomalyRecord(
             id=ident,
-            job_id=job_id,
-            run_id=run_id,
+            job_id=JobId(job_id),
+            run_id=RunId(run_id) if run_id is not None else None,
             slot_at=slot,
             kind=finding.kind,
             at=self.clock.now(),

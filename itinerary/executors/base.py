@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from gevent.queue import Queue
 
+from itinerary.ids import RunId
 from itinerary.jobs import JobSpec
 
 STARTED = "started"
@@ -39,7 +40,7 @@ class ExecutorError(Exception):
 class RunRequest:
     """What to run: the job as it was when the run was launched, plus its overrides."""
 
-    run_id: str
+    run_id: RunId
     job: JobSpec
     scheduled_at: datetime
     attempt: int = 1
@@ -80,7 +81,7 @@ class ExecEvent:
 class Execution:
     """A started (or adopted) attempt."""
 
-    run_id: str
+    run_id: RunId
     attempt: int
     handle: dict[str, Any]
     events: Queue = field(default_factory=Queue)

@@ -34,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.executors import base
 from itinerary.executors.base import ExecEvent, Execution, ExecutorError, RunRequest
 from itinerary.executors.k8s_manifest import (
@@ -66,13 +67,13 @@ TIMEOUT = (10, 30)  # connect, read: for every call that is not a watch
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
-def api_client(config: Any) -> client.ApiClient:
+def api_client(config: Config) -> client.ApiClient:
     """An ApiClient from an explicit URL + token, a kubeconfig, or the in-cluster account."""
     cfg = client.Configuration()
     if config.kube_api_url:
         cfg.host = config.kube_api_url.rstrip("/")
         # The whole "Bearer ..." string goes in the value (api_key_prefix is ignored).
-        cfg.api_key = {"authorization": "Bearer " + config.kube_token}
+        cfg.api_key = {"authorization": f"Bearer {config.kube_token}"}  # checked: config.py
     elif config.kubeconfig or config.kube_context:
         where = f"kubeconfig {config.kubeconfig or '~/.kube/config'}"
         if config.kube_context:
@@ -140,7 +141,7 @@ class KubernetesExecutor:
 
     def __init__(
         self,
-        config: Any,
+        config: Config,
         clock: Clock,
         *,
         api: client.ApiClient | None = None,

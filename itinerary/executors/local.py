@@ -37,6 +37,7 @@ import gevent
 from gevent import subprocess
 
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.executors.base import (
     FAILED,
     KILLED,
@@ -152,7 +153,7 @@ class _Attempt:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, config: Any, clock: Clock) -> None:
+    def __init__(self, config: Config, clock: Clock) -> None:
         self.log_dir = Path(config.log_dir)
         self.kill_grace = config.kill_grace_period
         self.clock = clock

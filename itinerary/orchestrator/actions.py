@@ -23,7 +23,7 @@ import gevent
 
 from itinerary import templating
 from itinerary.cron import zone
-from itinerary.ids import new_row_id
+from itinerary.ids import JobId, new_row_id
 from itinerary.messages import ActionRunRecord, DeliverWebhook, KillInstances, RunNow, SkipNext
 from itinerary.orchestrator import hooks
 
@@ -128,13 +128,13 @@ def variables(o: Orchestrator, trigger: str) -> dict[str, Any]:
 def _kill_instances(o: Orchestrator, latest: bool, trigger: str, violation_id: int | None) -> None:
     name = "killLatestInstance" if latest else "killAllInstances"
     reason = f"{name} by run {o.slot.run_id}"
-    o.queues.scheduler.put(KillInstances(o.slot.job.id or 0, latest, reason, o.clock.now()))
+    o.queues.scheduler.put(KillInstances(o.slot.job_id, latest, reason, o.clock.now()))
     record(o, name, trigger, True, violation_id)
 
 
 def _skip_next(o: Orchestrator, trigger: str, violation_id: int | None) -> None:
     reason = f"skipNextInstance by run {o.slot.run_id} ({trigger})"
-    o.queues.scheduler.put(SkipNext(o.slot.job.id or 0, reason, o.clock.now()))
+    o.queues.scheduler.put(SkipNext(o.slot.job_id, reason, o.clock.now()))
     record(o, "skipNextInstance", trigger, True, violation_id)
 
 
@@ -164,7 +164,7 @@ def _message(o: Orchestrator, config: dict[str, Any], trigger: str, kind: str) -
         config.get("url"),
         trigger,
         slot.run_id,
-        job.id,
+        JobId(job.id) if job.id is not None else None,
         values,
         o.clock.now(),
         config.get("template"),
@@ -180,7 +180,7 @@ def _kick_off(o: Orchestrator, config: dict[str, Any], trigger: str, vid: int | 
     ref = config["job"]
     overrides: dict[str, Any] = {k: config[k] for k in ("resources", "env") if k in config}
     msg = RunNow(
-        ref if isinstance(ref, int) else 0,
+        JobId(ref if isinstance(ref, int) else 0),
         o.clock.now(),
         args=tuple(config["args"]) if "args" in config else None,
         overrides=overrides,

@@ -13,12 +13,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from itinerary.ids import RunId
 from itinerary.messages import AdmitRun
 
 _queue_seq = itertools.count(1)
 
 
-def admit(msg: AdmitRun, active: dict[str, Any]) -> tuple[str, list[str]]:
+def admit(msg: AdmitRun, active: dict[RunId, Any]) -> tuple[str, list[str]]:
     """The loop's answer to `msg`: ("start" | "queue" | "full", running run ids, oldest first)."""
     entry = active.get(msg.run_id)
     me = entry.orchestrator if entry is not None else None

@@ -81,9 +81,7 @@ def check_concurrency(o: Orchestrator) -> Held | None:
     interval = min(RECHECK_S, o.config.loop_interval)
     queued = False
     while True:
-        msg = AdmitRun(
-            o.slot.run_id, o.slot.job.id or 0, limit, overlap, queue_limit, o.clock.now()
-        )
+        msg = AdmitRun(o.slot.run_id, o.slot.job_id, limit, overlap, queue_limit, o.clock.now())
         o.queues.scheduler.put(msg)
         decision, running = msg.reply.get()
         if decision == "start":

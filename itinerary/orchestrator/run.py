@@ -48,6 +48,7 @@ from gevent.event import AsyncResult, Event
 
 from itinerary import states
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.db import Database
 from itinerary.durations import format_duration, parse_duration
 from itinerary.executors.base import (
@@ -63,7 +64,7 @@ from itinerary.executors.base import (
     ExecutorError,
     RunRequest,
 )
-from itinerary.ids import new_row_id
+from itinerary.ids import JobId, RunId, new_row_id
 from itinerary.jobs import JobSpec
 from itinerary.leader import Fenced
 from itinerary.messages import (
@@ -97,7 +98,7 @@ _EXEC_STATES = {SUCCEEDED: states.SUCCEEDED, FAILED: states.FAILED, KILLED: stat
 class Slot:
     """What the loop hands an orchestrator: one run of one job."""
 
-    run_id: str
+    run_id: RunId
     job: JobSpec
     scheduled_at: datetime
     trigger: str = "schedule"
@@ -114,6 +115,10 @@ class Slot:
     # A manual or kicked-off run: answered with the run id once its row is committed, so
     # whoever asked can read the run at once (or with the reason it was not recorded).
     recorded: AsyncResult | None = None
+
+    @property
+    def job_id(self) -> JobId:
+        return JobId(self.job.id or 0)
 
     @property
     def effective_args(self) -> tuple[str, ...]:
@@ -175,7 +180,7 @@ class Orchestrator:
         queues: Queues,
         clock: Clock,
         executor: Executor,
-        config: Any,
+        config: Config,
         database: Database | None = None,
     ) -> None:
         self.slot = slot
@@ -283,7 +288,7 @@ class Orchestrator:
         status, reason = self._first
         msg = ClaimSlot(
             run_id=slot.run_id,
-            job_id=slot.job.id or 0,
+            job_id=slot.job_id,
             scheduled_at=slot.scheduled_at,
             trigger=slot.trigger,
             status=status,
@@ -472,7 +477,7 @@ class Orchestrator:
             slot = self.slot
             self.queues.scheduler.put(
                 RunFinished(
-                    slot.run_id, slot.job.id or 0, slot.scheduled_at, self.outcome, self.clock.now()
+                    slot.run_id, slot.job_id, slot.scheduled_at, self.outcome, self.clock.now()
                 )
             )
 
@@ -560,7 +565,7 @@ class Orchestrator:
             return _Outcome(states.FAILED, self._start_error)
         if attempt == 1:
             lateness = (at - slot.scheduled_at).total_seconds()
-            self.queues.stats.put(RunStartLateness(slot.run_id, slot.job.id or 0, at, lateness))
+            self.queues.stats.put(RunStartLateness(slot.run_id, slot.job_id, at, lateness))
         return self._follow(self._execution)
 
     def _follow(self, execution: Execution) -> _Outcome | None:
@@ -708,7 +713,7 @@ class Orchestrator:
         self.queues.stats.put(
             RunCompleted(
                 self.slot.run_id,
-                job.id or 0,
+                self.slot.job_id,
                 job.name,
                 status,
                 self.clock.now(),

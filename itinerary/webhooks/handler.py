@@ -36,6 +36,7 @@ from gevent.queue import Queue
 
 from itinerary import alertpolicy as policy
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.inbox import serve
 from itinerary.messages import (
     DeliverWebhook,
@@ -77,7 +78,7 @@ class WebhookHandler:
         syncer_inbox: Queue,
         stats_inbox: Queue,
         clock: Clock,
-        config: Any,
+        config: Config,
         session: requests.Session | None = None,
         lookup: Lookup | None = None,
     ) -> None:

@@ -15,6 +15,7 @@ from gevent.event import Event as Flag
 from gevent.queue import Queue
 
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.webhooks.base import Event
 from itinerary.webhooks.delivery import Attempts
 from itinerary.webhooks.handler import new_key, new_session
@@ -24,7 +25,7 @@ from itinerary.webhooks.slots import FairSlots
 _session = None
 
 
-def variables(config: Any) -> dict[str, Any]:
+def variables(config: Config) -> dict[str, Any]:
     return {
         "cluster": getattr(config, "cluster_name", "default"),
         "jobName": "itinerary-test",
@@ -42,7 +43,7 @@ def variables(config: Any) -> dict[str, Any]:
 
 
 def send_test(
-    integration: Integration, config: Any, syncer_inbox: Queue, stats_inbox: Queue, clock: Clock
+    integration: Integration, config: Config, syncer_inbox: Queue, stats_inbox: Queue, clock: Clock
 ) -> dict[str, Any]:
     global _session
     if _session is None:

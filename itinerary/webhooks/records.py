@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gevent.queue import Queue
 
 from itinerary.clock import Clock
-from itinerary.ids import new_row_id
+from itinerary.ids import RunId, new_row_id
 from itinerary.messages import ActionRunRecord, WebhookDeliveryRecord
 from itinerary.webhooks.base import Event, Outgoing
 from itinerary.webhooks.integrations import MASK, Integration
@@ -101,7 +101,7 @@ class Records:
             self.syncer_inbox.put(
                 ActionRunRecord(
                     d.action_run_id,
-                    d.event.run_id or "",
+                    RunId(d.event.run_id or ""),
                     "webhook",
                     d.event.trigger,
                     d.action_at or d.event.at,
@@ -134,7 +134,7 @@ class Records:
             self.syncer_inbox.put(
                 WebhookDeliveryRecord(
                     id=new_row_id(),
-                    run_id=d.event.run_id,
+                    run_id=RunId(d.event.run_id) if d.event.run_id else None,
                     webhook_type=integration.type,
                     trigger=d.event.trigger,
                     url=shown_url(integration, url) if url else "",
