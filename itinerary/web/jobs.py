@@ -23,7 +23,7 @@ from itinerary.context import Context
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
-from itinerary.web import forms, reads
+from itinerary.web import formrows, forms, reads
 from itinerary.web.pipeline import Req, page, see_other
 
 PAGE_SIZES = (25, 50, 100, 500)
@@ -123,14 +123,33 @@ def _form_page(
         status=status,
         job=job,
         v=values,
-        errors=errors or {},
+        r=values["rows"],
+        action_rows=formrows.action_rows(values["rows"]),
+        choices=formrows.CHOICES,
+        action_fields=formrows.ACTION_FIELDS,
+        errors=formrows.place(errors or {}),
+        anchor=formrows.anchor,
         conflict=conflict or [],
-        constraints=forms.SIMPLE_CONSTRAINTS,
+        durations=forms.DURATION_CONSTRAINTS,
         resource_keys=forms.RESOURCE_KEYS,
         zones=forms.COMMON_ZONES,
         modifiable=forms.MODIFIABLE,
         preview=_preview(values["schedule"], values["timezone"], req.now),
     )
+
+
+def _row_edit(req: Req, job: JobSpec | None) -> bottle.HTTPResponse | None:
+    """ "Add action", "Remove" or a changed action type: the form again, nothing saved.
+
+    They are submit buttons, so they work without JavaScript; htmx swaps in the
+    actions fieldset only.
+    """
+    form = req.request.forms
+    drop = form.get("_remove_action") or ""
+    if not (form.get("_add_action") or drop.isdigit() or form.get("_refresh")):
+        return None
+    add = form.get("_new_action_type") if form.get("_add_action") else None
+    return _form_page(req, job, forms.form_values(form, int(drop) if drop.isdigit() else None, add))
 
 
 def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
@@ -198,6 +217,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.post("/jobs")
     @page(ctx, "admin", write=True)
     def create(req: Req) -> Any:
+        edited = _row_edit(req, None)
+        if edited is not None:
+            return edited
         body, errors = forms.to_body(req.request.forms)
         try:
             spec = parse_job(body)
@@ -247,8 +269,11 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx, "admin", write=True)
     def update(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        edited = _row_edit(req, job)
+        if edited is not None:
+            return edited
         form = req.request.forms
-        body, errors = forms.to_body(form)
+        body, errors = forms.to_body(form, job)
         opened = form.get("updatedAt") or ""
         current = job.updated_at.isoformat() if job.updated_at else ""
         if opened != current:
