@@ -148,3 +148,16 @@ def test_it_still_requires_csrf_to_add_or_remove_a_row(web: Browser) -> None:
         assert web.post("/jobs", {**JOB_FORM, **button, "_csrf": "forged"}).status_code == 403
     foreign = {"Origin": "http://evil.example"}
     assert web.post("/jobs", {**JOB_FORM, "_add_action": "1"}, headers=foreign).status_code == 403
+
+
+def test_it_keeps_a_rows_stored_header_when_an_earlier_row_is_removed(web: Browser) -> None:
+    job = web.api.create_job(**FULL)
+    page = web.post(f"/jobs/{job['id']}", {**_edit(web, job), "_remove_action": "0"})
+    fields = form_fields(page.get_data(as_text=True), f"/jobs/{job['id']}")
+    assert fields["actions.2.type"] == "webhook"  # was row 3
+    web.api.clock.advance(1)
+    assert web.post(f"/jobs/{job['id']}", fields).status_code == 303
+    after = web.api.get(f"/jobs/{job['id']}").get_json()
+    assert len(after["actions"]) == 6 and after["actions"][2]["config"]["headers"] == {
+        "Authorization": SECRET
+    }

@@ -8,7 +8,7 @@ the same JSON type (a number bare, a string that looks like a number quoted),
 and a hidden `.shape` field remembers a shorthand (`preRunHook: "https://…"`,
 `maxConcurrentRuns: 3`) or an empty map. Header values are secrets: shown as
 `integrations.mask()` shows them, and a masked value sent back keeps the stored
-one, as the integrations API does.
+one, as the integrations API does (and as the job API does not: it shows them).
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ def rows_of(job: JobSpec | None) -> dict[str, str]:
         out[f"actions.{i}.type"] = action.type
         out[f"actions.{i}.trigger"] = action.trigger
         out[f"actions.{i}.constraint"] = action.constraint or ""
+        out[f"actions.{i}.from"] = str(i)  # which stored action's masked secrets it holds
         for key, value in action.config.items():
             _put(out, f"actions.{i}.config.{key}", CONFIG_KINDS.get(key, "scalar"), True, value)
     return out
@@ -175,24 +176,13 @@ def _put_object(
             _put(out, f"{prefix}.{key}", _KINDS.get(key, "scalar"), key in value, value.get(key))
 
 
-def secrets_of(job: JobSpec | None) -> dict[tuple[str, str], str]:
-    """(header name, masked value) -> the stored value, over every header set of the job."""
-    found: list[dict[str, Any]] = []
-    if job is not None:
-        found += [
-            h.get("headers") or {} for h in map(job.constraints.get, HOOKS) if isinstance(h, dict)
-        ]
-        found += [a.config.get("headers") or {} for a in job.actions]
-    return {(k, mask(v)): v for headers in found for k, v in headers.items()}
-
-
 class Reader:
     """Form text back into values, collecting errors for text that cannot be read."""
 
-    def __init__(self, get: Get, names: list[str], secrets: dict[tuple[str, str], str]) -> None:
+    def __init__(self, get: Get, names: list[str], stored: JobSpec | None) -> None:
         self.get = get
         self.names = names
-        self.secrets = secrets
+        self.stored = stored
         self.errors: dict[str, str] = {}
 
     def value(self, name: str, kind: str) -> tuple[bool, Any]:
@@ -229,15 +219,31 @@ class Reader:
             if not found or not key.strip():
                 example = "KEY=value" if sep == "=" else "Name: value"
                 self.errors[name] = f"{line[:40]!r} is not {example}"
-            out[key.strip()] = value.strip()
+            out[key.strip()] = value if sep == "=" else value.strip()
         return out
 
     def _secret(self, name: str, header: str, value: str) -> str:
+        """A masked value sent back: the stored value it masks, from the same hook or the
+        same stored action (`actions.N.from`, kept when rows are renumbered)."""
         if not value.startswith(MASK):
             return value
-        if (header, value) not in self.secrets:
+        stored = self._stored_headers(name).get(header)
+        if stored is None or mask(stored) != value:
             self.errors[name] = f"{header}: type the value again (stored values are never shown)"
-        return self.secrets.get((header, value), value)
+            return value
+        return str(stored)
+
+    def _stored_headers(self, name: str) -> dict[str, Any]:
+        job, parts = self.stored, name.split(".")
+        if job is None:
+            return {}
+        if parts[0] == "constraints":
+            hook = job.constraints.get(parts[1])
+            return (hook.get("headers") or {}) if isinstance(hook, dict) else {}
+        origin = self.get(f"actions.{parts[1]}.from")
+        if not origin.isdigit() or int(origin) >= len(job.actions):
+            return {}
+        return job.actions[int(origin)].config.get("headers") or {}
 
     def constraints(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -318,6 +324,9 @@ def resubmitted(form: Any, drop: int | None = None, add: str | None = None) -> d
     if add in ACTION_TYPES and len(rows) < MAX_ACTIONS:
         out[f"actions.{len(rows)}.type"] = add
         out[f"actions.{len(rows)}.trigger"] = "on_failure"
+        out["_focus"] = str(len(rows))  # the new row's type, where the keyboard goes on
+    elif drop is not None:
+        out["_focus"] = "new"  # the pressed Remove button is gone
     return out
 
 

@@ -171,7 +171,7 @@ def to_body(form: Any, stored: JobSpec | None = None) -> tuple[dict[str, Any], d
                     resources[group] = {**value, **resources[group]}
                 else:
                     resources[group] = value
-    rows = formrows.Reader(get, list(form.keys()), formrows.secrets_of(stored))
+    rows = formrows.Reader(get, list(form.keys()), stored)
     constraints, actions = rows.constraints(), rows.actions()
     errors.update(rows.errors)
     env_secret_text = get("envSecret")

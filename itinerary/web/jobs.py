@@ -117,17 +117,21 @@ def _form_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
     conflict: list[tuple[str, Any, Any]] | None = None,
+    template: str = "jobs/form.html",
 ) -> bottle.HTTPResponse:
+    placed = formrows.place(errors or {})
+    shown = [*(k for k, v in values["rows"].items() if v), *placed]
     return req.render(
-        "jobs/form.html",
+        template,
         status=status,
         job=job,
         v=values,
         r=values["rows"],
+        filled=lambda prefix: any(k.startswith(prefix) for k in shown),  # open its <details>
         action_rows=formrows.action_rows(values["rows"]),
         choices=formrows.CHOICES,
         action_fields=formrows.ACTION_FIELDS,
-        errors=formrows.place(errors or {}),
+        errors=placed,
         anchor=formrows.anchor,
         conflict=conflict or [],
         durations=forms.DURATION_CONSTRAINTS,
@@ -141,15 +145,17 @@ def _form_page(
 def _row_edit(req: Req, job: JobSpec | None) -> bottle.HTTPResponse | None:
     """ "Add action", "Remove" or a changed action type: the form again, nothing saved.
 
-    They are submit buttons, so they work without JavaScript; htmx swaps in the
-    actions fieldset only.
+    They are submit buttons, so they work without JavaScript (the whole form again);
+    for htmx the answer is the actions fieldset alone, which it swaps in.
     """
     form = req.request.forms
     drop = form.get("_remove_action") or ""
     if not (form.get("_add_action") or drop.isdigit() or form.get("_refresh")):
         return None
     add = form.get("_new_action_type") if form.get("_add_action") else None
-    return _form_page(req, job, forms.form_values(form, int(drop) if drop.isdigit() else None, add))
+    values = forms.form_values(form, int(drop) if drop.isdigit() else None, add)
+    template = "jobs/_actions.html" if req.htmx else "jobs/form.html"
+    return _form_page(req, job, values, template=template)
 
 
 def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
