@@ -161,3 +161,25 @@ def test_it_keeps_a_rows_stored_header_when_an_earlier_row_is_removed(web: Brows
     assert len(after["actions"]) == 6 and after["actions"][2]["config"]["headers"] == {
         "Authorization": SECRET
     }
+
+
+def test_it_puts_a_kickoff_override_error_beside_its_field(web: Browser) -> None:
+    form = {**JOB_FORM, "actions.0.type": "kickOffJob", "actions.0.trigger": "on_success",
+            "actions.0.config.job": "etl", "actions.0.config.env": "1BAD=x",
+            "actions.1.type": "kickOffJob", "actions.1.trigger": "on_success",
+            "actions.1.config.job": "etl",
+            "actions.1.config.resources": "limits.cpu: lots"}  # fmt: skip
+    page = web.post("/jobs", form).get_data(as_text=True)
+    assert _invalid(page) == {"f-actions-0-config-env", "f-actions-1-config-resources"}
+
+
+def test_it_refuses_a_former_types_fields_after_a_type_change_without_javascript(
+    web: Browser,
+) -> None:
+    form = {**JOB_FORM, "actions.0.type": "killAllInstances", "actions.0.trigger": "on_failure",
+            "actions.0.config.url": "https://hooks.example/x"}  # fmt: skip
+    resp = web.post("/jobs", form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="err-actions-0-config"' in page
+    assert 'href="#f-actions-0"' in page and 'id="f-actions-0"' in page
+    assert 'name="actions.0.config.url"' not in page  # the form now shows its own (none)

@@ -348,6 +348,9 @@ def place(errors: dict[str, str]) -> dict[str, str]:
         word = first.group(1) if first else ""
         if m:
             row, part = m.group(1), m.group(2)
+            if "environment variable" in message:  # a kickOffJob env name (jobs._env)
+                word = "env"
+            word = {"requests": "resources", "limits": "resources"}.get(word, word)
             if part == "config" and word in CONFIG_KINDS:
                 out[f"actions.{row}.config.{word}"] = message
             else:
@@ -363,11 +366,14 @@ def place(errors: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def anchor(field: str) -> str:
-    """The id of the input an error's summary line links to."""
-    if field.startswith(("actions.", "constraints.")):
-        return "f-" + field.replace(".", "-")
-    return "f-" + field.split(".")[0].split("[")[0]
+def anchor(name: str) -> str:
+    """The id of the input (or the row) an error's summary line links to."""
+    row = re.match(r"^actions\.([0-9]+)(\.config)?$", name)
+    if row or name == "actions":
+        return f"f-actions-{row.group(1)}" if row else "actions"
+    if name.startswith(("actions.", "constraints.")):
+        return "f-" + name.replace(".", "-")
+    return "f-" + name.split(".")[0].split("[")[0]
 
 
 CHOICES = {
