@@ -11,6 +11,7 @@ import pytest
 
 from itinerary import jobstore
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
+from itinerary.web import formrows
 from tests.api_fakes import Api, api_fixture  # noqa: F401 (the api fixture)
 from tests.web_fakes import JOB_FORM, Browser, form_fields
 
@@ -183,3 +184,20 @@ def test_it_refuses_a_former_types_fields_after_a_type_change_without_javascript
     assert resp.status_code == 422 and 'id="err-actions-0-config"' in page
     assert 'href="#f-actions-0"' in page and 'id="f-actions-0"' in page
     assert 'name="actions.0.config.url"' not in page  # the form now shows its own (none)
+
+
+def test_it_reads_back_every_scalar_as_the_json_value_it_showed() -> None:
+    tricky = ["30s", "30", "1.5", "true", "", " padded", '"quoted"', "[x]", 30, 1.5, True, 1e21]
+    for value in tricky:
+        assert formrows.read(formrows.show(value)) == value, value
+        assert type(formrows.read(formrows.show(value))) is type(value), value
+    assert formrows.read("45") == 45 and formrows.read("1h") == "1h"  # what people type
+
+
+def test_it_offers_the_configured_integrations_to_a_webhook_row(web: Browser) -> None:
+    slack = {"url": "https://hooks.slack.com/services/T000/B000/XXXXXXXX"}
+    made = web.api.post("/integrations", json={"name": "ops", "type": "slack", "config": slack})
+    assert made.status_code == 201
+    form = {**JOB_FORM, "_add_action": "1", "_new_action_type": "webhook"}
+    page = web.post("/jobs", form).get_data(as_text=True)
+    assert 'list="integration-names"' in page and '<option value="ops">' in page

@@ -25,6 +25,7 @@ from itinerary.errors import ApiError, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
 from itinerary.web import formrows, forms, reads
 from itinerary.web.pipeline import Req, page, see_other
+from itinerary.webhooks import store
 
 PAGE_SIZES = (25, 50, 100, 500)
 MAX_ID = 2**63 - 1
@@ -131,6 +132,7 @@ def _form_page(
         action_rows=formrows.action_rows(values["rows"]),
         choices=formrows.CHOICES,
         action_fields=formrows.ACTION_FIELDS,
+        integration_names=[i.name for i in req.ctx.database.read(store.load_all)],
         errors=placed,
         anchor=formrows.anchor,
         conflict=conflict or [],
