@@ -64,9 +64,8 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "skipNextInstance": (),
 }
 assert set(ACTION_FIELDS) == set(ACTION_TYPES)
-MAX_ACTIONS = 50
 _NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-_ROW = re.compile(r"^actions\.([0-9]{1,3})\.(.+)$")
+_ROW = re.compile(r"^actions\.([0-9]{1,6})\.(.+)$")
 
 
 def show(value: Any) -> str:
@@ -307,7 +306,7 @@ def field(prefix: str, key: str) -> str:
 def row_indices(names: Iterable[str]) -> list[int]:
     """The action rows a form holds, in order (their `actions.N.type` fields)."""
     found = {int(m.group(1)) for m in map(_ROW.match, names) if m and m.group(2) == "type"}
-    return sorted(found)[:MAX_ACTIONS]
+    return sorted(found)
 
 
 def resubmitted(form: Any, drop: int | None = None, add: str | None = None) -> dict[str, str]:
@@ -321,7 +320,7 @@ def resubmitted(form: Any, drop: int | None = None, add: str | None = None) -> d
             m = _ROW.match(name)
             if m and int(m.group(1)) == old:
                 out[f"actions.{new}.{m.group(2)}"] = get(name)
-    if add in ACTION_TYPES and len(rows) < MAX_ACTIONS:
+    if add in ACTION_TYPES:
         out[f"actions.{len(rows)}.type"] = add
         out[f"actions.{len(rows)}.trigger"] = "on_failure"
         out["_focus"] = str(len(rows))  # the new row's type, where the keyboard goes on
