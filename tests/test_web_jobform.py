@@ -111,13 +111,17 @@ def test_it_adds_and_removes_action_rows_without_javascript(web: Browser) -> Non
     assert web.api.database.read(jobstore.load_jobs) == []
 
 
-def test_it_shows_a_changed_types_fields_in_the_htmx_refresh(web: Browser) -> None:
+def test_it_shows_the_fields_of_a_changed_type_or_trigger_in_the_htmx_refresh(web: Browser) -> None:
     form = {**JOB_FORM, "actions.0.type": "kickOffJob", "actions.0.trigger": "on_success",
             "actions.0.config.maxRetries": "3", "_refresh": "1"}  # fmt: skip
     resp = web.post("/jobs", form, headers={"HX-Request": "true"})
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200 and 'name="actions.0.config.job"' in page
     assert 'name="actions.0.config.maxRetries"' not in page
+    assert 'name="actions.0.constraint"' not in page  # only for on_violation
+    form["actions.0.trigger"] = "on_violation"
+    page = web.post("/jobs", form, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'name="actions.0.constraint"' in page
     assert web.api.database.read(jobstore.load_jobs) == []
 
 
