@@ -16,6 +16,7 @@ themselves are the key), so a page of them only re-reads rows and joins text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -390,7 +391,25 @@ ATTEMPT_COLUMNS = (
 
 
 def _run_by_id(run_id: str) -> pw.Query:
-    return _runs_select().where(JobRun.run_id == run_id)
+    """`RUN_COLUMNS` and the run's overrides (only one run's page or GET shows them)."""
+    return (
+        JobRun.select(*RUN_COLUMNS, JobRun.overrides)
+        .join(Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id))
+        .where(JobRun.run_id == run_id)
+    )
+
+
+# Env names that look like they hold a secret: their values are never shown or returned.
+SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential)")
+MASK = "••••••"
+
+
+def masked_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's stored resources/env overrides, env values with secret-looking names masked."""
+    out = dict(overrides or {})
+    if isinstance(out.get("env"), dict):
+        out["env"] = {k: MASK if SECRET_NAME.search(k) else v for k, v in out["env"].items()}
+    return out
 
 
 def _attempts_of(run_id: str) -> pw.Query:
@@ -406,7 +425,8 @@ def get_run(run_id: str, now: datetime) -> dict[str, Any] | None:
     found = _prepared(_run_by_id, run_id)
     if not found:
         return None
-    out = run_json(found[0], now)
+    out = run_json(found[0][:-1], now)
+    out["overrides"] = masked_overrides(_json(found[0][-1]))
     out["attempts"] = [
         {
             "attempt": attempt,
