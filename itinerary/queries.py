@@ -509,6 +509,7 @@ class JobFilter:
     schedule: str | None = None
     enabled: bool | None = None
     include_archived: bool = False
+    archived_only: bool = False  # the job list's "archived" status
     limit: int | None = pagination.DEFAULT_LIMIT  # None = all (exports)
     cursor: str | None = None
 
@@ -538,7 +539,9 @@ class JobVersion(NamedTuple):
 def jobs_query(f: JobFilter) -> pw.Query:
     """Matching jobs' rows (`JOB_COLUMNS`) in name order (keyset on name, id)."""
     query = Job.select(*JOB_COLUMNS)
-    if not f.include_archived:
+    if f.archived_only:
+        query = query.where(Job.archived_at.is_null(False))
+    elif not f.include_archived:
         query = query.where(Job.archived_at.is_null())
     if f.name_pattern:
         query = query.where(_matches(Job.name, f.name_pattern))
@@ -611,8 +614,13 @@ def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
     if f.limit is not None:
         rows = rows[: f.limit]
     versions = versions_of(rows)
-    cursor = pagination.encode(JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
+    cursor = job_cursor(rows[-1][1], rows[-1][0]) if more else None
     return versions, cursor
+
+
+def job_cursor(name: str, job_id: int) -> str:
+    """The cursor of the job list's page that starts after this job (name order)."""
+    return pagination.encode(JOBS_KIND, [name, job_id])
 
 
 # --- stats -----------------------------------------------------------------------------------
