@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import peewee as pw
 
@@ -616,6 +616,21 @@ def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
     versions = versions_of(rows)
     cursor = job_cursor(rows[-1][1], rows[-1][0]) if more else None
     return versions, cursor
+
+
+def job_keys(f: JobFilter) -> list[tuple[int, str]]:
+    """(id, name) of what `list_jobs(f)` lists, plus one more if there is one: for a scan
+    that reads whole definitions only for the jobs it keeps."""
+    query = cast(pw.ModelSelect, jobs_query(f)).select(Job.id, Job.name)
+    return [(r[0], r[1]) for r in _raw(query)]
+
+
+def jobs_by_id(ids: list[int]) -> list[JobVersion]:
+    """These jobs' versions, in name order."""
+    if not ids:
+        return []
+    query = Job.select(*JOB_COLUMNS).where(Job.id.in_(ids)).order_by(Job.name, Job.id)
+    return versions_of(_raw(query))
 
 
 def job_cursor(name: str, job_id: int) -> str:

@@ -29,7 +29,7 @@ from itinerary.context import Context
 from itinerary.errors import invalid
 from itinerary.jobs import JobSpec
 from itinerary.web import reads
-from itinerary.web.jobs import describe, next_run, status_of
+from itinerary.web.jobs import describe, next_run, run_status, status_of
 from itinerary.web.pipeline import Req, page
 
 PAGE_SIZES = (25, 50, 100, 500)
@@ -79,39 +79,61 @@ def _row(job: JobSpec, last: dict[str, Any] | None, now: datetime) -> dict[str, 
     return {"job": job, "last": last, "status": status_of(job, last), "next": next_run(job, now)}
 
 
-def _chunk(f: queries.JobFilter, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
-    """One read: a page of jobs and each one's latest run, as rows."""
+def _rows(versions: list[queries.JobVersion], now: datetime) -> list[dict[str, Any]]:
+    """One read: each job's latest run, then the rows (status, next run) the table shows."""
+    last = reads.last_runs([v.spec.id for v in versions if v.spec.id is not None], now)
+    return [_row(v.spec, last.get(v.spec.id or 0), now) for v in versions]
+
+
+def _page(f: queries.JobFilter, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
     versions, cursor = queries.list_jobs(f)
-    jobs = [v.spec for v in versions]
-    last = reads.last_runs([j.id for j in jobs if j.id is not None], now)
-    return [_row(j, last.get(j.id or 0), now) for j in jobs], cursor
+    return _rows(versions, now), cursor
+
+
+def _kept(ids: list[int], now: datetime) -> list[dict[str, Any]]:
+    return _rows(queries.jobs_by_id(ids), now)
+
+
+def _scan(
+    f: queries.JobFilter, status: str, want: int, now: datetime
+) -> tuple[list[int], str | None, bool]:
+    """Up to `want` ids of jobs in the status from one chunk of `f`; the cursor after what
+    was looked at (None at the end), and whether the chunk was used up."""
+    keys = queries.job_keys(f)
+    more = f.limit is not None and len(keys) > f.limit
+    keys = keys[: f.limit]
+    last = reads.last_runs([job_id for job_id, _ in keys], now)
+    kept: list[int] = []
+    for n, (job_id, name) in enumerate(keys, 1):
+        if run_status(last.get(job_id)) == status:
+            kept.append(job_id)
+            if len(kept) == want:
+                rest = more or n < len(keys)
+                return kept, queries.job_cursor(name, job_id) if rest else None, False
+    cursor = queries.job_cursor(keys[-1][1], keys[-1][0]) if more else None
+    return kept, cursor, True
 
 
 def read_page(ctx: Context, f: queries.JobFilter, status: str, now: datetime) -> ListPage:
     """A page of rows matching `f` and the status (see the module's note on the scan)."""
     if status not in FROM_RUNS:
-        rows, cursor = ctx.database.read(_chunk, f, now)
+        rows, cursor = ctx.database.read(_page, f, now)
         return ListPage(rows, cursor)
-    out, cursor, scanned = ListPage(), f.cursor, 0
-    limit = f.limit or PAGE_SIZES[1]
+    kept: list[int] = []
+    cursor, scanned, limit = f.cursor, 0, f.limit or PAGE_SIZES[1]
+    stopped_at: int | None = None
     while True:
-        chunk = replace(f, limit=min(SCAN_CHUNK, SCAN_CAP - scanned), cursor=cursor)
-        rows, cursor = ctx.database.read(_chunk, chunk, now)
-        for n, row in enumerate(rows, 1):
-            if row["status"] != status:
-                continue
-            out.rows.append(row)
-            if len(out.rows) == limit:
-                job = row["job"]
-                more = cursor is not None or n < len(rows)
-                out.cursor = queries.job_cursor(job.name, job.id) if more else None
-                return out
-        scanned += len(rows)
-        if cursor is None:
-            return out
+        size = min(SCAN_CHUNK, SCAN_CAP - scanned)
+        chunk = replace(f, limit=size, cursor=cursor)
+        found, cursor, used_up = ctx.database.read(_scan, chunk, status, limit - len(kept), now)
+        kept += found
+        scanned += size
+        if not used_up or cursor is None:
+            break
         if scanned >= SCAN_CAP:
-            out.cursor, out.scanned = cursor, scanned
-            return out
+            stopped_at = scanned
+            break
+    return ListPage(ctx.database.read(_kept, kept, now), cursor, stopped_at)
 
 
 def version(rows: list[dict[str, Any]]) -> str:

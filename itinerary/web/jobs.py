@@ -53,6 +53,12 @@ def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
         return "archived"
     if not job.enabled:
         return "paused"
+    return run_status(last)
+
+
+def run_status(last: dict[str, Any] | None) -> str:
+    """A live, enabled job's badge, from its latest run: running, behind, failing, healthy
+    or new (the job list's status filter scans these without reading whole jobs)."""
     if last is None:
         return "new"
     if last["state"] in ("running", "starting", "waiting", "scheduled"):
