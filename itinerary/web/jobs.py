@@ -1,5 +1,5 @@
-"""Job pages: the list (P4), one job's definition (P6), new/edit (P7), and the
-pause/resume/archive buttons (manual runs, P8, are in manual.py).
+"""Job pages: one job's definition (P6), new/edit (P7), and the pause/resume/archive
+buttons (the list, P4, is in joblist.py; manual runs, P8, in manual.py).
 
 Writes go through `itinerary.operations`, as the API's do. A form that does not
 validate answers 422 with the same form and every error beside its field,
@@ -13,12 +13,10 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
 
 import bottle
-import gevent
 
-from itinerary import apply, operations, queries
+from itinerary import apply, operations
 from itinerary.context import Context
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
@@ -27,7 +25,6 @@ from itinerary.web import formrows, forms, reads
 from itinerary.web.pipeline import Req, page, see_other
 from itinerary.webhooks import store
 
-PAGE_SIZES = (25, 50, 100, 500)
 MAX_ID = 2**63 - 1
 SENTENCES = {
     "maxConcurrentRuns": "At most {v} run(s) at a time; others are skipped",
@@ -57,6 +54,12 @@ def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
         return "archived"
     if not job.enabled:
         return "paused"
+    return run_status(last)
+
+
+def run_status(last: dict[str, Any] | None) -> str:
+    """A live, enabled job's badge, from its latest run: running, behind, failing, healthy
+    or new (the job list's status filter scans these without reading whole jobs)."""
     if last is None:
         return "new"
     if last["state"] in ("running", "starting", "waiting", "scheduled"):
@@ -84,31 +87,6 @@ def sentences(job: JobSpec) -> list[str]:
         shown = value if isinstance(value, str | int | bool) else forms._yaml_dump(value).strip()
         out.append(SENTENCES.get(key, key + ": {v}").format(v=shown))
     return out
-
-
-def _list_filter(req: Req) -> tuple[queries.JobFilter, dict[str, str]]:
-    q = req.request.query
-    size = int(q.get("limit")) if (q.get("limit") or "").isdigit() else 50
-    size = size if size in PAGE_SIZES else 50
-    status = q.get("status", "")
-    given = {
-        "name": q.getunicode("name") or "",
-        "tags": q.getunicode("tags") or "",
-        "schedule": q.getunicode("schedule") or "",
-        "status": status if status in ("enabled", "paused") else "",
-        "archived": "1" if q.get("archived") else "",
-        "limit": str(size),
-    }
-    f = queries.JobFilter(
-        name_pattern=given["name"].strip()[:200] or None,
-        tags=tuple(t.strip() for t in given["tags"].split(",") if t.strip()),
-        schedule=given["schedule"].strip() or None,
-        enabled={"enabled": True, "paused": False}.get(given["status"]),
-        include_archived=bool(given["archived"]),
-        limit=size,
-        cursor=(q.get("cursor") or None),
-    )
-    return f, given
 
 
 def _form_page(
@@ -172,51 +150,6 @@ def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
 
 
 def install(root: bottle.Bottle, ctx: Context) -> None:
-    @root.get("/jobs")
-    @page(ctx)
-    def job_list(req: Req) -> Any:
-        f, given = _list_filter(req)
-        versions, cursor = ctx.database.read(queries.list_jobs, f)
-        jobs = [v.spec for v in versions]
-        last = ctx.database.read(reads.last_runs, [j.id for j in jobs], req.now)
-        rows = [
-            {
-                "job": j,
-                "last": last.get(j.id),
-                "status": status_of(j, last.get(j.id)),
-                "next": next_run(j, req.now),
-            }
-            for j in jobs
-        ]
-        filtered = any(given[k] for k in ("name", "tags", "schedule", "status"))
-        next_query = (
-            urlencode({**{k: v for k, v in given.items() if v}, "cursor": cursor}) if cursor else ""
-        )
-        return req.render(
-            "jobs/index.html",
-            rows=rows,
-            given=given,
-            next_query=next_query,
-            filtered=filtered,
-            sizes=PAGE_SIZES,
-            first_page=not req.request.query.get("cursor"),
-            describe=describe,
-        )
-
-    @root.get("/jobs/export.yaml")
-    @page(ctx)
-    def export(req: Req) -> Any:
-        versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
-        text = gevent.get_hub().threadpool.apply(apply.export_yaml, ([v.spec for v in versions],))
-        return bottle.HTTPResponse(
-            body=text,
-            headers={
-                "Content-Type": "application/yaml; charset=utf-8",
-                "Content-Disposition": 'attachment; filename="jobs.yaml"',
-                "Cache-Control": "no-store",
-            },
-        )
-
     @root.get("/jobs/new")
     @page(ctx, "admin")
     def new_form(req: Req) -> Any:
@@ -265,6 +198,20 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             sentences=sentences(job),
             yaml_text=text,
             env_shown=[(k, v) for k, v in sorted(job.env.items())],
+        )
+
+    @root.get("/jobs/<job_id>/definition.yaml")
+    @page(ctx)
+    def definition_yaml(req: Req, job_id: str) -> Any:
+        """The job as `export` writes it, as a file (names are [a-z0-9-], safe to quote)."""
+        job = operations.load_job(ctx, job_id_of(job_id))
+        return bottle.HTTPResponse(
+            body=apply.export_yaml([job]),
+            headers={
+                "Content-Type": "text/yaml; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{job.name}.yaml"',
+                "Cache-Control": "no-store",
+            },
         )
 
     @root.get("/jobs/<job_id>/edit")
