@@ -13,7 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from itinerary.context import Context
-from itinerary.web import history, integrations, jobpage, jobs, manual, pipeline, running, runs
+from itinerary.web import (
+    history,
+    integrations,
+    joblist,
+    jobpage,
+    jobs,
+    manual,
+    pipeline,
+    running,
+    runs,
+)
 
 
 def install(root: Any, ctx: Context) -> None:
@@ -22,6 +32,7 @@ def install(root: Any, ctx: Context) -> None:
     runs.install(root, ctx)
     history.install(root, ctx)
     jobpage.install(root, ctx)
+    joblist.install(root, ctx)
     jobs.install(root, ctx)
     manual.install(root, ctx)
     integrations.install(root, ctx)
