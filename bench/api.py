@@ -284,9 +284,9 @@ class ApiOnly:
         from itinerary.api import make_api
         from itinerary.clock import RealClock
         from itinerary.context import Context
-        from itinerary.db import bind
         from itinerary.http import make_root
         from itinerary.messages import Queues
+        from itinerary.models import bind
         from itinerary.syncer import Syncer
 
         self.database = Database(config.dsn)

@@ -171,8 +171,9 @@ class Store:
         from api import create_database  # bench/api.py
 
         from itinerary import jobstore
-        from itinerary.db import Database, Job, bind, parse_dsn
+        from itinerary.db import Database, parse_dsn
         from itinerary.migrate import migrate
+        from itinerary.models import Job, bind
 
         self.admin = dsn
         self.dsn, self.name = create_database(dsn)
@@ -201,7 +202,7 @@ class Store:
         )
 
     def runs(self) -> int:
-        from itinerary.db import JobRun
+        from itinerary.models import JobRun
 
         return self.database.read(lambda: JobRun.select().count())
 

@@ -63,7 +63,12 @@ sys.path.insert(0, str(ROOT))
 
 from itinerary import config as configmod  # noqa: E402
 from itinerary import db as dbmod  # noqa: E402
-from itinerary import gcpolicy, jobstore, messages  # noqa: E402
+from itinerary import (  # noqa: E402
+    gcpolicy,
+    jobstore,
+    messages,
+    models,  # noqa: E402
+)
 from itinerary.clock import RealClock  # noqa: E402
 from itinerary.jobs import parse_job  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
@@ -279,8 +284,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def final_runs() -> int:
     return (
-        dbmod.JobRun.select()
-        .where((dbmod.JobRun.status == "succeeded") & (dbmod.JobRun.reason == "ok"))
+        models.JobRun.select()
+        .where((models.JobRun.status == "succeeded") & (models.JobRun.reason == "ok"))
         .count()
     )
 
@@ -290,7 +295,7 @@ def bench(
 ) -> dict:
     database = dbmod.Database(dbmod.parse_dsn(dsn))
     migrate(database, ROOT / "migrations")
-    dbmod.bind(database)
+    models.bind(database)
     spec = parse_job({"name": "bench", "commands": [["true"]]})
     job = database.write(lambda: jobstore.save_job(database.writer, spec, datetime.now(UTC)))
     config = configmod.load(None, {})

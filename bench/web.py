@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from itinerary import config as cfg  # noqa: E402
-from itinerary.db import Database, JobRun, parse_dsn  # noqa: E402
+from itinerary.db import Database, parse_dsn  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
+from itinerary.models import JobRun  # noqa: E402
 
 # bench/api.py's database set-up, seeding and load generator, shared rather than copied.
 _spec = importlib.util.spec_from_file_location("bench_api", Path(__file__).with_name("api.py"))

@@ -38,6 +38,7 @@ from gevent.pywsgi import WSGIServer
 from gevent.queue import Queue
 
 from itinerary import db as dbmod
+from itinerary import models
 from itinerary.anomaly.detector import Detector
 from itinerary.api import auth_mode, make_api
 from itinerary.clock import Clock, RealClock
@@ -169,7 +170,7 @@ class App:
         config, clock = self.config, self.clock
         self.database = database = connect(config)
         version = prepare_schema(config, database)
-        dbmod.bind(database)
+        models.bind(database)
         self.queues = queues = Queues(
             scheduler=Queue(),
             syncer=Queue(maxsize=config.syncer_inbox_size),

@@ -18,9 +18,9 @@ from typing import Any
 import peewee as pw
 
 from itinerary.auth import auth_required
-from itinerary.db import ApiToken, BaseModel, JSONField, UTCDateTimeField
 from itinerary.ids import new_row_id
 from itinerary.jobs import JobSpec
+from itinerary.models import ApiToken, BaseModel, JSONField, UTCDateTimeField
 from itinerary.tokens import hash_token
 
 ACTIONS = ("created", "edited", "paused", "resumed", "archived")

@@ -19,9 +19,9 @@ from gevent.queue import Full
 from itinerary import tokens
 from itinerary.config import Config
 from itinerary.context import Context
-from itinerary.db import ApiToken
 from itinerary.errors import ApiError
 from itinerary.messages import TokenUsed
+from itinerary.models import ApiToken
 
 RANK = {role: i for i, role in enumerate(tokens.ROLES)}
 NOTE_USE_EVERY = timedelta(minutes=1)

@@ -22,6 +22,9 @@ than expressing the rules in SQL CASE expressions, and the rules stay in readabl
 
 The syncer's `pause` (a yield on the hub, the GIL given up in SQLite's worker thread) is
 called after every statement and between slices of merging; see `Sql`.
+
+Why one long module: each statement is written once per dialect and the merge of run
+updates must match the statements it feeds; they are read and changed together.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ import peewee as pw
 from gevent.event import AsyncResult
 
 from itinerary import messages, states
-from itinerary.db import (
+from itinerary.history import Anomaly, RunEvent
+from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
+from itinerary.models import (
     ActionRun,
     ConstraintViolation,
     JobRun,
@@ -50,8 +55,6 @@ from itinerary.db import (
     WebhookDelivery,
     WebhookHandlerStats,
 )
-from itinerary.history import Anomaly, RunEvent
-from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
 
 STATS_MODELS: dict[str, type[pw.Model]] = {
     m._meta.table_name: m

@@ -31,10 +31,11 @@ from gevent.event import AsyncResult, Event
 
 from itinerary import jobstore
 from itinerary.clock import Clock
-from itinerary.db import BaseModel, Database, JobRun, JSONField, UTCDateTimeField
+from itinerary.db import Database
 from itinerary.errors import ApiError
 from itinerary.ids import new_row_id, new_run_id
 from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow
+from itinerary.models import BaseModel, JobRun, JSONField, UTCDateTimeField
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,9 @@
 Every setting is declared once in `SETTINGS`, which drives the command-line
 flags, the environment variable names, the config file keys, the README table
 and the validation, so the four can never disagree.
+
+Why one long module: `SETTINGS` is the one declaration every source (flags,
+environment, file) is read from; splitting it would declare settings twice.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ import gevent
 import peewee as pw
 
 from itinerary import queries, rawread, states
-from itinerary.db import Database, Job, JobRun
+from itinerary.db import Database
 from itinerary.history import Anomaly
+from itinerary.models import Job, JobRun
 
 CAP = 5000
 STATES = states.ALL

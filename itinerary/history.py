@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from itinerary.db import BaseModel, JSONField, UTCDateTimeField, tuples
+from itinerary.models import BaseModel, JSONField, UTCDateTimeField, tuples
 
 
 class RunEvent(BaseModel):

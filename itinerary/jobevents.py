@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from itinerary import audit, states
-from itinerary.db import ActionRun, ConstraintViolation, JobRun, WebhookDelivery, tuples
 from itinerary.history import Anomaly
 from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
+from itinerary.models import ActionRun, ConstraintViolation, JobRun, WebhookDelivery, tuples
 
 TYPES = ("violation", "action", "delivery", "anomaly", "flip", "change")
 FAILING = (states.FAILED, states.KILLED, states.MISSED, states.LOST)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from itinerary import jobstats, rawread, states
-from itinerary.db import JobRun, tuples
 from itinerary.history import Anomaly
+from itinerary.models import JobRun, tuples
 
 STACKED = (states.SUCCEEDED, states.FAILED, states.MISSED, states.SKIPPED, states.KILLED)
 ROLLING = 20  # runs in the rolling median

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from itinerary import jobcache, pagination, queries
-from itinerary.db import Job
+from itinerary.models import Job
 
 # SQL text of the narrow query, per dialect and filter (a UI repeats the same few).
 MAX_FILTERS = 256

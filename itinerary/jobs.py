@@ -3,6 +3,9 @@
 `parse_job` turns the JSON a user sends (design.md, "A job definition") into a
 frozen `JobSpec`, collecting every bad field with its reason so an API error or
 an `apply` report can name them all at once. `JobSpec.to_dict` is the inverse.
+
+Why one long module: `JobSpec` and `parse_job` are one shape and its validation; the
+checks of each constraint and action are apart (jobchecks.py).
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from typing import Any
 import gevent
 
 from itinerary import rawread, states
-from itinerary.db import Database, JobRun, tuples
+from itinerary.db import Database
 from itinerary.history import Anomaly
+from itinerary.models import JobRun, tuples
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 ENDED = (states.SUCCEEDED, states.FAILED, states.KILLED, states.LOST)

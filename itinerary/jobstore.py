@@ -14,8 +14,8 @@ from typing import Any
 import peewee as pw
 
 from itinerary import jobcache
-from itinerary.db import Job, JobAction, JobTag
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, Action, JobSpec
+from itinerary.models import Job, JobAction, JobTag
 
 ACTION_NAMES = {v: k for k, v in ACTION_TYPES.items()}
 CONSTRAINT_NAMES: dict[int | None, str] = {v: k for k, v in CONSTRAINT_TYPES.items()}

@@ -42,7 +42,8 @@ import peewee as pw
 from gevent.event import Event
 
 from itinerary.clock import Clock
-from itinerary.db import Database, SchedulerLease
+from itinerary.db import Database
+from itinerary.models import SchedulerLease
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,9 @@ imperative nouns (`ClaimSlot`, `CancelRun`), facts are past tense
 objects, plus an `at` taken from the sender's clock. A message that needs an
 answer carries a `reply` (`gevent.event.AsyncResult`) that the receiver sets,
 with a value or an exception.
+
+Why one long module: every message is here, so a component's inbox and outbox can be
+read in one place; each is a few lines of fields.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ as the driver's raw tuples and turned into JSON values directly (on PostgreSQL,
 fetching a 100-run page as models costs 2.5 ms, as tuples 0.5 ms). The JSON of
 a finished run and of a job is cached per stored version (the raw rows
 themselves are the key), so a page of them only re-reads rows and joins text.
+
+Why one long module: the runs' and the jobs' reads share the raw-row helpers and the
+JSON caches keyed by rows; it would split into runs, jobs and stats reads if it grows.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from typing import Any, NamedTuple, cast
 import peewee as pw
 
 from itinerary import jobstore, pagination
-from itinerary.db import (
+from itinerary.errors import invalid
+from itinerary.jobs import JobSpec
+from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
+from itinerary.jsontext import RawJSON, iso
+from itinerary.models import (
     ActionRun,
     ConstraintViolation,
     Job,
@@ -39,10 +46,6 @@ from itinerary.db import (
     WebhookHandlerStats,
     tuples,
 )
-from itinerary.errors import invalid
-from itinerary.jobs import JobSpec
-from itinerary.jobstore import ACTION_NAMES, CONSTRAINT_NAMES
-from itinerary.jsontext import RawJSON, iso
 
 RUNS_KIND = "runs"
 JOBS_KIND = "jobs"

@@ -27,6 +27,9 @@ orchestrator still running when its grace period ends is marked to send
 
 No I/O in the loop: `start_up` reads the job definitions and the runs a previous
 process left unfinished (restart recovery) before the loop starts.
+
+Why one long module: the loop owns all scheduling state and every step of `tick` and
+`handle` changes it; the parts without state are apart (index.py, orchestrator/).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from gevent.pool import Group
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
 from itinerary.config import Config
-from itinerary.db import Database, JobRun, tuples
+from itinerary.db import Database
 from itinerary.executors.base import Executor
 from itinerary.ids import JobId, RunId, new_run_id
 from itinerary.index import IndexBuilder, ScheduledRunIndex
@@ -70,6 +73,7 @@ from itinerary.messages import (
     ShutDown,
     SkipNext,
 )
+from itinerary.models import JobRun, tuples
 from itinerary.orchestrator import Cohort, Orchestrator, Slot, admit
 
 log = logging.getLogger(__name__)

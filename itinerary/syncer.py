@@ -31,6 +31,9 @@ and of acknowledgements and between flushes, the reader every `YIELD_EVERY` mess
 some of those pauses are a turn of the event loop (`inbox.turn_of_the_loop`), as timers wait
 while the callback queue has work. In SQLite's worker thread a pause gives up the GIL.
 bench/syncer.py measures throughput and the loop's lateness, and what made it late.
+
+Why one long module: the reader, the writer greenlet and the outage handling share the
+batches and their counters; the SQL is apart (batch_sql.py).
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ from itinerary import audit, jobstore, messages, tokens
 from itinerary.batch_sql import Sql, Written
 from itinerary.clock import Clock
 from itinerary.config import Config
-from itinerary.db import Database, Job
+from itinerary.db import Database
 from itinerary.durations import parse_duration
 from itinerary.errors import ConfigError
 from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
+from itinerary.models import Job
 from itinerary.webhooks import store as integration_store
 
 log = logging.getLogger(__name__)

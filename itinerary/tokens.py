@@ -17,7 +17,8 @@ from typing import Any
 
 import peewee as pw
 
-from itinerary.db import ApiToken, Database
+from itinerary.db import Database
+from itinerary.models import ApiToken
 
 ROLES = ("viewer", "operator", "admin")
 PREFIX = "itn_"

@@ -23,10 +23,11 @@ from itinerary.api import make_api
 from itinerary.clock import FakeClock, settle
 from itinerary.config import load
 from itinerary.context import Context
-from itinerary.db import Database, JobRun
+from itinerary.db import Database
 from itinerary.http import make_root
 from itinerary.ids import new_run_id
 from itinerary.jobs import JobSpec, parse_job
+from itinerary.models import JobRun
 from itinerary.syncer import Syncer
 
 JOB = {"name": "report", "commands": [["python", "-c", "print(1)"]], "schedule": "*/5 * * * *"}

@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 from gevent.queue import Queue  # noqa: E402
 
 from itinerary import db as dbmod  # noqa: E402
+from itinerary import models  # noqa: E402
 from itinerary.clock import FakeClock  # noqa: E402
 from itinerary.messages import Queues  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
@@ -155,7 +156,7 @@ def dsn(request: pytest.FixtureRequest, _migrated) -> str:  # type: ignore[no-un
 def database(dsn: str) -> Iterator[dbmod.Database]:
     """An open, migrated `Database` bound to the models; emptied after the test."""
     database = dbmod.Database(dbmod.parse_dsn(dsn))
-    dbmod.bind(database)
+    models.bind(database)
     yield database
 
     def wipe() -> None:
@@ -171,7 +172,7 @@ def sqlite_database(tmp_path: Path) -> Iterator[dbmod.Database]:
     """A migrated SQLite database only, for tests where the dialect does not matter."""
     database = dbmod.Database(dbmod.parse_dsn(f"sqlite:///{tmp_path / 'it.db'}"))
     migrate(database, MIGRATIONS)
-    dbmod.bind(database)
+    models.bind(database)
     yield database
     database.close()
 

@@ -25,10 +25,11 @@ from gevent.queue import Queue
 from itinerary import config as configmod
 from itinerary import states
 from itinerary.clock import FakeClock
-from itinerary.db import ActionRun, ConstraintViolation, Database, JobRun, RunAttempt
+from itinerary.db import Database
 from itinerary.executors.local import LocalExecutor
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, JobSpec, parse_job
 from itinerary.messages import Flush, JobUpserted, Queues, RunNow, SaveJob, ShutDown
+from itinerary.models import ActionRun, ConstraintViolation, JobRun, RunAttempt
 from itinerary.scheduler import Scheduler
 from itinerary.syncer import Syncer
 from itinerary.webhooks.handler import WebhookHandler

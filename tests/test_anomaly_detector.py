@@ -16,10 +16,11 @@ from itinerary import jobstore, messages
 from itinerary.anomaly import actions
 from itinerary.anomaly.detector import Detector
 from itinerary.clock import FakeClock, settle
-from itinerary.db import ActionRun, Database, JobRun
+from itinerary.db import Database
 from itinerary.history import Anomaly
 from itinerary.jobs import parse_job
 from itinerary.metrics import Metrics
+from itinerary.models import ActionRun, JobRun
 from itinerary.stats import StatsCollector
 from itinerary.syncer import Syncer
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture

@@ -15,6 +15,7 @@ from gevent.pywsgi import WSGIServer
 
 from itinerary import config as cfg
 from itinerary import db as dbmod
+from itinerary import models
 from itinerary.app import App
 
 
@@ -50,7 +51,7 @@ def _seed_history(dsn: str, job_id: int, count: int) -> None:
         )
         for n in range(count)
     ]
-    database.write(lambda: dbmod.JobRun.insert_many(rows).execute(database.writer))
+    database.write(lambda: models.JobRun.insert_many(rows).execute(database.writer))
     database.close()
 
 

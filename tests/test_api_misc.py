@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from itinerary.db import SchedulerStats
+from itinerary.models import SchedulerStats
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
 

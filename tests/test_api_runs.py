@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from itinerary import messages
-from itinerary.db import ActionRun, ConstraintViolation, JobRun, RunAttempt
+from itinerary.models import ActionRun, ConstraintViolation, JobRun, RunAttempt
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
 

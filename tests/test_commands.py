@@ -9,9 +9,9 @@ import gevent
 
 from itinerary import jobstore
 from itinerary.commands import Command, CommandBus, CommandReader
-from itinerary.db import JobRun
 from itinerary.jobs import parse_job
 from itinerary.messages import CancelRun, RunNow
+from itinerary.models import JobRun
 
 RUN_ID = "rabcdefghijklmno"
 

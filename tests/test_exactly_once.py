@@ -16,10 +16,11 @@ from gevent.queue import Queue
 from itinerary import config as configmod
 from itinerary import jobstore, states
 from itinerary.clock import Clock, FakeClock, RealClock
-from itinerary.db import Database, JobRun
+from itinerary.db import Database
 from itinerary.executors.local import LocalExecutor
 from itinerary.jobs import JobSpec, parse_job
 from itinerary.messages import CancelRun, Flush, JobUpserted, Queues, RunNow, SaveJob, ShutDown
+from itinerary.models import JobRun
 from itinerary.scheduler import Scheduler
 from itinerary.syncer import Syncer
 
@@ -166,15 +167,24 @@ def test_it_records_a_cancelled_run_as_killed(database, config) -> None:
     assert row.reason == "cancelled: operator asked"
 
 
-def test_it_adopts_a_running_run_after_a_restart(database, config) -> None:
+def leave_running(
+    database: Database, config: configmod.Config, command: str
+) -> tuple[RealClock, JobSpec, str]:
+    """A manual run started by one process, which stops while the run goes on (the clock,
+    the job and the run id are returned)."""
     clock = RealClock()
     one = boot(database, real(config), clock)
-    job = save(one, clock, "echo started; sleep 1; exit 5")
+    job = save(one, clock, command)
     one.queues.scheduler.put(JobUpserted(job, clock.now()))
     gevent.sleep(0.1)
     run_id = run_now(one, job, clock)
     wait_for(database, lambda rs: rs and rs[0].status == states.RUNNING and rs[0].handle)
     one.stop()  # shutdown_timeout 0.2 s: the run is left running for the next process
+    return clock, job, run_id
+
+
+def test_it_adopts_a_running_run_after_a_restart(database, config) -> None:
+    clock, _, run_id = leave_running(database, config, "echo started; sleep 1; exit 5")
     assert rows(database)[0].status == states.RUNNING
     two = boot(database, real(config), clock)
     (row,) = wait_for(database, lambda rs: rs[0].status in states.TERMINAL)
@@ -185,14 +195,7 @@ def test_it_adopts_a_running_run_after_a_restart(database, config) -> None:
 
 
 def test_it_follows_a_run_whose_job_was_archived_before_a_restart(database, config) -> None:
-    clock = RealClock()
-    one = boot(database, real(config), clock)
-    job = save(one, clock, "sleep 1; exit 5")
-    one.queues.scheduler.put(JobUpserted(job, clock.now()))
-    gevent.sleep(0.1)
-    run_id = run_now(one, job, clock)
-    wait_for(database, lambda rs: rs and rs[0].status == states.RUNNING and rs[0].handle)
-    one.stop()
+    clock, job, run_id = leave_running(database, config, "sleep 1; exit 5")
     database.write(lambda: jobstore.archive_job(database.writer, job.stored_id, clock.now()))
     # It should load the archived job at start-up and follow the run to its end.
     two = boot(database, real(config), clock)

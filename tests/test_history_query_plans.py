@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from itinerary import gantt, jobevents, queries
-from itinerary.db import Database, JobRun
+from itinerary.db import Database
+from itinerary.models import JobRun
 from tests.test_query_plans import NOW, _full_scan, _plan, seeded  # noqa: F401 - fixture
 
 HOUR = timedelta(hours=1)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from itinerary import audit, jobfiles, jobstore
-from itinerary.db import ActionRun, ConstraintViolation, WebhookDelivery
+from itinerary.models import ActionRun, ConstraintViolation, WebhookDelivery
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 
 

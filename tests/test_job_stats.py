@@ -8,7 +8,8 @@ import statistics
 from datetime import timedelta
 
 from itinerary import jobstats
-from itinerary.db import Database, JobRun
+from itinerary.db import Database
+from itinerary.models import JobRun
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 from tests.test_syncer import T0, save_job
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from itinerary import jobpages, jobstore
-from itinerary.db import Database, Job
+from itinerary.db import Database
 from itinerary.jobs import JobSpec
+from itinerary.models import Job
 from itinerary.queries import JobFilter
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -26,7 +26,7 @@ from itinerary import config as configmod
 from itinerary import states
 from itinerary.app import StartupError, make_executor
 from itinerary.clock import FakeClock
-from itinerary.db import ConstraintViolation, Database, JobRun, RunAttempt
+from itinerary.db import Database
 from itinerary.executors import base
 from itinerary.executors.base import RunRequest
 from itinerary.executors.kubernetes import KubernetesExecutor
@@ -41,6 +41,7 @@ from itinerary.messages import (
     SaveJob,
     ShutDown,
 )
+from itinerary.models import ConstraintViolation, JobRun, RunAttempt
 from itinerary.scheduler import Scheduler
 from itinerary.syncer import Syncer
 

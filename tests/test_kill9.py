@@ -24,8 +24,9 @@ import gevent
 import pytest
 
 from itinerary import jobfiles, states
-from itinerary.db import Database, Job, JobRun, SchedulerLease, parse_dsn
+from itinerary.db import Database, parse_dsn
 from itinerary.migrate import migrate
+from itinerary.models import Job, JobRun, SchedulerLease
 from tests.conftest import DIALECTS, MIGRATIONS, ROOT, create_database
 
 pytestmark = pytest.mark.slow

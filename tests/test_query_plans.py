@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from itinerary import queries
-from itinerary.db import Database, Job, JobRun
+from itinerary.db import Database
+from itinerary.models import Job, JobRun
 
 ROWS = 20_000
 JOBS = 50

@@ -11,7 +11,8 @@ from gevent.queue import Queue
 from itinerary import config as configmod
 from itinerary import messages
 from itinerary.clock import FakeClock
-from itinerary.db import Database, OrchestratorStats, SchedulerStats, SyncerStats
+from itinerary.db import Database
+from itinerary.models import OrchestratorStats, SchedulerStats, SyncerStats
 from itinerary.stats import StatsCollector
 from itinerary.syncer import Syncer
 

@@ -15,9 +15,10 @@ from gevent.queue import Queue
 from itinerary import config as configmod
 from itinerary import jobstore, messages, states
 from itinerary.clock import FakeClock, settle
-from itinerary.db import ConstraintViolation, Database, JobRun, RunAttempt
+from itinerary.db import Database
 from itinerary.errors import ConfigError
 from itinerary.jobs import parse_job
+from itinerary.models import ConstraintViolation, JobRun, RunAttempt
 from itinerary.syncer import Syncer, thresholds
 from tests.dbfaults import Outage, kill_connections
 

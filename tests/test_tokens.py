@@ -10,7 +10,8 @@ import pytest
 
 from itinerary import tokens
 from itinerary.clock import FakeClock
-from itinerary.db import ApiToken, Database
+from itinerary.db import Database
+from itinerary.models import ApiToken
 from tests.conftest import ROOT
 
 

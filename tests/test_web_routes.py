@@ -10,9 +10,10 @@ import pytest
 
 from itinerary import jobstore, tokens
 from itinerary.clock import FakeClock
-from itinerary.db import Database, bind
+from itinerary.db import Database
 from itinerary.history import Anomaly
 from itinerary.messages import Queues
+from itinerary.models import bind
 from itinerary.web.sessions import UiSession
 from tests.api_fakes import Api, api_fixture, start_api  # noqa: F401 (the api fixture)
 from tests.dbfaults import Outage

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from itinerary.db import Database, WebhookDelivery
+from itinerary.db import Database
+from itinerary.models import WebhookDelivery
 from itinerary.webhooks import store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -36,10 +36,11 @@ from itinerary.anomaly.models import (
 from itinerary.anomaly.silence import run_anomaly_id, silent_slots, slot_anomaly_id
 from itinerary.clock import EPOCH, Clock
 from itinerary.config import Config
-from itinerary.db import Database, Job, JobRun, tuples
+from itinerary.db import Database
 from itinerary.ids import JobId, RunId
 from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
 from itinerary.jobs import JobSpec
+from itinerary.models import Job, JobRun, tuples
 
 log = logging.getLogger(__name__)
 JUDGED = (states.SUCCEEDED, states.FAILED, states.LOST)  # killed is someone's decision

@@ -3,6 +3,9 @@
 Paths, methods, roles, parameters, bodies and statuses come from each `Route`;
 the component schemas below describe the JSON the handlers produce and accept,
 and tests/test_openapi.py checks them against real responses with schemathesis.
+
+Why one long module: the schemas are data, one per shape the API answers with, and are
+read together with the route table that uses them.
 """
 
 from __future__ import annotations

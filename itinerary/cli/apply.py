@@ -19,7 +19,7 @@ import requests
 
 from itinerary import audit, jobstore
 from itinerary.config import Config
-from itinerary.db import Database, bind
+from itinerary.db import Database
 from itinerary.jobfiles import (
     ApplyError,
     Change,
@@ -30,6 +30,7 @@ from itinerary.jobfiles import (
     read_documents,
 )
 from itinerary.jobs import JobSpec, parse_job
+from itinerary.models import bind
 from itinerary.webhooks import manage
 
 HTTP_TIMEOUT_S = 30

@@ -12,8 +12,9 @@ from gevent.queue import Empty, Queue
 
 from itinerary.clock import RealClock
 from itinerary.config import Config
-from itinerary.db import Database, WebhookDelivery, bind
+from itinerary.db import Database
 from itinerary.messages import MarkIntegration, WebhookDeliveryRecord
+from itinerary.models import WebhookDelivery, bind
 from itinerary.webhooks import probe, store
 from itinerary.webhooks.integrations import TYPES, IntegrationError, expand_env, parse, public
 from itinerary.webhooks.manage import Change, ManageError, apply_changes

@@ -10,7 +10,8 @@ import peewee as pw
 
 from itinerary.clock import RealClock
 from itinerary.config import Config
-from itinerary.db import Database, bind
+from itinerary.db import Database
+from itinerary.models import bind
 from itinerary.tokens import ROLES, TokenError, create, list_tokens, revoke
 
 

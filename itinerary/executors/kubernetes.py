@@ -15,6 +15,10 @@ Job deleted. A kill deletes the Job (Background propagation); when the API
 cannot take the delete, it is retried in the background and the run ends
 `killed` once it goes through. Only this module and the other `k8s_*` modules
 import the client.
+
+Why one long module: the executor's calls, retries and watch callbacks share one
+client and one state of the runs it follows; the pure parts are apart (k8s_manifest,
+k8s_status, k8s_watch).
 """
 
 from __future__ import annotations

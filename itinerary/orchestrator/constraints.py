@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from itinerary import states
-from itinerary.db import Job, JobRun
 from itinerary.durations import format_duration, parse_duration
 from itinerary.jobs import JobSpec
 from itinerary.messages import AdmitRun
+from itinerary.models import Job, JobRun
 from itinerary.orchestrator import hooks
 
 if TYPE_CHECKING:

@@ -32,6 +32,11 @@ The constraints are checked in constraints.py, one function each; the actions
 are taken by actions.py, one handler each. Triggers: `on_start` (the workload
 runs), `on_success`, `on_failure` (failed or lost), `on_violation` (with its
 constraint), `on_skipped`, `on_missed`.
+
+Why one long module: `Orchestrator` is one state machine whose state the loop reads
+directly (`status`, `started_at`, `finished`); its steps share that state and the run's
+records, so they stay one class, and what is separable already lives beside it
+(cohort.py, constraints.py, actions.py, hooks.py, admission.py).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from typing import Any
 import peewee as pw
 
 from itinerary import jobstore, queries, states
-from itinerary.db import Job, JobRun
 from itinerary.jobs import JobSpec
+from itinerary.models import Job, JobRun
 
 ACTIVE_CAP = 500
 RECENT_WINDOW = timedelta(minutes=15)

@@ -28,7 +28,7 @@ import peewee as pw
 from itinerary import tokens
 from itinerary.auth import RANK, auth_required
 from itinerary.context import Context
-from itinerary.db import ApiToken, BaseModel, UTCDateTimeField
+from itinerary.models import ApiToken, BaseModel, UTCDateTimeField
 
 COOKIE = "itinerary_session"
 CSRF_COOKIE = "itinerary_csrf"

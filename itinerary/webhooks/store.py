@@ -15,9 +15,9 @@ from typing import Any
 import peewee as pw
 
 from itinerary import messages
-from itinerary.db import Integration as Row
-from itinerary.db import Job, JobAction, WebhookDelivery, tuples
 from itinerary.jobs import ACTION_TYPES
+from itinerary.models import Integration as Row
+from itinerary.models import Job, JobAction, WebhookDelivery, tuples
 from itinerary.webhooks.integrations import Integration
 
 
