@@ -1,7 +1,7 @@
 """Commands reach the scheduling leader whichever replica receives them (issue 14).
 
-The API hands every request for the scheduler loop (run now, cancel, job created,
-changed, paused, resumed or archived) to `send`. On the leader it goes to the local
+The API hands every request for the scheduler loop (run now, cancel, skip next, job
+created, changed, paused, resumed or archived) to `send`. On the leader it goes to the local
 loop's inbox as before. On a standby it becomes a row of the `commands` table
 (migrations/*/007_commands.sql), written before the API answers; the leader's
 `CommandReader` takes each pending row, applies it through its loop, and writes the
@@ -14,7 +14,9 @@ Once, across a failover: a row is taken (`taken_by`) before it is applied and do
 finish. A run-now carries a run id chosen by the sender: a new leader first looks
 for that run (the predecessor's claim) and answers it instead of making another,
 and the loop answers a repeated delivery with the same run. Job changes are
-idempotent (the leader reloads the job). Cancelling twice cancels once. A sender
+idempotent (the leader reloads the job). Cancelling twice cancels once. A skip-next
+taken by a leader that died before answering is applied again by the next one: the
+skip lived in the dead leader's memory, so the slot is still skipped once. A sender
 that gets no answer within `WAIT_S` withdraws its row if no leader took it yet, so
 a caller told "not done" can retry without the first request running later.
 """
@@ -32,7 +34,7 @@ from gevent.event import AsyncResult, Event
 from itinerary.clock import Clock
 from itinerary.db import BaseModel, Database, JobRun, JSONField, UTCDateTimeField
 from itinerary.ids import new_row_id, new_run_id
-from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow
+from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow, SkipNext
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ def encode(msg: Any) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(msg, CancelRun):
         return "cancel", {"run_id": msg.run_id, "reason": msg.reason}
+    if isinstance(msg, SkipNext):
+        return "skip_next", {"job_id": msg.job_id, "reason": msg.reason}
     if isinstance(msg, JobUpserted):
         return "job", {"job_id": msg.job.id}
     if isinstance(msg, JobRemoved):
@@ -281,11 +285,14 @@ class CommandReader:
             )
         elif row.kind == "cancel":
             msg = CancelRun(p["run_id"], p["reason"], now)
+        elif row.kind == "skip_next":
+            msg = SkipNext(p["job_id"], p["reason"], now)
         else:
             return {"error": "Unknown", "message": f"unknown command kind {row.kind!r}"}
         self.queues.scheduler.put(msg)
         try:
-            return {"value": msg.reply.get(timeout=APPLY_TIMEOUT_S)}
+            value = msg.reply.get(timeout=APPLY_TIMEOUT_S)
+            return {"value": _iso(value) if isinstance(value, datetime) else value}
         except gevent.Timeout:
             return {"error": "Timeout", "message": "the scheduler loop did not answer"}
         except (KeyError, ValueError) as exc:

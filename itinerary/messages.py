@@ -94,11 +94,16 @@ class KillInstances:
 
 @dataclass(frozen=True)
 class SkipNext:
-    """Skip the job's next scheduled slot (skipNextInstance); it is recorded as skipped."""
+    """Skip the job's next scheduled slot (skipNextInstance); it is recorded as skipped.
+
+    `reply` answers the slot that will be skipped, or KeyError (no such job) or
+    ValueError (paused, or no next slot): the API's skip-next waits for it.
+    """
 
     job_id: int
     reason: str
     at: datetime
+    reply: AsyncResult = field(default_factory=_reply)
 
 
 @dataclass(frozen=True)
