@@ -14,11 +14,14 @@ Once, across a failover: a row is taken (`taken_by`) before it is applied and do
 finish. A run-now carries a run id chosen by the sender: a new leader first looks
 for that run (the predecessor's claim) and answers it instead of making another,
 and the loop answers a repeated delivery with the same run. Job changes are
-idempotent (the leader reloads the job). Cancelling twice cancels once. A skip-next
-taken by a leader that died before answering is applied again by the next one: the
-skip lived in the dead leader's memory, so the slot is still skipped once. A sender
+idempotent (the leader reloads the job). Cancelling twice cancels once. A sender
 that gets no answer within `WAIT_S` withdraws its row if no leader took it yet, so
 a caller told "not done" can retry without the first request running later.
+
+A skip-next is kept by the loop in memory until its slot comes, so it goes through the
+table even on the leader: a new leader re-applies every skip accepted for a slot still
+ahead (`replay_skips`, for exactly that slot), and the rows stay until the slot passed.
+A skip taken by a leader that died before answering is applied by the next one as usual.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class CommandBus:
         self.leadership = leadership
 
     def send(self, msg: Any) -> None:
-        if self.leadership.leading:
+        if self.leadership.leading and not isinstance(msg, SkipNext):
             if self.leadership.fenced.is_set():
                 from itinerary.errors import ApiError
 
@@ -220,6 +223,7 @@ class CommandReader:
     def run(self) -> None:
         listener = gevent.spawn(self._listen) if self.database.driver == "postgres" else None
         try:
+            self.replay_skips()
             while True:
                 self.wake.clear()
                 try:
@@ -245,6 +249,18 @@ class CommandReader:
             self.database.write(self._finish, row.id, result)
             self._results.pop(row.id, None)
         return len(rows)
+
+    def replay_skips(self) -> int:
+        """Re-apply the skips earlier leaders accepted for slots still ahead; how many."""
+        now = self.clock.now()
+        replayed = 0
+        for row in self.database.read(_accepted_skips, None):
+            slot = _time((row.result or {}).get("value"))
+            if slot is not None and slot > now:
+                p = row.payload
+                self.queues.scheduler.put(SkipNext(p["job_id"], p["reason"], now, slot=slot))
+                replayed += 1
+        return replayed
 
     def _take(self, command_id: int) -> int:
         return (
@@ -304,9 +320,18 @@ class CommandReader:
         if self.clock.monotonic() - self._cleaned < CLEAN_EVERY_S:
             return
         self._cleaned = self.clock.monotonic()
-        before = self.clock.now() - KEEP_DONE
-        query = Command.delete().where(Command.done_at < before)
+        now = self.clock.now()
+        before = now - KEEP_DONE
+        query = Command.delete().where((Command.done_at < before) & (Command.kind != "skip_next"))
         self.database.write(query.execute, self.database.writer)
+        passed = [  # a skip is kept until its slot passed (or it was refused)
+            row.id
+            for row in self.database.read(_accepted_skips, before)
+            if (_time((row.result or {}).get("value")) or now) <= now
+        ]
+        if passed:
+            query = Command.delete().where(Command.id.in_(passed))
+            self.database.write(query.execute, self.database.writer)
 
     def _listen(self) -> None:
         """PostgreSQL: wake the reader on every NOTIFY (a dedicated connection)."""
@@ -347,6 +372,13 @@ class CommandReader:
 
 def _pending() -> list[Command]:
     return list(Command.select().where(Command.done_at.is_null()).order_by(Command.id).limit(BATCH))
+
+
+def _accepted_skips(done_before: datetime | None) -> list[Command]:
+    query = Command.select().where((Command.kind == "skip_next") & Command.done_at.is_null(False))
+    if done_before is not None:
+        query = query.where(Command.done_at < done_before)
+    return list(query)
 
 
 def _run_exists(run_id: str) -> bool:

@@ -573,6 +573,13 @@ class Scheduler:
             and e.trigger == "schedule"
             and e.scheduled_at >= now
         ]
+        if msg.slot is not None:  # re-applied after a failover: that slot, if still ahead
+            waiting = [(at, e) for at, e in waiting if at == msg.slot]
+            if not waiting and msg.slot > now and (msg.job_id, msg.slot) not in self.slots:
+                self._skips[msg.job_id] = (msg.slot, msg.reason)
+            if not waiting:
+                msg.reply.set(msg.slot)
+                return
         if waiting:
             at, entry = min(waiting, key=lambda t: t[0])
             entry.orchestrator.skip(msg.reason)

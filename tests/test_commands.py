@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import gevent
@@ -112,3 +112,38 @@ def test_it_carries_a_skip_next_and_its_slot_between_replicas(database, clock, q
     assert applying.get(timeout=5) == 1
     _await_reply(clock, msg, polls=20)
     assert datetime.fromisoformat(msg.reply.get(timeout=5)) == slot
+
+
+def test_it_records_a_skip_on_the_leader_too_and_a_new_leader_replays_it(
+    database, clock, queues
+) -> None:
+    leadership = SimpleNamespace(leading=True, name="a", fenced=gevent.event.Event())
+    CommandBus(database, clock, queues, leadership).send(SkipNext(7, "freeze", clock.now()))
+    assert queues.scheduler.empty()  # kept in the table, not only in the loop's memory
+    applying = gevent.spawn(CommandReader(database, clock, queues, "a").apply_pending)
+    queues.scheduler.get(timeout=5).reply.set(ahead := clock.now().replace(minute=5))
+    applying.get(timeout=5)
+    later = CommandReader(database, clock, queues, "b")  # a dies; b leads
+    assert later.replay_skips() == 1
+    replayed = queues.scheduler.get(timeout=5)
+    assert (replayed.job_id, replayed.reason, replayed.slot) == (7, "freeze", ahead)
+    clock.set(ahead)
+    assert later.replay_skips() == 0  # the slot came: nothing left to skip
+
+
+def test_it_keeps_an_accepted_skip_until_its_slot_passed(database, clock, queues) -> None:
+    now = clock.now()
+    for row_id, kind, value in ((1, "skip_next", now + timedelta(days=3)), (2, "cancel", None)):
+        result = {"value": value.isoformat() if value else False}
+        row = {"id": row_id, "kind": kind, "payload": {}, "sender": "b", "created_at": now}
+        database.write(
+            lambda r=row, v=result: Command.insert(done_at=now, result=v, **r).execute(
+                database.writer
+            )
+        )
+    clock.advance(timedelta(days=2).total_seconds())
+    CommandReader(database, clock, queues, "a")._clean()
+    assert [c.id for c in database.read(lambda: list(Command.select()))] == [1]
+    clock.advance(timedelta(days=2).total_seconds())
+    CommandReader(database, clock, queues, "a")._clean()
+    assert database.read(lambda: list(Command.select())) == []

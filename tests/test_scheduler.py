@@ -322,6 +322,19 @@ def test_it_skips_a_launched_run_that_has_not_started(parts, clock) -> None:
     assert msg.reply.get(timeout=1) == T0 + timedelta(minutes=1)
 
 
+def test_it_skips_exactly_the_slot_a_previous_leader_accepted(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job())
+    third = T0 + timedelta(minutes=3)
+    scheduler.inbox.put(msg := SkipNext(1, "accepted before", clock.now(), slot=third))
+    tick_to(scheduler, clock, T0 + timedelta(seconds=241))
+    skipped = [c.scheduled_at for c in syncer.claims if c.status == states.SKIPPED]
+    assert skipped == [third] and msg.reply.get(timeout=1) == third
+    assert [r.scheduled_at for r in executor.requests] == [
+        T0 + timedelta(minutes=m) for m in (1, 2, 4)
+    ]
+
+
 def test_it_refuses_to_skip_for_a_paused_unknown_or_unscheduled_job(parts, clock) -> None:
     scheduler, executor, syncer = parts
     add(scheduler, job(1, enabled=False), job(2, schedule=None))
