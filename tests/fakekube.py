@@ -55,6 +55,7 @@ from urllib.parse import parse_qs
 
 import gevent
 import kubernetes_validate
+import pytest
 from gevent import pywsgi
 from gevent.event import Event
 from gevent.queue import Queue
@@ -966,3 +967,11 @@ def _json(
         ],
     )
     return iter([data])
+
+
+@pytest.fixture(name="kube")
+def kube_fixture() -> Iterator[FakeKube]:
+    """A started fake API server, stopped after the test (import it to use it)."""
+    server = FakeKube().start()
+    yield server
+    server.stop()

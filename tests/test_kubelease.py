@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -10,7 +11,7 @@ from datetime import timedelta
 import gevent
 import pytest
 import requests
-from fakekube import TOKEN, FakeKube
+from fakekube import TOKEN, FakeKube, kube_fixture  # noqa: F401 - the `kube` fixture
 from gevent.event import Event
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -22,15 +23,9 @@ from itinerary.config import load
 from itinerary.db import ConfigError
 from itinerary.kubelease import LOST_RACE, KubeLease, MicroTimeClient, kube_lease
 from itinerary.lease import Lease, NoCluster, make_elector
+from tests.replicas import start, stop, wait_for
 
 TTL = leasemod.TTL.total_seconds()
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    server = FakeKube().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -194,3 +189,28 @@ def test_it_leads_an_app_through_the_lease_and_releases_it_on_stop(kube, tmp_pat
     finally:
         app.stop()
     assert kube.lease("default", "itinerary-scheduler")["spec"]["holderIdentity"] == ""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_it_fails_over_between_processes_through_the_lease(kube, tmp_path) -> None:
+    env = {"ITINERARY_LEADER_ELECTION": "kubernetes", "ITINERARY_KUBE_API_URL": kube.url}
+    env.update(ITINERARY_KUBE_TOKEN=TOKEN)
+    dsn = f"sqlite:///{tmp_path}/it.db"
+    a, b = replicas = start(["a", "b"], dsn, tmp_path, **env)
+    try:
+        holder = lambda: kube.lease("default", "itinerary-scheduler")["spec"]  # noqa: E731
+        assert holder()["holderIdentity"] == a.get("/readyz").json()["name"] and not b.leads()
+        a.kill()
+        killed = time.monotonic()
+        wait_for(b.leads, 30, "b to take over")
+        assert time.monotonic() - killed > TTL - leasemod.RENEW_EVERY - 0.5  # not before expiry
+        assert holder()["holderIdentity"] == b.get("/readyz").json()["name"]
+        assert holder()["leaseTransitions"] == 1
+        replicas.append(c := start(["c"], dsn, tmp_path, lead=False, **env)[0])
+        b.term()  # a clean stop releases the lease: c takes over at its next poll
+        handed = time.monotonic()
+        wait_for(c.leads, 10, "c to take over")
+        assert time.monotonic() - handed < 5 and holder()["leaseTransitions"] == 2
+    finally:
+        stop(replicas)
