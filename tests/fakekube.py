@@ -536,9 +536,10 @@ class FakeKube:
                     )
                 )
         name = (body.get("metadata") or {}).get("name", "")
-        if self.validate:
+        if self.validate:  # type meta defaults to the URL's, as the apiserver's decoder does
+            typed = {**self._type_meta("leases"), **body}
             try:
-                kubernetes_validate.validate(body, K8S_VERSION, strict=True)
+                kubernetes_validate.validate(typed, K8S_VERSION, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.path) or "<root>"
                 raise ApiError(
