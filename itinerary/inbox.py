@@ -75,3 +75,12 @@ def spawn_linked(body: Callable[[], Any]) -> gevent.Greenlet:
     helper = gevent.spawn(guarded)
     helper.link_exception(lambda g: loop.kill(g.exception, block=False))
     return helper
+
+
+def serve_beside(helper: Callable[[], Any], inbox: Any, handle: Callable[[Any], None]) -> int:
+    """`serve` with a helper greenlet (a period timer) started first and killed at the end."""
+    beside = spawn_linked(helper)
+    try:
+        return serve(inbox, handle)
+    finally:
+        beside.kill()

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from itinerary import messages
 from itinerary.clock import EPOCH, Clock
 from itinerary.config import Config
-from itinerary.inbox import serve, spawn_linked
+from itinerary.inbox import serve_beside
 from itinerary.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,7 @@ class StatsCollector:
 
     def run(self) -> None:
         """Greenlet body: returns after ShutDown, once the current period is sent."""
-        timer = spawn_linked(self._timer)
-        try:
-            serve(self.inbox, self.handle)
-        finally:
-            timer.kill()
+        serve_beside(self._timer, self.inbox, self.handle)
         self._send(self.period)
 
     def _timer(self) -> None:

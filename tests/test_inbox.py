@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import gevent
+from gevent.event import Event
 from gevent.queue import Queue
 
-from itinerary.inbox import serve, spawn_linked
+from itinerary.inbox import serve, serve_beside, spawn_linked
 from itinerary.messages import ShutDown
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -57,3 +58,18 @@ def test_it_lets_a_helper_end_quietly_on_a_shut_down_inbox() -> None:
     helper.join(timeout=1)
     # It should not fail the loop: the loop ends by itself on the shut-down inbox.
     assert helper.successful()
+
+
+def test_it_stops_its_helper_when_the_loop_ends() -> None:
+    inbox, helpers = Queue(), []
+
+    def timer() -> None:
+        helpers.append(gevent.getcurrent())
+        Event().wait()  # a timer that is never due: only the loop's end stops it
+
+    loop = gevent.spawn(serve_beside, timer, inbox, lambda msg: None)
+    gevent.sleep(0)
+    inbox.shutdown()
+    loop.join(timeout=1)
+    # It should kill the helper once the inbox is shut down.
+    assert loop.successful() and helpers[0].dead

@@ -38,7 +38,7 @@ from itinerary.clock import EPOCH, Clock
 from itinerary.config import Config
 from itinerary.db import Database
 from itinerary.ids import JobId, RunId
-from itinerary.inbox import serve, spawn_linked, turn_of_the_loop
+from itinerary.inbox import serve_beside, turn_of_the_loop
 from itinerary.jobs import JobSpec
 from itinerary.models import Job, JobRun, tuples
 
@@ -149,11 +149,7 @@ class Detector:
 
     def run(self) -> None:
         """Greenlet body: returns after ShutDown."""
-        timer = spawn_linked(self._timer)
-        try:
-            serve(self.inbox, self._handle_one)
-        finally:
-            timer.kill()
+        serve_beside(self._timer, self.inbox, self._handle_one)
 
     def _handle_one(self, msg: Any) -> None:
         try:
