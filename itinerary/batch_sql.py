@@ -52,10 +52,11 @@ from itinerary.db import (
 )
 from itinerary.history import Anomaly, RunEvent
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES
+from itinerary.rollup import JobRunHour
 
 STATS_MODELS: dict[str, type[pw.Model]] = {
     m._meta.table_name: m
-    for m in (SchedulerStats, OrchestratorStats, SyncerStats, WebhookHandlerStats)
+    for m in (SchedulerStats, OrchestratorStats, SyncerStats, WebhookHandlerStats, JobRunHour)
 }
 RUN_FIELDS = (
     "status",
