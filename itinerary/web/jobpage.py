@@ -10,11 +10,12 @@ tab pages `itinerary.jobevents` back in time. The Definition tab is part 1's pag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import bottle
 import gevent
@@ -25,7 +26,7 @@ from itinerary import jobevents, jobpage, jobstats, operations, queries, states
 from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.jobs import JobSpec
-from itinerary.web import history, reads
+from itinerary.web import history, reads, render
 from itinerary.web.jobs import job_id_of, next_run, status_of
 from itinerary.web.pipeline import Req, page
 
@@ -59,15 +60,58 @@ def in_zone(at: datetime, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%a %b %d, %H:%M")
 
 
-def header(ctx: Context, req: Req, job: JobSpec) -> dict[str, Any]:
-    """What every tab's header shows."""
+TAB_PATHS = {"overview": "", "runs": "/runs", "events": "/events"}
+VERSION_SLOT = "@@version@@"
+
+
+def header(ctx: Context, req: Req, job: JobSpec, tab: str, polled: bool = False) -> dict[str, Any]:
+    """What every tab's header shows (jobs/_status.html), with its version."""
     last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
-    return {
+    values = {
         "job": job,
+        "tab": tab,
         "last": last,
         "job_status": status_of(job, last),
         "next": next_run(job, req.now),
+        "back": f"/jobs/{job.id}{TAB_PATHS[tab]}",
     }
+
+    def html(polled: bool) -> str:
+        slot = dict(status_version=VERSION_SLOT, polled=polled)
+        return render.render("jobs/_status.html", **req.base(**values, **slot))
+
+    page = html(False)  # the version: of what the page shows
+    out = (html(True) if polled else page).replace(VERSION_SLOT, _hash(page))
+    return {**values, "status_version": _hash(page), "status_html": Markup(out)}
+
+
+def _hash(value: Any) -> str:
+    """A polled fragment's version: equal versions, nothing to send (204)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _unchanged(req: Req, version: str) -> bool:
+    return req.request.query.get("v") == version
+
+
+def _tiles_version(stats: dict[str, Any]) -> str:
+    return _hash({k: v for k, v in stats.items() if k not in ("from", "to")})
+
+
+def _zone(req: Req) -> str:
+    zone = req.request.query.get("zone") or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ApiError(400, f"zone: {zone!r} is not an IANA time zone") from None
+    return zone
+
+
+def _next_runs(job: JobSpec, now: datetime) -> list[tuple[datetime, str]]:
+    """The next 10 fire times, each also as text in the job's zone."""
+    live = job.cron and job.enabled and not job.archived_at
+    return [(at, in_zone(at, job.timezone)) for at in job.cron.next_n(now, 10)] if live else []
 
 
 def _chart_summary(data: dict[str, Any]) -> str:
@@ -97,25 +141,28 @@ def _slot_rows(data: dict[str, Any]) -> list[tuple[datetime, list[int]]]:
 
 
 class Figures:
-    """Each job's statistics and charts per window, computed at most once a minute.
+    """Each job's statistics and charts per window, computed at most every `CACHE_S`.
 
-    A job that runs every minute has 43,200 runs in 30 days; reading and summing them
-    takes about a second, too much for every view and every poll (ui.md §7). Figures
-    up to `CACHE_S` old are served (the page says when they were computed), and
+    A job that runs every minute has 43,200 runs in 30 days; even from the roll-up
+    (`itinerary/rollup.py`) its figures take tens of milliseconds, and every open page
+    polls its tiles. Figures up to `CACHE_S` old are served (the page says when they
+    were computed), and
     concurrent views of the same job and window wait for one computation. The charts'
     arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
     """
 
-    CACHE_S = 60.0
+    CACHE_S = 10.0  # the tiles' poll period
     MAX_ENTRIES = 1000
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache: dict[tuple[int, str], tuple[datetime, dict[str, Any], dict[str, Any]]] = {}
-        self.pending: dict[tuple[int, str], AsyncResult] = {}
+        self.cache: dict[tuple[int, str, str], tuple[datetime, dict, dict]] = {}
+        self.pending: dict[tuple[int, str, str], AsyncResult] = {}
 
-    def get(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict, dict]:
-        key = (job_id, window)
+    def get(
+        self, job_id: int, window: str, now: datetime, zone: str = "UTC"
+    ) -> tuple[datetime, dict, dict]:
+        key = (job_id, window, zone)
         hit = self.cache.get(key)
         if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
             return hit
@@ -126,9 +173,10 @@ class Figures:
         self.pending[key] = result
         try:
             database = self.ctx.database
-            stats = jobstats.compute(database, job_id, window, now)
-            rows = database.read(jobpage.window_rows, job_id, window, now)
-            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now))
+            store = jobstats.rollup_store(self.ctx.queues.syncer, now)
+            stats = jobstats.compute(database, job_id, window, now, store)
+            rows = database.read(jobpage.window_rows, job_id, window, now, zone)
+            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now, zone))
         except BaseException as exc:
             result.set_exception(exc)
             raise
@@ -149,16 +197,12 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     def overview(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id))
         window = _window(req)
-        computed, stats, charts = figures.get(job.id, window, req.now)
+        computed, stats, charts = figures.get(job.id, window, req.now, job.timezone)
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
-        nexts = (
-            job.cron.next_n(req.now, 10) if job.cron and job.enabled and not job.archived_at else []
-        )
         alerts = ctx.database.read(jobevents.job_events, job.id, ("delivery",), None, 5)
         return req.render(
             "jobs/show.html",
-            **header(ctx, req, job),
-            tab="overview",
+            **header(ctx, req, job, "overview"),
             window=window,
             windows=tuple(jobstats.WINDOWS),
             stats=stats,
@@ -171,7 +215,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
                 "allowed": job.seconds("maxAllowedRunTime"),
             },
             strip=strip,
-            next_runs=[(at, in_zone(at, job.timezone)) for at in nexts],
+            strip_version=_hash(strip),
+            tiles_version=_tiles_version(stats),
+            next_runs=_next_runs(job, req.now),
             recent=ctx.database.read(reads.job_runs, job.id, req.now),
             alerts=alerts["items"],
             stacked=jobpage.STACKED,
@@ -182,10 +228,59 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id))
-        _, _, data = figures.get(job.id, _window(req), req.now)
+        _, _, data = figures.get(job.id, _window(req), req.now, _zone(req))
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
             headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+        )
+
+    @root.get("/jobs/<job_id>/_status")
+    @page(ctx)
+    def status_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        tab = req.request.query.get("tab") or "overview"
+        if tab not in TAB_PATHS:
+            raise ApiError(400, f"tab must be one of {', '.join(TAB_PATHS)}")
+        values = header(ctx, req, job, tab, polled=True)
+        if _unchanged(req, values["status_version"]):
+            return bottle.HTTPResponse(status=204)
+        return render.html(values["status_html"])
+
+    @root.get("/jobs/<job_id>/_tiles")
+    @page(ctx)
+    def tiles_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        window = _window(req)
+        computed, stats, _ = figures.get(job.id, window, req.now, job.timezone)
+        version = _tiles_version(stats)
+        if _unchanged(req, version):
+            return bottle.HTTPResponse(status=204)
+        return req.render(
+            "jobs/_tiles.html",
+            job=job,
+            window=window,
+            windows=tuple(jobstats.WINDOWS),
+            stats=stats,
+            computed=computed,
+            tiles_version=version,
+            last=ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id),
+            next_runs=_next_runs(job, req.now)[:1],
+        )
+
+    @root.get("/jobs/<job_id>/_strip")
+    @page(ctx)
+    def strip_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
+        version = _hash(strip)
+        if _unchanged(req, version):
+            return bottle.HTTPResponse(status=204)
+        return req.render(
+            "jobs/_strip.html",
+            job=job,
+            strip=strip,
+            strip_version=version,
+            constraints={"allowed": job.seconds("maxAllowedRunTime")},
         )
 
     @root.get("/jobs/<job_id>/runs")
@@ -217,8 +312,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         return req.render(
             "jobs/runs.html",
             status=400 if f.errors else 200,
-            **header(ctx, req, job),
-            tab="runs",
+            **header(ctx, req, job, "runs"),
             f=f,
             rows=rows,
             next_query=f.query_string(cursor=nxt) if nxt else "",
@@ -245,8 +339,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             more = urlencode([("type", t) for t in chosen] + [("before", found["nextBefore"])])
         return req.render(
             "jobs/events.html",
-            **header(ctx, req, job),
-            tab="events",
+            **header(ctx, req, job, "events"),
             events=found["items"],
             chosen=chosen,
             type_labels=TYPE_LABELS,
