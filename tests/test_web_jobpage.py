@@ -147,3 +147,30 @@ def test_it_recomputes_the_figures_at_most_every_ten_seconds(api: Api) -> None:
     assert _tiles(browser.text(f"/jobs/{ids['job']}"))["runs"] == "13"  # cached
     api.clock.advance(11)
     assert _tiles(browser.text(f"/jobs/{ids['job']}"))["runs"] == "14"
+
+
+def test_it_shows_tags_the_description_and_the_next_run_in_the_jobs_zone(api: Api) -> None:
+    job = api.create_job(
+        name="zoned",
+        tags=["etl", "nightly"],
+        description="Loads the <b>warehouse</b>",
+        schedule="30 2 * * *",
+        timezone="Asia/Tokyo",
+    )
+    html = Browser(api).text(f"/jobs/{job['id']}")
+    header = html.split('id="job-status"')[1].split("</dl>")[0]
+    assert 'href="/jobs?tags=nightly"' in header and "Loads the &lt;b&gt;warehouse" in header
+    assert re.search(r"· \w{3} \w{3} \d\d, 02:30 Asia/Tokyo", header)
+    assert "First run:" in html and "data-due=" in html.split("First run:")[1][:200]
+    assert f'href="/jobs/{job["id"]}/definition#meta-h">Archive…' in header  # admin
+
+
+def test_it_says_since_when_and_by_whom_a_job_is_paused(api: Api) -> None:
+    job = api.create_job(name="held")
+    browser = Browser(api)
+    resp = browser.post(
+        f"/jobs/{job['id']}/pause", {"reason": "disk full", "back": f"/jobs/{job['id']}"}
+    )
+    assert resp.status_code == 303
+    banner = browser.text(f"/jobs/{job['id']}").split('class="banner warn"')[1].split("</div>")[0]
+    assert re.search(r"Paused since <time[^>]*>[^<]+</time> by \S+: disk full", banner), banner

@@ -22,7 +22,7 @@ import gevent
 from gevent.event import AsyncResult
 from markupsafe import Markup
 
-from itinerary import jobevents, jobpage, jobstats, operations, queries, states
+from itinerary import audit, jobevents, jobpage, jobstats, operations, queries, states
 from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.jobs import JobSpec
@@ -67,12 +67,15 @@ VERSION_SLOT = "@@version@@"
 def header(ctx: Context, req: Req, job: JobSpec, tab: str, polled: bool = False) -> dict[str, Any]:
     """What every tab's header shows (jobs/_status.html), with its version."""
     last = ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id)
+    following = next_run(job, req.now)
     values = {
         "job": job,
         "tab": tab,
         "last": last,
         "job_status": status_of(job, last),
-        "next": next_run(job, req.now),
+        "next": following,
+        "next_local": in_zone(following, job.timezone) if following else "",
+        "paused": _paused(ctx, job),
         "back": f"/jobs/{job.id}{TAB_PATHS[tab]}",
     }
 
@@ -83,6 +86,14 @@ def header(ctx: Context, req: Req, job: JobSpec, tab: str, polled: bool = False)
     page = html(False)  # the version: of what the page shows
     out = (html(True) if polled else page).replace(VERSION_SLOT, _hash(page))
     return {**values, "status_version": _hash(page), "status_html": Markup(out)}
+
+
+def _paused(ctx: Context, job: JobSpec) -> dict[str, Any] | None:
+    """When and by whom a paused job was paused (its latest `paused` audit record)."""
+    if job.enabled or job.archived_at:
+        return None
+    entries = ctx.database.read(audit.of_job, job.id, None, 20)
+    return next((e for e in entries if e["action"] == "paused"), None)
 
 
 def _hash(value: Any) -> str:
