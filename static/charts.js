@@ -92,6 +92,26 @@
     return u;
   }
 
+  // Failed runs as × (shape as well as colour), drawn over the plot after each redraw.
+  function crosses(u) {
+    var px = uPlot.pxRatio || 1, xs = u.data[0], ys = u.data[3], ctx = u.ctx, r = 4 * px, i, n = 0;
+    if (!u.series[3].show) return;
+    ctx.save();
+    ctx.strokeStyle = css("--st-failed");
+    ctx.lineWidth = 2 * px;
+    ctx.beginPath();
+    for (i = 0; i < xs.length; i++) {
+      if (ys[i] === null || ys[i] === undefined) continue;
+      var cx = u.valToPos(xs[i], "x", true), cy = u.valToPos(ys[i], "y", true);
+      ctx.moveTo(cx - r, cy - r); ctx.lineTo(cx + r, cy + r);
+      ctx.moveTo(cx - r, cy + r); ctx.lineTo(cx + r, cy - r);
+      n++;
+    }
+    ctx.stroke();
+    ctx.restore();
+    holder.setAttribute("data-failed-marks", String(n));
+  }
+
   function trend() {
     var el = document.getElementById("chart-trend");
     var t = data.trend;
@@ -107,7 +127,7 @@
     var series = [{},
       { label: "duration", stroke: css("--st-succeeded"), paths: none, points: { show: true, size: 5, fill: css("--st-succeeded") }, value: function (u, v) { return dur(v); } },
       { label: "rolling p50", stroke: css("--accent"), width: 2, points: { show: false }, value: function (u, v) { return dur(v); } },
-      { label: "failed", stroke: css("--st-failed"), paths: none, points: { show: true, size: 8, fill: css("--st-failed") }, value: function (u, v) { return dur(v); } },
+      { label: "failed (×)", stroke: css("--st-failed"), paths: none, points: { show: false }, value: function (u, v) { return v === null ? "–" : dur(v); } },
       { label: "anomaly", stroke: css("--danger"), paths: none, points: { show: true, size: 14, width: 2, fill: "transparent" }, value: function (u, v) { return v === null ? "–" : dur(v); } }];
     var rows = [t.t, shown, p50, failed, ringed];
     if (!isNaN(expected)) { series.push({ label: "maxExpectedRunTime", stroke: css("--warn"), dash: [6, 4], points: { show: false }, value: function () { return dur(expected); } }); rows.push(t.t.map(function () { return expected; })); }
@@ -119,13 +139,15 @@
     ax[1].values = function (u, splits) { return splits.map(function (v) { return v === null ? "" : short(v); }); };
     ax[1].filter = function (u, splits) { return splits; };  // uPlot's log filter keeps powers of 10
     // Log axis: lines at 1 s, 10 s, 1 m, 10 m, 1 h, 10 h only (uPlot would add 2..9 of each decade).
+    // Linear axis: steps of whole seconds, minutes and hours, not of 10^n seconds.
+    if (!log) ax[1].incrs = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
     if (log) ax[1].splits = function (u) { return LOG_TICKS.filter(function (v) { return v >= u.scales.y.min && v <= u.scales.y.max; }); };
     var u = new uPlot({
       width: width(el), height: 220, series: series, tzDate: tz, axes: ax,
       scales: { x: { time: true, range: [data.from, data.to] }, y: log ?
         { distr: 3, log: 10, range: function (u, lo, hi) { return [Math.max(0.01, Math.min(lo, expected || lo)) / 2, Math.max(hi, expected || 0, allowed || 0) * 2]; } } :
         { range: function (u, lo, hi) { return [0, Math.max(hi, expected || 0, allowed || 0) * 1.1 || 1]; } } },
-      hooks: { setCursor: [function (u) {
+      hooks: { draw: [crosses], setCursor: [function (u) {
         var idx = u.cursor.idx;
         note.textContent = idx !== null && idx !== undefined && t.anomaly[idx] ? "Anomaly: " + t.anomaly[idx] : "";
       }] }

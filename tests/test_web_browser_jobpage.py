@@ -1,7 +1,8 @@
 """The job page in a real Chromium against a real Itinerary: its header, tiles and slot
 strip follow a run to its end without a reload, the charts are drawn in the display zone
 (the tab's Europe/Paris, not the job's UTC), and the duration trend's log scale is a
-toggle that stays set. Screenshots in both themes and narrow (tests/browser.py)."""
+toggle that stays set; a failed run is drawn as ×. Screenshots in both themes and
+narrow (tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def _seed_long_and_short(server: Server, job_id: int) -> None:
     for i, seconds in enumerate([2, 5, 30, 90, 600, 1800, 3600, 7200] * 2):
         slot = now - timedelta(hours=22 - i)
         end = slot + timedelta(seconds=seconds)
-        rows.append((job_id, str(slot), f"rlog{job_id}x{i:04d}", "succeeded", str(slot), str(end)))
+        state = "failed" if i == 3 else "succeeded"
+        rows.append((job_id, str(slot), f"rlog{job_id}x{i:04d}", state, str(slot), str(end)))
     with sqlite3.connect(path, timeout=10) as conn:
         conn.executemany(
             "INSERT INTO job_run (job_id, scheduled_at, run_id, trigger, attempt, status, "
@@ -59,6 +61,7 @@ def test_it_draws_the_charts_in_the_display_zone_with_a_log_scale_toggle(
     charts.wait_for()
     assert admin.page.inner_text("[data-chart-zone]") == "Europe/Paris"
     assert charts.get_attribute("data-log") == "0"
+    assert charts.get_attribute("data-failed-marks") == "1"  # the failed run as ×
     admin.page.check("#trend-log")
     admin.page.wait_for_selector(".charts[data-log='1']")
     admin.audit("job-trend-log")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itinerary import jobpage
@@ -174,3 +174,13 @@ def test_it_says_since_when_and_by_whom_a_job_is_paused(api: Api) -> None:
     assert resp.status_code == 303
     banner = browser.text(f"/jobs/{job['id']}").split('class="banner warn"')[1].split("</div>")[0]
     assert re.search(r"Paused since <time[^>]*>[^<]+</time> by \S+: disk full", banner), banner
+
+
+def test_it_flags_the_next_run_after_a_dst_change(api: Api) -> None:
+    api.clock.set(datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # Paris: CET until March 29
+    job = api.create_job(name="dst", schedule="30 2 * * *", timezone="Europe/Paris")
+    html = Browser(api).text(f"/jobs/{job['id']}")
+    rows = html.split('id="next-h"')[1].split("</tbody>")[0].split("<tr>")[2:]
+    flagged = [r for r in rows if "clocks change" in r]
+    assert len(flagged) == 1 and "(UTC+01:00 → UTC+02:00)" in flagged[0]
+    assert "Sun Mar 29, 03:00" in flagged[0]  # 02:30 does not exist that day: run at 03:00

@@ -119,10 +119,25 @@ def _zone(req: Req) -> str:
     return zone
 
 
-def _next_runs(job: JobSpec, now: datetime) -> list[tuple[datetime, str]]:
-    """The next 10 fire times, each also as text in the job's zone."""
-    live = job.cron and job.enabled and not job.archived_at
-    return [(at, in_zone(at, job.timezone)) for at in job.cron.next_n(now, 10)] if live else []
+def _next_runs(job: JobSpec, now: datetime) -> list[tuple[datetime, str, str]]:
+    """The next 10 fire times, each also as text in the job's zone, and a note on the
+    first after the zone's clocks change (a DST gap or fold shifts or skips runs)."""
+    if not (job.cron and job.enabled and not job.archived_at):
+        return []
+    zone = ZoneInfo(job.timezone)
+    out, before = [], now.astimezone(zone).utcoffset()
+    for at in job.cron.next_n(now, 10):
+        offset = at.astimezone(zone).utcoffset()
+        note = f"clocks change before this run ({_utc_offset(before)} → {_utc_offset(offset)})"
+        out.append((at, in_zone(at, job.timezone), note if offset != before else ""))
+        before = offset
+    return out
+
+
+def _utc_offset(offset: Any) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _chart_summary(data: dict[str, Any]) -> str:
