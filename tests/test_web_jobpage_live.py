@@ -83,3 +83,19 @@ def test_it_serves_the_charts_in_a_display_zone_and_refuses_an_unknown_one(api: 
     assert all((t + 19800) % 86400 == 0 for t in ok.json["buckets"]["t"])
     bad = browser.get(f"/jobs/{job['id']}/charts.json?zone=Mars/Olympus")
     assert bad.status_code == 400 and "zone" in bad.text
+
+
+def test_it_prepends_new_events_marked_new_while_the_events_tab_shows_now(api: Api) -> None:
+    job = api.create_job(name="feed")
+    browser = Browser(api)
+    url = _poll_url(browser.text(f"/jobs/{job['id']}/events"), "job-events")
+    assert browser.get(url).status_code == 204
+    api.clock.advance(5)
+    assert api.post(f"/jobs/{job['id']}/pause", json={"reason": "disk"}).status_code < 300
+    fresh = browser.get(url)
+    assert fresh.status_code == 200 and fresh.text.count('class="badge warn">new<') == 1
+    first = fresh.text.split("<li")[1]
+    assert "new" in first and "paused" in first.lower()
+    assert browser.get(_poll_url(fresh.text, "job-events")).status_code == 204
+    older = browser.text(f"/jobs/{job['id']}/events?before=2999-01-01T00:00:00Z")
+    assert 'id="job-events" data-version' in older  # an older page does not poll

@@ -18,15 +18,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import bottle
-import gevent
-from gevent.event import AsyncResult
 from markupsafe import Markup
 
 from itinerary import audit, jobevents, jobpage, jobstats, operations, queries, states
 from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.jobs import JobSpec
-from itinerary.web import history, reads, render
+from itinerary.web import history, jobfigures, reads, render
 from itinerary.web.jobs import job_id_of, next_run, status_of
 from itinerary.web.pipeline import Req, page
 
@@ -106,6 +104,20 @@ def _unchanged(req: Req, version: str) -> bool:
     return req.request.query.get("v") == version
 
 
+def _feed(items: list[dict[str, Any]], chosen: tuple[str, ...], since: str) -> dict[str, Any]:
+    """The events feed's first page, the events newer than `since` (what the page showed
+    before this poll) marked new, and the query of the next poll."""
+    version = _hash(items)
+    newest = items[0]["at"] if items else since
+    query = [("type", t) for t in chosen] + [("since", newest), ("v", version)]
+    return {
+        "events": items,
+        "fresh": {e["at"] for e in items if since and e["at"] > since},
+        "feed_version": version,
+        "feed_query": urlencode(query),
+    }
+
+
 def _tiles_version(stats: dict[str, Any]) -> str:
     return _hash({k: v for k, v in stats.items() if k not in ("from", "to")})
 
@@ -166,57 +178,8 @@ def _slot_rows(data: dict[str, Any]) -> list[tuple[datetime, list[int]]]:
     return rows
 
 
-class Figures:
-    """Each job's statistics and charts per window, computed at most every `CACHE_S`.
-
-    A job that runs every minute has 43,200 runs in 30 days; even from the roll-up
-    (`itinerary/rollup.py`) its figures take tens of milliseconds, and every open page
-    polls its tiles. Figures up to `CACHE_S` old are served (the page says when they
-    were computed), and
-    concurrent views of the same job and window wait for one computation. The charts'
-    arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
-    """
-
-    CACHE_S = 10.0  # the tiles' poll period
-    MAX_ENTRIES = 1000
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.cache: dict[tuple[int, str, str], tuple[datetime, dict, dict]] = {}
-        self.pending: dict[tuple[int, str, str], AsyncResult] = {}
-
-    def get(
-        self, job_id: int, window: str, now: datetime, zone: str = "UTC"
-    ) -> tuple[datetime, dict, dict]:
-        key = (job_id, window, zone)
-        hit = self.cache.get(key)
-        if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
-            return hit
-        waiting = self.pending.get(key)
-        if waiting is not None:
-            return waiting.get()
-        result = AsyncResult()
-        self.pending[key] = result
-        try:
-            database = self.ctx.database
-            store = jobstats.rollup_store(self.ctx.queues.syncer, now)
-            stats = jobstats.compute(database, job_id, window, now, store)
-            rows = database.read(jobpage.window_rows, job_id, window, now, zone)
-            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now, zone))
-        except BaseException as exc:
-            result.set_exception(exc)
-            raise
-        finally:
-            self.pending.pop(key, None)
-        if len(self.cache) >= self.MAX_ENTRIES:
-            self.cache.clear()
-        self.cache[key] = (now, stats, charts)
-        result.set(self.cache[key])
-        return self.cache[key]
-
-
 def install(root: bottle.Bottle, ctx: Context) -> None:
-    figures = Figures(ctx)
+    figures = jobfigures.Figures(ctx)
 
     @root.get("/jobs/<job_id>")
     @page(ctx)
@@ -275,9 +238,10 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/_tiles")
     @page(ctx)
     def tiles_partial(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, job_id_of(job_id))
+        jid = job_id_of(job_id)
+        job = operations.load_job(ctx, jid)
         window = _window(req)
-        computed, stats, _ = figures.get(job.id, window, req.now, job.timezone)
+        computed, stats, _ = figures.get(jid, window, req.now, job.timezone)
         version = _tiles_version(stats)
         if _unchanged(req, version):
             return bottle.HTTPResponse(status=204)
@@ -289,7 +253,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             stats=stats,
             computed=computed,
             tiles_version=version,
-            last=ctx.database.read(reads.last_runs, [job.id], req.now).get(job.id),
+            last=ctx.database.read(reads.last_runs, [jid], req.now).get(jid),
             next_runs=_next_runs(job, req.now)[:1],
         )
 
@@ -307,6 +271,25 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             strip=strip,
             strip_version=version,
             constraints={"allowed": job.seconds("maxAllowedRunTime")},
+        )
+
+    @root.get("/jobs/<job_id>/_events")
+    @page(ctx)
+    def events_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        q = req.request.query
+        chosen = tuple(t for t in q.getall("type") if t in jobevents.TYPES)
+        found = ctx.database.read(jobevents.job_events, job.id, chosen, None, EVENTS_PAGE)
+        values = _feed(found["items"], chosen, q.get("since") or "")
+        if _unchanged(req, values["feed_version"]):
+            return bottle.HTTPResponse(status=204)
+        return req.render(
+            "jobs/_events_feed.html",
+            job=job,
+            **values,
+            chosen=chosen,
+            type_labels=TYPE_LABELS,
+            first_page=True,
         )
 
     @root.get("/jobs/<job_id>/runs")
@@ -366,7 +349,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         return req.render(
             "jobs/events.html",
             **header(ctx, req, job, "events"),
-            events=found["items"],
+            **_feed(found["items"], chosen, ""),
             chosen=chosen,
             type_labels=TYPE_LABELS,
             more_query=more,
