@@ -104,6 +104,13 @@ def _unchanged(req: Req, version: str) -> bool:
     return req.request.query.get("v") == version
 
 
+def _partial(req: Req, version: str, template: str, **values: Any) -> Any:
+    """A polled fragment: 204 when the poll's `v` is its version (htmx swaps nothing)."""
+    if _unchanged(req, version):
+        return bottle.HTTPResponse(status=204)
+    return req.render(template, **values)
+
+
 def _feed(items: list[dict[str, Any]], chosen: tuple[str, ...], since: str) -> dict[str, Any]:
     """The events feed's first page, the events newer than `since` (what the page showed
     before this poll) marked new, and the query of the next poll."""
@@ -243,9 +250,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         window = _window(req)
         computed, stats, _ = figures.get(jid, window, req.now, job.timezone)
         version = _tiles_version(stats)
-        if _unchanged(req, version):
-            return bottle.HTTPResponse(status=204)
-        return req.render(
+        return _partial(
+            req,
+            version,
             "jobs/_tiles.html",
             job=job,
             window=window,
@@ -263,9 +270,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         job = operations.load_job(ctx, job_id_of(job_id))
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
         version = _hash(strip)
-        if _unchanged(req, version):
-            return bottle.HTTPResponse(status=204)
-        return req.render(
+        return _partial(
+            req,
+            version,
             "jobs/_strip.html",
             job=job,
             strip=strip,
@@ -281,9 +288,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         chosen = tuple(t for t in q.getall("type") if t in jobevents.TYPES)
         found = ctx.database.read(jobevents.job_events, job.id, chosen, None, EVENTS_PAGE)
         values = _feed(found["items"], chosen, q.get("since") or "")
-        if _unchanged(req, values["feed_version"]):
-            return bottle.HTTPResponse(status=204)
-        return req.render(
+        return _partial(
+            req,
+            values["feed_version"],
             "jobs/_events_feed.html",
             job=job,
             **values,
