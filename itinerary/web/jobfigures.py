@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
@@ -12,13 +13,14 @@ from itinerary.context import Context
 
 
 class Figures:
-    """Each job's statistics and charts per window, computed at most every `CACHE_S`.
+    """Each job's statistics per window, and its charts per window and display zone,
+    computed at most every `CACHE_S`.
 
     A job that runs every minute has 43,200 runs in 30 days; even from the roll-up
     (`itinerary/rollup.py`) its figures take tens of milliseconds, and every open page
     polls its tiles. Figures up to `CACHE_S` old are served (the page says when they
-    were computed), and
-    concurrent views of the same job and window wait for one computation. The charts'
+    were computed), and concurrent views of the same key wait for one computation. The
+    statistics do not depend on the zone, so a new zone costs only its charts. The
     arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
     """
 
@@ -27,13 +29,29 @@ class Figures:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache: dict[tuple[int, str, str], tuple[datetime, dict, dict]] = {}
-        self.pending: dict[tuple[int, str, str], AsyncResult] = {}
+        self.cache: dict[tuple[Any, ...], tuple[datetime, dict]] = {}
+        self.pending: dict[tuple[Any, ...], AsyncResult] = {}
 
-    def get(
-        self, job_id: int, window: str, now: datetime, zone: str = "UTC"
-    ) -> tuple[datetime, dict, dict]:
-        key = (job_id, window, zone)
+    def stats(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict]:
+        """(when computed, `jobstats` figures)."""
+        store = jobstats.rollup_store(self.ctx.queues.syncer, now)
+        database = self.ctx.database
+        return self._get(
+            ("stats", job_id, window), now, jobstats.compute, database, job_id, window, now, store
+        )
+
+    def charts(self, job_id: int, window: str, now: datetime, zone: str) -> dict:
+        return self._get(
+            ("charts", job_id, window, zone), now, self._charts, job_id, window, now, zone
+        )[1]
+
+    def _charts(self, job_id: int, window: str, now: datetime, zone: str) -> dict:
+        rows = self.ctx.database.read(jobpage.window_rows, job_id, window, now, zone)
+        return gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now, zone))
+
+    def _get(
+        self, key: tuple[Any, ...], now: datetime, fn: Any, *args: Any
+    ) -> tuple[datetime, dict]:
         hit = self.cache.get(key)
         if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
             return hit
@@ -43,11 +61,7 @@ class Figures:
         result = AsyncResult()
         self.pending[key] = result
         try:
-            database = self.ctx.database
-            store = jobstats.rollup_store(self.ctx.queues.syncer, now)
-            stats = jobstats.compute(database, job_id, window, now, store)
-            rows = database.read(jobpage.window_rows, job_id, window, now, zone)
-            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now, zone))
+            value = fn(*args)
         except BaseException as exc:
             result.set_exception(exc)
             raise
@@ -55,6 +69,6 @@ class Figures:
             self.pending.pop(key, None)
         if len(self.cache) >= self.MAX_ENTRIES:
             self.cache.clear()
-        self.cache[key] = (now, stats, charts)
+        self.cache[key] = (now, value)
         result.set(self.cache[key])
         return self.cache[key]

@@ -191,9 +191,11 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>")
     @page(ctx)
     def overview(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, job_id_of(job_id))
+        jid = job_id_of(job_id)
+        job = operations.load_job(ctx, jid)
         window = _window(req)
-        computed, stats, charts = figures.get(job.id, window, req.now, job.timezone)
+        computed, stats = figures.stats(jid, window, req.now)
+        charts = figures.charts(jid, window, req.now, job.timezone)
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
         alerts = ctx.database.read(jobevents.job_events, job.id, ("delivery",), None, 5)
         return req.render(
@@ -223,8 +225,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/charts.json")
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, job_id_of(job_id))
-        _, _, data = figures.get(job.id, _window(req), req.now, _zone(req))
+        jid = job_id_of(job_id)
+        operations.load_job(ctx, jid)  # 404 for an unknown job
+        data = figures.charts(jid, _window(req), req.now, _zone(req))
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
             headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
@@ -248,7 +251,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         jid = job_id_of(job_id)
         job = operations.load_job(ctx, jid)
         window = _window(req)
-        computed, stats, _ = figures.get(jid, window, req.now, job.timezone)
+        computed, stats = figures.stats(jid, window, req.now)
         version = _tiles_version(stats)
         return _partial(
             req,
