@@ -178,6 +178,7 @@ class ClaimSlot:
     reason: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
     parent_run_id: str | None = None  # the run whose action started this one
+    overrides: dict[str, Any] | None = None  # resources/env of a manual or kicked-off run
 
 
 @dataclass(frozen=True)

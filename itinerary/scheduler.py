@@ -48,7 +48,7 @@ from gevent.pool import Group
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
 from itinerary.db import Database, JobRun
-from itinerary.executors.base import Executor, RunRequest
+from itinerary.executors.base import Executor
 from itinerary.ids import new_run_id
 from itinerary.index import IndexBuilder, ScheduledRunIndex
 from itinerary.jobs import JobSpec
@@ -199,11 +199,12 @@ class Scheduler:
             scheduled_at=row.scheduled_at,
             trigger=row.trigger,
             args=tuple(row.args) if row.args is not None else None,
+            overrides=dict(row.overrides or {}),
             claimed=True,
             attempt=row.attempt or 1,
             started_at=row.started_at,
         )
-        request = RunRequest(row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args)
+        request = slot.request(slot.attempt)
         if row.status in (states.STARTING, states.RUNNING):
             # Without a handle the executor may still find the workload by its labels: the
             # process may have died between creating it and recording the handle.

@@ -64,7 +64,14 @@ class FakeScheduler:
                 raise ValueError(f"job {job.name!r} is not manually runnable")
             run_id, at = new_run_id(), msg.start_at or msg.at
             claim = messages.ClaimSlot(
-                run_id, job.id, at, "manual", states.SCHEDULED, msg.at, args=msg.args
+                run_id,
+                job.id,
+                at,
+                "manual",
+                states.SCHEDULED,
+                msg.at,
+                args=msg.args,
+                overrides=dict(msg.overrides) or None,
             )
             self.queues.syncer.put(claim)
             claim.reply.get(timeout=5)

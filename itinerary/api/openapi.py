@@ -203,6 +203,12 @@ RUN = _obj(
     {
         **RUN_FIELDS,
         "attempts": {"type": "array", "items": ATTEMPT},
+        "overrides": _obj(
+            {"resources": OBJ, "env": ENV},
+            (),
+            description="GET /runs/{id} only: the run's resources and env overrides ({} when "
+            "none); env values whose names look secret (token, password, key, …) are masked",
+        ),
         "anomaly": {"oneOf": [ANOMALY, {"type": "null"}], "description": "the latest, if any"},
     },
     tuple(RUN_FIELDS),
