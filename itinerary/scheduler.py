@@ -574,16 +574,31 @@ class Scheduler:
             and e.trigger == "schedule"
             and e.scheduled_at >= now
         ]
+        if msg.slot is not None:  # re-applied after a failover: that slot, if still ahead
+            waiting = [(at, e) for at, e in waiting if at == msg.slot]
+            if not waiting and msg.slot > now and (msg.job_id, msg.slot) not in self.slots:
+                self._skips[msg.job_id] = (msg.slot, msg.reason)
+            if not waiting:
+                msg.reply.set(msg.slot)
+                return
         if waiting:
-            min(waiting, key=lambda t: t[0])[1].orchestrator.skip(msg.reason)
+            at, entry = min(waiting, key=lambda t: t[0])
+            entry.orchestrator.skip(msg.reason)
+            msg.reply.set(at)
             return
         job = self.jobs.get(msg.job_id)
-        if job is None or job.cron is None:
+        if job is None:
+            msg.reply.set_exception(KeyError(f"job {msg.job_id}"))
+            return
+        if job.cron is None or not job.enabled:
+            why = "is paused" if job.cron is not None else "has no schedule"
+            msg.reply.set_exception(ValueError(f"job {msg.job_id} {why}: no next run to skip"))
             return
         queued = (at for at, ids, done in self._due if msg.job_id in ids[done:])
         after = max([now + self.pre, *queued])
         nxt = self.index.next_for(msg.job_id, after) or job.cron.next_after(after)
         self._skips[msg.job_id] = (nxt, msg.reason)
+        msg.reply.set(nxt)
 
     # step 5
     def _forget(self, now: datetime) -> None:

@@ -238,6 +238,7 @@ SCHEMAS: dict[str, Any] = {
     "Job": _obj({**READ_ONLY, **JOB_FIELDS}),
     "JobPage": _obj({"items": {"type": "array", "items": ref("Job")}, "nextCursor": NSTR}),
     "PauseInput": _obj({"reason": NSTR}, (), additionalProperties=False),
+    "SkippedSlot": _obj({"jobId": INT, "scheduledAt": TIME}),
     "NextRuns": _obj(
         {
             "jobId": INT,
@@ -397,6 +398,7 @@ JOB_OPS = (
     "delete_jobs_job_id",
     "post_jobs_job_id_pause",
     "post_jobs_job_id_resume",
+    "post_jobs_job_id_skip_next",
     "get_jobs_job_id_next_runs",
     "get_jobs_job_id_runs",
 )
