@@ -30,7 +30,7 @@ def run_events(call: Call) -> Any:
 def job_stats(call: Call) -> Any:
     job = load_job(call, call.path["job_id"])
     store = jobstats.rollup_store(call.ctx.queues.syncer, call.now)
-    return jobstats.compute(call.ctx.database, job.id, call.query["window"], call.now, store)
+    return jobstats.recent(call.ctx.database, job.id, call.query["window"], call.now, store)
 
 
 def job_anomalies(call: Call) -> Any:
