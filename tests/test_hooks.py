@@ -102,6 +102,26 @@ def test_it_lets_connections_beyond_the_pool_go_without_a_warning(endpoint, capl
     assert all(c.value.ok for c in calls) and caplog.records == []
 
 
+def due_together(clock, queues, executor, url) -> list[Orchestrator]:  # type: ignore[no-untyped-def]
+    """Six runs due in 5 s in one cohort: hooked (j0, j2, j4) and plain (j1, j3, j5) alternate."""
+    at, config = clock.now() + timedelta(seconds=5), configmod.load(None, {})
+    members = []
+    for i in range(6):
+        hooked = {"preRunHook": url} if i % 2 == 0 else {}
+        job = JobSpec(name=f"j{i}", id=i + 1, commands=(("true",),), constraints=hooked)
+        members.append(Orchestrator(Slot(f"r{i}", job, at), queues, clock, executor, config))
+    Cohort(at, clock, gevent.spawn).add(members)
+    settle()
+    return members
+
+
+def wait_for_starts(executor: FakeExecutor, count: int) -> None:
+    for _ in range(500):  # the hooks answer over real sockets
+        if len(executor.requests) == count:
+            return
+        gevent.sleep(0.01)
+
+
 def test_it_starts_the_runs_without_hooks_before_calling_any_hook(
     clock, queues, endpoint, monkeypatch
 ) -> None:
@@ -109,18 +129,25 @@ def test_it_starts_the_runs_without_hooks_before_calling_any_hook(
     real_start, real_call = executor.start, hooks.call
     monkeypatch.setattr(executor, "start", lambda r: order.append(r.job.name) or real_start(r))
     monkeypatch.setattr(hooks, "call", lambda *args: order.append("hook") or real_call(*args))
-    at, config = clock.now() + timedelta(seconds=5), configmod.load(None, {})
-    members = []
-    for i in range(6):  # hooked and plain alternate, a hooked one first
-        hooked = {"preRunHook": endpoint.url} if i % 2 == 0 else {}
-        job = JobSpec(name=f"j{i}", id=i + 1, commands=(("true",),), constraints=hooked)
-        members.append(Orchestrator(Slot(f"r{i}", job, at), queues, clock, executor, config))
-    Cohort(at, clock, gevent.spawn).add(members)
-    settle()
+    due_together(clock, queues, executor, endpoint.url)
     clock.advance(5)
-    for _ in range(500):  # the hooks answer over real sockets
-        if len(executor.requests) == 6:
-            break
-        gevent.sleep(0.01)
+    wait_for_starts(executor, 6)
     syncer.stop()
     assert order[:4] == ["j1", "j3", "j5", "hook"] and len(executor.requests) == 6
+
+
+def test_it_sends_every_hook_before_following_the_runs_it_started(
+    clock, queues, endpoint, monkeypatch
+) -> None:
+    executor, syncer, order = FakeExecutor(clock), FakeSyncer(queues.syncer), []
+    real_proceed, real_call = Orchestrator.proceed, hooks.call
+    monkeypatch.setattr(
+        Orchestrator, "proceed", lambda o: order.append(o.slot.job.name) or real_proceed(o)
+    )
+    monkeypatch.setattr(hooks, "call", lambda *args: order.append("hook") or real_call(*args))
+    due_together(clock, queues, executor, endpoint.url)
+    clock.advance(5)
+    wait_for_starts(executor, 6)
+    syncer.stop()
+    followed = [name for name in order if name in ("j1", "j3", "j5")]
+    assert order[:6] == ["j0", "hook", "j2", "hook", "j4", "hook"] and len(followed) == 3
