@@ -1,6 +1,7 @@
 """Benchmark: API latency and throughput with 1,000 jobs and N runs, scheduler running.
 
 Usage: python bench/api.py --dsn DSN [--runs N] [--seconds S] [--rate R] [--warmup W]
+                           [--replicas K]
 
 DSN names a server (postgresql://postgres@127.0.0.1:5432/postgres, mysql://root@...)
 or sqlite:///ignored; a fresh database is created, migrated, seeded with 1,000
@@ -10,6 +11,13 @@ in a separate process sends R requests/s to each endpoint in turn for W + S seco
 and counts the last S (the first W open connections and the server's database pool);
 meanwhile a ticker in the server process measures how late the gevent loop (and so
 the scheduler loop) wakes. One JSON line per endpoint.
+
+With `--replicas K` (K > 1) the database is served by K `itinerary.py` processes
+instead (one leads and schedules, the others stand by: README "Replicas"), and the
+load generator spreads the R requests/s round-robin over them, so the figures show
+how read capacity grows with replicas on one database. Server CPU is then the sum over
+the K processes (read from /proc), and loop lateness is not measured (it is the
+in-process ticker's).
 """
 
 from gevent import monkey
@@ -25,6 +33,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -176,7 +185,8 @@ def percentile(values: list[float], q: float) -> float:
 # --- the load generator (a separate process, so it does not share the server's loop) -----
 
 
-def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> None:
+def client(urls: list[str], rate: float, seconds: float, runs: int, warmup: float) -> None:
+    """Send `rate` requests/s for `warmup` + `seconds`, round-robin over `urls`."""
     import requests
 
     sessions = [requests.Session() for _ in range(64)]
@@ -193,7 +203,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
     def one(i: int) -> None:
         nonlocal errors
         gevent.sleep(max(0.0, start + i / rate - time.monotonic()))
-        target = url.replace("{n}", str(random.randrange(runs)).rjust(15, "0"))
+        target = urls[i % len(urls)].replace("{n}", str(random.randrange(runs)).rjust(15, "0"))
         t = time.monotonic()
         try:
             ok = sessions[i % len(sessions)].get(target, timeout=10).status_code == 200
@@ -227,8 +237,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds of load first")
-    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="server processes on the database (round-robin)"
+    )
+    parser.add_argument("--client", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
     if args.client:
         client(args.client, args.rate, args.seconds, args.runs, args.warmup)
         return
@@ -250,6 +265,13 @@ def main() -> None:
             ),
             flush=True,
         )
+        if args.replicas > 1:
+            servers = Replicas(dsn, args.replicas)
+            try:
+                run(servers.urls, args, servers.cpu_seconds)
+            finally:
+                servers.stop()
+            return
         config = replace(
             cfg.load(None, {}),
             db_dsn=dsn,
@@ -267,7 +289,7 @@ def main() -> None:
             print(json.dumps({"note": f"App unavailable ({exc}); API + syncer only"}))  # noqa: T201
             app = ApiOnly(config)
         try:
-            run(app.url, args)
+            run([app.url], args, time.process_time, in_process=True)
         finally:
             app.stop()
     finally:
@@ -306,7 +328,61 @@ class ApiOnly:
         self.database.close()
 
 
-def run(base: str, args: argparse.Namespace) -> None:
+class Replicas:
+    """K `itinerary.py` processes on one database, the first one leading (it starts first)."""
+
+    def __init__(self, dsn: str, count: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ITINERARY_")}
+        env.update(
+            ITINERARY_DB_DSN=dsn,
+            ITINERARY_PORT="0",
+            ITINERARY_LOG_LEVEL="warning",
+            ITINERARY_LOG_DIR=tempfile.mkdtemp(),
+        )
+        self.procs: list[subprocess.Popen] = []
+        self.urls: list[str] = []
+        try:
+            for i in range(count):
+                with open(Path(env["ITINERARY_LOG_DIR"]) / f"replica-{i}.log", "w") as log:
+                    proc = subprocess.Popen(
+                        [sys.executable, str(ROOT / "itinerary.py")],
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        text=True,
+                        env=env,
+                        cwd=env["ITINERARY_LOG_DIR"],
+                    )
+                self.procs.append(proc)
+                line = proc.stdout.readline() if proc.stdout else ""
+                if "running at " not in line:
+                    raise RuntimeError(f"replica did not start: {line!r}")
+                self.urls.append(line.split("running at ")[1].split()[0])
+        except BaseException:
+            self.stop()
+            raise
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every replica so far (/proc/<pid>/stat, clock ticks)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=30)
+
+
+def run(
+    bases: list[str],
+    args: argparse.Namespace,
+    server_cpu: Callable[[], float],
+    in_process: bool = False,
+) -> None:
     lateness: list[float] = []
 
     def ticker() -> None:
@@ -315,16 +391,16 @@ def run(base: str, args: argparse.Namespace) -> None:
             gevent.sleep(TICK_S)
             lateness.append((time.monotonic() - t - TICK_S) * 1000)
 
-    tick = gevent.spawn(ticker)
+    tick = gevent.spawn(ticker) if in_process else None
     endpoints = {
-        "GET /runs?status=failed&job_id=…": f"{base}/api/v1/runs?status=failed&job_id=7&limit=100",
-        "GET /runs/<run_id>": f"{base}/api/v1/runs/r{{n}}",
-        "GET /jobs?tags=… (limit 100)": f"{base}/api/v1/jobs?tags=team-3&limit=100",
-        "GET /jobs?tags=… (limit 20)": f"{base}/api/v1/jobs?tags=team-3&limit=20",
+        "GET /runs?status=failed&job_id=…": "/api/v1/runs?status=failed&job_id=7&limit=100",
+        "GET /runs/<run_id>": "/api/v1/runs/r{n}",
+        "GET /jobs?tags=… (limit 100)": "/api/v1/jobs?tags=team-3&limit=100",
+        "GET /jobs?tags=… (limit 20)": "/api/v1/jobs?tags=team-3&limit=20",
     }
-    for label, url in endpoints.items():
+    for label, path in endpoints.items():
         lateness.clear()
-        cpu = time.process_time()
+        cpu = server_cpu()
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -332,7 +408,7 @@ def run(base: str, args: argparse.Namespace) -> None:
                 "--dsn",
                 args.dsn,
                 "--client",
-                url,
+                *(base + path for base in bases),
                 "--rate",
                 str(args.rate),
                 "--seconds",
@@ -359,19 +435,23 @@ def run(base: str, args: argparse.Namespace) -> None:
                     "p50_ms": round(result["p50"], 2),
                     "p99_ms": round(result["p99"], 2),
                     "errors": result["errors"],
-                    "loop_lateness_p99_ms": round(percentile(lateness, 0.99), 2),
+                    "loop_lateness_p99_ms": round(percentile(lateness, 0.99), 2)
+                    if in_process
+                    else None,
                     "runs": args.runs,
+                    "replicas": len(bases),
                     # CPU per request (warm-up included) of this server process (API,
                     # scheduler, syncer) and of the load generator, and the machine's load:
                     # latency on a shared 2-core machine depends on all three.
-                    "server_cpu_ms_per_req": round((time.process_time() - cpu) * 1000 / sent, 2),
+                    "server_cpu_ms_per_req": round((server_cpu() - cpu) * 1000 / sent, 2),
                     "client_cpu_ms_per_req": round(result["cpu_ms"], 2),
                     "load1": round(os.getloadavg()[0], 2),
                 }
             ),
             flush=True,
         )
-    tick.kill()
+    if tick is not None:
+        tick.kill()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Seeds a fresh database like bench/api.py (1,000 jobs, N finished runs by
 server-side SQL), starts the real App (scheduler, syncer, API and UI on
 127.0.0.1:0, open on loopback), then adds 200 active runs and measures each page
 at R requests/s from a separate load-generator process: the running page and
-its cards partial, the job list (first page and a name search), a job page and a
+its cards partial, the job list (first page, a name search, a status filter, and its
+polled rows partial, changed and unchanged), a job page and a
 run page, once `--settle` seconds have passed since start-up (the scheduler's index
 and the anomaly detector's baselines over a million runs are not what a page costs).
 A ticker in the server process measures how late the gevent loop (and so the
@@ -166,6 +167,9 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
         "/running/_cards (unchanged, 204)": None,  # the version is read below
         "/jobs": f"{base}/jobs",
         "/jobs?name=job-1*&tags=team-1": f"{base}/jobs?name=job-1*&tags=team-1",
+        "/jobs?status=failing (scans up to 1,000 jobs)": f"{base}/jobs?status=failing",
+        "/jobs/_rows": f"{base}/jobs/_rows",
+        "/jobs/_rows (unchanged, 204)": None,  # the version is read below
         "/jobs/7/definition": f"{base}/jobs/7/definition",
         "/runs/<run_id>": f"{base}/runs/r{{n}}",
     }
@@ -185,6 +189,10 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
         first = requests.get(f"{base}/running/_cards", timeout=10).text
         version = first.split("/running/_cards?v=")[1].split('"')[0]
         pages["/running/_cards (unchanged, 204)"] = f"{base}/running/_cards?v={version}"
+    if "/jobs/_rows (unchanged, 204)" in pages:
+        first = requests.get(f"{base}/jobs", timeout=10).text
+        query = first.split('hx-get="/jobs/_rows?')[1].split('"')[0].replace("&amp;", "&")
+        pages["/jobs/_rows (unchanged, 204)"] = f"{base}/jobs/_rows?{query}"
     for label, url in pages.items():
         lateness.clear()
         proc = subprocess.Popen(

@@ -45,7 +45,7 @@ from itinerary.context import Context
 from itinerary.executors.base import ExecutorError
 from itinerary.http import make_root
 from itinerary.leader import FencedExecutor, Leadership
-from itinerary.lease import Lease
+from itinerary.lease import Elector, NoCluster, make_elector
 from itinerary.messages import Queues, ShutDown
 from itinerary.migrate import MigrationError, is_current, migrate
 
@@ -133,7 +133,7 @@ class App:
         self.group = Group()
         self.crashed = Event()
         self.stopping = Event()  # set by a signal: also ends a standby start-up
-        self.lease: Lease | None = None
+        self.lease: Elector | None = None
         self.leadership: Leadership | None = None
         self.database: dbmod.Database | None = None
         self.server: WSGIServer | None = None
@@ -192,7 +192,10 @@ class App:
             self.stats.watch_inbox(name, getattr(queues, name).qsize)
         if self.executor is None:
             self.executor = make_executor(config, clock)
-        self.lease = Lease(database, clock)
+        try:
+            self.lease = make_elector(config, database, clock)
+        except NoCluster as exc:
+            raise StartupError(str(exc)) from None
         self.leadership = leadership = Leadership(self.lease)
         leadership.try_first()  # requests for the loop then queue for it from the first one
 

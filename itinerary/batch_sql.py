@@ -155,6 +155,7 @@ CLAIMS = Table(
         "parent_run_id",
         "created_at",
         "updated_at",
+        "overrides",
     ),
 )
 RUN_CHANGES = Table(JobRun, ("run_id", *RUN_FIELDS, "success", "updated_at"))
@@ -485,6 +486,7 @@ class Written:
                     c.parent_run_id,
                     c.at,
                     c.at,
+                    c.overrides or None,
                 ]
             )
             for c in claims

@@ -1,7 +1,7 @@
 """Commands reach the scheduling leader whichever replica receives them (issue 14).
 
-The API hands every request for the scheduler loop (run now, cancel, job created,
-changed, paused, resumed or archived) to `send`. On the leader it goes to the local
+The API hands every request for the scheduler loop (run now, cancel, skip next, job
+created, changed, paused, resumed or archived) to `send`. On the leader it goes to the local
 loop's inbox as before. On a standby it becomes a row of the `commands` table
 (migrations/*/007_commands.sql), written before the API answers; the leader's
 `CommandReader` takes each pending row, applies it through its loop, and writes the
@@ -17,6 +17,11 @@ and the loop answers a repeated delivery with the same run. Job changes are
 idempotent (the leader reloads the job). Cancelling twice cancels once. A sender
 that gets no answer within `WAIT_S` withdraws its row if no leader took it yet, so
 a caller told "not done" can retry without the first request running later.
+
+A skip-next is kept by the loop in memory until its slot comes, so it goes through the
+table even on the leader: a new leader re-applies every skip accepted for a slot still
+ahead (`replay_skips`, for exactly that slot), and the rows stay until the slot passed.
+A skip taken by a leader that died before answering is applied by the next one as usual.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from gevent.event import AsyncResult, Event
 from itinerary.clock import Clock
 from itinerary.db import BaseModel, Database, JobRun, JSONField, UTCDateTimeField
 from itinerary.ids import new_row_id, new_run_id
-from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow
+from itinerary.messages import CancelRun, JobRemoved, JobUpserted, Queues, RunNow, SkipNext
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,8 @@ def encode(msg: Any) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(msg, CancelRun):
         return "cancel", {"run_id": msg.run_id, "reason": msg.reason}
+    if isinstance(msg, SkipNext):
+        return "skip_next", {"job_id": msg.job_id, "reason": msg.reason}
     if isinstance(msg, JobUpserted):
         return "job", {"job_id": msg.job.id}
     if isinstance(msg, JobRemoved):
@@ -109,7 +116,7 @@ class CommandBus:
         self.leadership = leadership
 
     def send(self, msg: Any) -> None:
-        if self.leadership.leading:
+        if self.leadership.leading and not isinstance(msg, SkipNext):
             if self.leadership.fenced.is_set():
                 from itinerary.errors import ApiError
 
@@ -216,6 +223,7 @@ class CommandReader:
     def run(self) -> None:
         listener = gevent.spawn(self._listen) if self.database.driver == "postgres" else None
         try:
+            self.replay_skips()
             while True:
                 self.wake.clear()
                 try:
@@ -241,6 +249,18 @@ class CommandReader:
             self.database.write(self._finish, row.id, result)
             self._results.pop(row.id, None)
         return len(rows)
+
+    def replay_skips(self) -> int:
+        """Re-apply the skips earlier leaders accepted for slots still ahead; how many."""
+        now = self.clock.now()
+        replayed = 0
+        for row in self.database.read(_accepted_skips, None):
+            slot = _time((row.result or {}).get("value"))
+            if slot is not None and slot > now:
+                p = row.payload
+                self.queues.scheduler.put(SkipNext(p["job_id"], p["reason"], now, slot=slot))
+                replayed += 1
+        return replayed
 
     def _take(self, command_id: int) -> int:
         return (
@@ -281,11 +301,14 @@ class CommandReader:
             )
         elif row.kind == "cancel":
             msg = CancelRun(p["run_id"], p["reason"], now)
+        elif row.kind == "skip_next":
+            msg = SkipNext(p["job_id"], p["reason"], now)
         else:
             return {"error": "Unknown", "message": f"unknown command kind {row.kind!r}"}
         self.queues.scheduler.put(msg)
         try:
-            return {"value": msg.reply.get(timeout=APPLY_TIMEOUT_S)}
+            value = msg.reply.get(timeout=APPLY_TIMEOUT_S)
+            return {"value": _iso(value) if isinstance(value, datetime) else value}
         except gevent.Timeout:
             return {"error": "Timeout", "message": "the scheduler loop did not answer"}
         except (KeyError, ValueError) as exc:
@@ -297,9 +320,18 @@ class CommandReader:
         if self.clock.monotonic() - self._cleaned < CLEAN_EVERY_S:
             return
         self._cleaned = self.clock.monotonic()
-        before = self.clock.now() - KEEP_DONE
-        query = Command.delete().where(Command.done_at < before)
+        now = self.clock.now()
+        before = now - KEEP_DONE
+        query = Command.delete().where((Command.done_at < before) & (Command.kind != "skip_next"))
         self.database.write(query.execute, self.database.writer)
+        passed = [  # a skip is kept until its slot passed (or it was refused)
+            row.id
+            for row in self.database.read(_accepted_skips, before)
+            if (_time((row.result or {}).get("value")) or now) <= now
+        ]
+        if passed:
+            query = Command.delete().where(Command.id.in_(passed))
+            self.database.write(query.execute, self.database.writer)
 
     def _listen(self) -> None:
         """PostgreSQL: wake the reader on every NOTIFY (a dedicated connection)."""
@@ -340,6 +372,13 @@ class CommandReader:
 
 def _pending() -> list[Command]:
     return list(Command.select().where(Command.done_at.is_null()).order_by(Command.id).limit(BATCH))
+
+
+def _accepted_skips(done_before: datetime | None) -> list[Command]:
+    query = Command.select().where((Command.kind == "skip_next") & Command.done_at.is_null(False))
+    if done_before is not None:
+        query = query.where(Command.done_at < done_before)
+    return list(query)
 
 
 def _run_exists(run_id: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +23,7 @@ from itinerary.durations import parse_duration
 from itinerary.guard import parse_allowed_hosts
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,27 @@ SETTINGS: tuple[Setting, ...] = (
         "duration",
         30.0,
         "how long shutdown waits for components to finish before stopping them",
+    ),
+    # leader election (issue 14)
+    Setting(
+        "leader_election",
+        "choice",
+        "database",
+        "how replicas elect the one that schedules: a lease row in the database, or a "
+        "Kubernetes Lease object (in a cluster; the --kube-* client settings apply)",
+        ("database", "kubernetes"),
+    ),
+    Setting(
+        "lease_namespace",
+        "str",
+        "default",
+        "namespace of the Kubernetes Lease (with --leader-election=kubernetes)",
+    ),
+    Setting(
+        "lease_name",
+        "str",
+        "itinerary-scheduler",
+        "name of the Kubernetes Lease (with --leader-election=kubernetes)",
     ),
     # executors
     Setting("executor", "choice", "local", "where runs execute", ("local", "kubernetes")),
@@ -251,6 +274,9 @@ class Config:
     config_file: str | None = None
     ui_session_ttl: float = 43200.0
     require_auth: bool = False
+    leader_election: str = "database"
+    lease_namespace: str = "default"
+    lease_name: str = "itinerary-scheduler"
 
     @property
     def dsn(self) -> DSN:
@@ -439,8 +465,17 @@ def validate(config: Config) -> None:
         parts = urlsplit(config.public_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"--public-url: {config.public_url!r} is not an http(s) URL")
-    if config.executor == "kubernetes" and config.kube_api_url and not config.kube_token:
+    kube = config.executor == "kubernetes" or config.leader_election == "kubernetes"
+    if kube and config.kube_api_url and not config.kube_token:
         raise ConfigError("--kube-api-url needs --kube-token")
+    if config.leader_election == "kubernetes":
+        for name in ("lease_namespace", "lease_name"):
+            value = getattr(config, name)
+            if not DNS_1123.match(value) or len(value) > (63 if name == "lease_namespace" else 253):
+                raise ConfigError(
+                    f"{BY_NAME[name].flag}: {value!r} is not a Kubernetes name "
+                    "(lowercase letters, digits, '-' and '.')"
+                )
 
 
 def settings_table() -> str:

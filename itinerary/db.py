@@ -385,6 +385,7 @@ class JobRun(BaseModel):
     parent_run_id = pw.CharField(null=True)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    overrides = JSONField(null=True)  # a manual run's resources/env (migration 010)
 
     class Meta:
         table_name = "job_run"

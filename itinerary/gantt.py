@@ -156,6 +156,16 @@ def window_rows(f: GanttFilter, now: datetime) -> dict[str, Any]:
     return {"rows": rows, "total": total, "names": names, "anomalous": anomalous}
 
 
+def job_zones(name: str | None, tags: tuple[str, ...], limit: int = 5) -> list[str]:
+    """The zones other than UTC of the jobs that `name` and `tags` select (at most `limit`):
+    the page's zone switch offers them beside UTC and the browser's zone."""
+    job_ids = queries._job_ids_for(queries.RunFilter(name=name or None, tags=tags))
+    query = Job.select(Job.timezone).where(Job.timezone != "UTC").distinct()
+    if job_ids is not None:
+        query = query.where(Job.id.in_(_ints(job_ids) if job_ids else [-1]))
+    return [z for (z,) in queries._raw(query.order_by(Job.timezone).limit(limit))]
+
+
 def _ints(values: list[int]) -> pw.SQL:
     """An IN list of integers as SQL text: peewee takes ~60 us a parameter to build one
     (1,000 job ids: 60 ms, more than the rest of the request); integers need no quoting."""

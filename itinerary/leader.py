@@ -9,9 +9,10 @@ loses it (or is fenced) steps down by shutting the process down, like client-go'
 step-down would have to reset every piece of scheduling state correctly.
 
 `FencedExecutor` wraps the executor the scheduler starts runs with: every start
-first checks `Lease.valid()` (monotonic time, no I/O), so a leader that could not
-renew in time never starts a run after a standby may have taken over. A start
-also waits while a renewal is overdue (`Lease.wait_renewed`): a long start pass
+first checks `Elector.valid()` (monotonic time, no I/O; a database or Kubernetes
+lease), so a leader that could not renew in time never starts a run after a standby
+may have taken over. A start also waits while a renewal is overdue
+(`Elector.wait_renewed`): a long start pass
 would otherwise starve the renewal of hub turns and fence a healthy leader. A refused
 start leaves the run claimed and unstarted for the next leader, and the leader
 steps down at once (`on_fenced`), as the runs it left would otherwise wait for a
@@ -25,11 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-import peewee as pw
 from gevent.event import Event
 
 from itinerary.executors.base import Execution, RunRequest
-from itinerary.lease import Lease
+from itinerary.lease import Elector
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class FencedExecutor:
 class Leadership:
     """This replica's role, read by the HTTP side; `campaign` drives it."""
 
-    def __init__(self, lease: Lease) -> None:
+    def __init__(self, lease: Elector) -> None:
         self.lease = lease
         self.leading = False  # the lease is ours: scheduler messages go to the local loop
         self.scheduling: Callable[[], tuple[bool, str]] | None = None  # the loop's readiness
@@ -85,7 +85,7 @@ class Leadership:
             if self.lease.take() is None:
                 self.leading = True
                 log.info("took the scheduling lease: this process schedules (%s)", self.name)
-        except (pw.PeeweeException, OSError) as exc:
+        except self.lease.transient as exc:
             log.warning("cannot ask for the scheduling lease yet (will retry): %s", exc)
 
     def may_start(self) -> bool:

@@ -26,6 +26,10 @@ the fence has passed without a renewal, or when a renewal finds another holder.
 The row is written directly through `Database.write`, like the migrations, rather
 than through the syncer: it must not wait behind a long queue of run updates, and it
 is one small statement every few seconds. Times come from the injected clock.
+
+`Elector` is what the rest of Itinerary relies on (fence, stand-by and renewal loops);
+`Lease` is the database row, and itinerary/kubelease.py a Kubernetes `Lease` object
+with client-go's algorithm, for `--leader-election=kubernetes`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import peewee as pw
 from gevent.event import Event
 
 from itinerary.clock import Clock
+from itinerary.config import Config
 from itinerary.db import Database, SchedulerLease
 
 log = logging.getLogger(__name__)
@@ -67,14 +72,36 @@ class Holder:
         return f"{self.name}, lease until {self.until:%Y-%m-%d %H:%M:%S}Z"
 
 
+class NoCluster(Exception):
+    """`--leader-election=kubernetes` without a Kubernetes API to reach: the line to show."""
+
+
+def make_elector(config: Config, database: Database, clock: Clock) -> Elector:
+    """The lease `--leader-election` asks for: a database row, or a Kubernetes `Lease`."""
+    if config.leader_election == "kubernetes":
+        from itinerary.kubelease import kube_lease  # the client loads only when asked for
+
+        return kube_lease(config, clock)
+    return Lease(database, clock)
+
+
 def new_holder_name() -> str:
     """This process, recognisable in logs: host, pid and a random part (pids are reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class Lease:
-    def __init__(self, database: Database, clock: Clock, name: str | None = None) -> None:
-        self.database = database
+class Elector:
+    """What `Leadership` and `FencedExecutor` need of a lease, whatever keeps it.
+
+    A subclass says how one attempt goes (`_attempt`: None when this process holds the
+    lease afterwards, else who does) and how it lets go (`release`); this class keeps the
+    fence from the attempts that succeed, and the stand-by and renewal loops. `transient`
+    are the errors a retry may cure (a database or API server away for a moment).
+    """
+
+    transient: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init__(self, clock: Clock, name: str | None = None) -> None:
         self.clock = clock
         self.name = name or new_holder_name()
         self.holder: Holder | None = None  # who held it at the last answer (None: unknown)
@@ -82,15 +109,19 @@ class Lease:
         self._renewed = float("-inf")  # monotonic: when the latest successful renewal began
         self._next = Event()  # set (and replaced) by the next successful renewal
 
+    def _attempt(self) -> Holder | None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
     def take(self) -> Holder | None:
         """Take or renew the lease; None when this process holds it, else who does."""
         began = self.clock.monotonic()
-        now = self.clock.now()
-        row = self.database.write(self._take, now)
-        self.holder = Holder(row.holder, row.expires_at)
-        if row.holder != self.name:
+        holder = self._attempt()
+        if holder is not None:
             self._valid_until = float("-inf")
-            return self.holder
+            return holder
         self._valid_until = began + TTL.total_seconds() - MARGIN
         self._renewed = began
         done, self._next = self._next, Event()
@@ -111,22 +142,13 @@ class Lease:
         while self.clock.monotonic() - self._renewed > RENEW_EVERY + OVERDUE and self.valid():
             self.clock.wait(self._next, max(0.0, self._valid_until - self.clock.monotonic()))
 
-    def _take(self, now: datetime) -> SchedulerLease:
-        writer = self.database.writer
-        mine = {"holder": self.name, "expires_at": now + TTL}
-        with writer.atomic():
-            free = (SchedulerLease.holder == self.name) | (SchedulerLease.expires_at < now)
-            SchedulerLease.update(mine).where((SchedulerLease.name == NAME) & free).execute(writer)
-            SchedulerLease.insert(name=NAME, **mine).on_conflict_ignore().execute(writer)
-            return SchedulerLease.select().where(SchedulerLease.name == NAME).bind(writer).get()
-
     def wait(self, stopping: Event) -> bool:
         """Stand by until this process holds the lease (True) or `stopping` is set (False)."""
         reported = None
         while not stopping.is_set():
             try:
                 holder = self.take()
-            except (pw.PeeweeException, OSError) as exc:
+            except self.transient as exc:
                 log.warning("cannot ask for the scheduling lease (will retry): %s", exc)
                 self.clock.wait(stopping, RETRY_EVERY)
                 continue
@@ -137,8 +159,8 @@ class Lease:
             if reported is None or now - reported >= REPORT_EVERY:
                 left = max(0.0, (holder.until - self.clock.now()).total_seconds())
                 log.warning(
-                    "another Itinerary schedules on this database (%s, free in %.0fs unless "
-                    "renewed); standing by, serving the API",
+                    "another Itinerary schedules (%s, free in %.0fs unless renewed); "
+                    "standing by, serving the API",
                     holder,
                     left,
                 )
@@ -152,7 +174,7 @@ class Lease:
             self.clock.sleep(RENEW_EVERY)
             try:
                 holder = self.take()
-            except (pw.PeeweeException, OSError) as exc:
+            except self.transient as exc:
                 if self.valid():
                     log.warning("cannot renew the scheduling lease (will retry): %s", exc)
                     continue
@@ -161,6 +183,30 @@ class Lease:
             if holder is not None:
                 on_lost(f"another Itinerary took the scheduling lease ({holder})")
                 return
+
+
+class Lease(Elector):
+    """The lease as a row of the database (see the module docstring)."""
+
+    transient = (pw.PeeweeException, OSError)
+
+    def __init__(self, database: Database, clock: Clock, name: str | None = None) -> None:
+        super().__init__(clock, name)
+        self.database = database
+
+    def _attempt(self) -> Holder | None:
+        row = self.database.write(self._take, self.clock.now())
+        self.holder = Holder(row.holder, row.expires_at)
+        return None if row.holder == self.name else self.holder
+
+    def _take(self, now: datetime) -> SchedulerLease:
+        writer = self.database.writer
+        mine = {"holder": self.name, "expires_at": now + TTL}
+        with writer.atomic():
+            free = (SchedulerLease.holder == self.name) | (SchedulerLease.expires_at < now)
+            SchedulerLease.update(mine).where((SchedulerLease.name == NAME) & free).execute(writer)
+            SchedulerLease.insert(name=NAME, **mine).on_conflict_ignore().execute(writer)
+            return SchedulerLease.select().where(SchedulerLease.name == NAME).bind(writer).get()
 
     def release(self) -> None:
         """Let a standby take over at once (best effort: expiry frees it anyway)."""

@@ -94,11 +94,18 @@ class KillInstances:
 
 @dataclass(frozen=True)
 class SkipNext:
-    """Skip the job's next scheduled slot (skipNextInstance); it is recorded as skipped."""
+    """Skip the job's next scheduled slot (skipNextInstance); it is recorded as skipped.
+
+    `reply` answers the slot that will be skipped, or KeyError (no such job) or
+    ValueError (paused, or no next slot): the API's skip-next waits for it. `slot` names
+    the slot exactly: a new leader re-applying a skip its predecessor accepted.
+    """
 
     job_id: int
     reason: str
     at: datetime
+    slot: datetime | None = None
+    reply: AsyncResult = field(default_factory=_reply)
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,7 @@ class ClaimSlot:
     reason: str | None = None
     reply: AsyncResult = field(default_factory=_reply)
     parent_run_id: str | None = None  # the run whose action started this one
+    overrides: dict[str, Any] | None = None  # resources/env of a manual or kicked-off run
 
 
 @dataclass(frozen=True)

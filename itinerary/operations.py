@@ -93,6 +93,31 @@ def resume_job(ctx: Context, job: JobSpec, now: datetime, actor: str = "unknown"
     return save_job(ctx, replace(job, enabled=True, paused_reason=None), now, actor)
 
 
+def skip_next(
+    ctx: Context, job: JobSpec, reason: str | None, now: datetime, actor: str = "unknown"
+) -> datetime:
+    """Skip the job's next scheduled run (recorded `skipped` with the reason); its slot.
+
+    The loop that owns the schedule picks the slot (through the leader from a standby);
+    409 when the job is paused or archived, or has no schedule. The UI's button calls this.
+    """
+    if job.archived_at is not None:
+        raise ApiError(409, f"job {job.id} is archived", code="archived")
+    if not job.enabled:
+        raise ApiError(409, f"job {job.id} is paused: no next run to skip", code="paused")
+    if job.cron is None:
+        raise ApiError(409, f"job {job.id} has no schedule: no next run to skip", code="no_next")
+    msg = messages.SkipNext(job.id or 0, reason or f"skipped by {actor}", now)
+    commands.send(ctx, msg)
+    try:
+        slot = wait_reply(msg.reply, "the scheduler")
+    except KeyError as exc:
+        raise not_found(str(exc.args[0]) if exc.args else f"job {job.id}") from None
+    except ValueError as exc:
+        raise ApiError(409, str(exc), code="no_next") from None
+    return slot if isinstance(slot, datetime) else datetime.fromisoformat(slot)
+
+
 def check_overrides(given: dict[str, Any], job: JobSpec) -> dict[str, Any]:
     """The overrides, each allowed by the job and valid like the job's own field."""
     refused = {

@@ -16,11 +16,12 @@ themselves are the key), so a page of them only re-reads rows and joins text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import peewee as pw
 
@@ -390,7 +391,25 @@ ATTEMPT_COLUMNS = (
 
 
 def _run_by_id(run_id: str) -> pw.Query:
-    return _runs_select().where(JobRun.run_id == run_id)
+    """`RUN_COLUMNS` and the run's overrides (only one run's page or GET shows them)."""
+    return (
+        JobRun.select(*RUN_COLUMNS, JobRun.overrides)
+        .join(Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id))
+        .where(JobRun.run_id == run_id)
+    )
+
+
+# Env names that look like they hold a secret: their values are never shown or returned.
+SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential)")
+MASK = "••••••"
+
+
+def masked_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's stored resources/env overrides, env values with secret-looking names masked."""
+    out = dict(overrides or {})
+    if isinstance(out.get("env"), dict):
+        out["env"] = {k: MASK if SECRET_NAME.search(k) else v for k, v in out["env"].items()}
+    return out
 
 
 def _attempts_of(run_id: str) -> pw.Query:
@@ -406,7 +425,8 @@ def get_run(run_id: str, now: datetime) -> dict[str, Any] | None:
     found = _prepared(_run_by_id, run_id)
     if not found:
         return None
-    out = run_json(found[0], now)
+    out = run_json(found[0][:-1], now)
+    out["overrides"] = masked_overrides(_json(found[0][-1]))
     out["attempts"] = [
         {
             "attempt": attempt,
@@ -489,6 +509,7 @@ class JobFilter:
     schedule: str | None = None
     enabled: bool | None = None
     include_archived: bool = False
+    archived_only: bool = False  # the job list's "archived" status
     limit: int | None = pagination.DEFAULT_LIMIT  # None = all (exports)
     cursor: str | None = None
 
@@ -518,7 +539,9 @@ class JobVersion(NamedTuple):
 def jobs_query(f: JobFilter) -> pw.Query:
     """Matching jobs' rows (`JOB_COLUMNS`) in name order (keyset on name, id)."""
     query = Job.select(*JOB_COLUMNS)
-    if not f.include_archived:
+    if f.archived_only:
+        query = query.where(Job.archived_at.is_null(False))
+    elif not f.include_archived:
         query = query.where(Job.archived_at.is_null())
     if f.name_pattern:
         query = query.where(_matches(Job.name, f.name_pattern))
@@ -591,8 +614,28 @@ def list_jobs(f: JobFilter) -> tuple[list[JobVersion], str | None]:
     if f.limit is not None:
         rows = rows[: f.limit]
     versions = versions_of(rows)
-    cursor = pagination.encode(JOBS_KIND, [rows[-1][1], rows[-1][0]]) if more else None
+    cursor = job_cursor(rows[-1][1], rows[-1][0]) if more else None
     return versions, cursor
+
+
+def job_keys(f: JobFilter) -> list[tuple[int, str]]:
+    """(id, name) of what `list_jobs(f)` lists, plus one more if there is one: for a scan
+    that reads whole definitions only for the jobs it keeps."""
+    query = cast(pw.ModelSelect, jobs_query(f)).select(Job.id, Job.name)
+    return [(r[0], r[1]) for r in _raw(query)]
+
+
+def jobs_by_id(ids: list[int]) -> list[JobVersion]:
+    """These jobs' versions, in name order."""
+    if not ids:
+        return []
+    query = Job.select(*JOB_COLUMNS).where(Job.id.in_(ids)).order_by(Job.name, Job.id)
+    return versions_of(_raw(query))
+
+
+def job_cursor(name: str, job_id: int) -> str:
+    """The cursor of the job list's page that starts after this job (name order)."""
+    return pagination.encode(JOBS_KIND, [name, job_id])
 
 
 # --- stats -----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from gevent.pool import Group
 from itinerary import gcpolicy, states
 from itinerary.clock import Clock
 from itinerary.db import Database, JobRun
-from itinerary.executors.base import Executor, RunRequest
+from itinerary.executors.base import Executor
 from itinerary.ids import new_run_id
 from itinerary.index import IndexBuilder, ScheduledRunIndex
 from itinerary.jobs import JobSpec
@@ -199,11 +199,12 @@ class Scheduler:
             scheduled_at=row.scheduled_at,
             trigger=row.trigger,
             args=tuple(row.args) if row.args is not None else None,
+            overrides=dict(row.overrides or {}),
             claimed=True,
             attempt=row.attempt or 1,
             started_at=row.started_at,
         )
-        request = RunRequest(row.run_id, job, row.scheduled_at, slot.attempt, slot.effective_args)
+        request = slot.request(slot.attempt)
         if row.status in (states.STARTING, states.RUNNING):
             # Without a handle the executor may still find the workload by its labels: the
             # process may have died between creating it and recording the handle.
@@ -573,16 +574,31 @@ class Scheduler:
             and e.trigger == "schedule"
             and e.scheduled_at >= now
         ]
+        if msg.slot is not None:  # re-applied after a failover: that slot, if still ahead
+            waiting = [(at, e) for at, e in waiting if at == msg.slot]
+            if not waiting and msg.slot > now and (msg.job_id, msg.slot) not in self.slots:
+                self._skips[msg.job_id] = (msg.slot, msg.reason)
+            if not waiting:
+                msg.reply.set(msg.slot)
+                return
         if waiting:
-            min(waiting, key=lambda t: t[0])[1].orchestrator.skip(msg.reason)
+            at, entry = min(waiting, key=lambda t: t[0])
+            entry.orchestrator.skip(msg.reason)
+            msg.reply.set(at)
             return
         job = self.jobs.get(msg.job_id)
-        if job is None or job.cron is None:
+        if job is None:
+            msg.reply.set_exception(KeyError(f"job {msg.job_id}"))
+            return
+        if job.cron is None or not job.enabled:
+            why = "is paused" if job.cron is not None else "has no schedule"
+            msg.reply.set_exception(ValueError(f"job {msg.job_id} {why}: no next run to skip"))
             return
         queued = (at for at, ids, done in self._due if msg.job_id in ids[done:])
         after = max([now + self.pre, *queued])
         nxt = self.index.next_for(msg.job_id, after) or job.cron.next_after(after)
         self._skips[msg.job_id] = (nxt, msg.reason)
+        msg.reply.set(nxt)
 
     # step 5
     def _forget(self, now: datetime) -> None:

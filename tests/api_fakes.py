@@ -1,10 +1,10 @@
 """A stand-in scheduler inbox consumer and an API harness for the API's tests.
 
-`FakeScheduler` answers `RunNow`, `CancelRun` and `QueryActive` the way
-itinerary/scheduler.py does (KeyError for an unknown or archived job, ValueError
-for one not manually runnable, the new run id otherwise, True/False for a
-cancel), and claims each manual run's slot through the real syncer so the run
-row exists. The scheduler has its own tests; the API's only need its replies.
+`FakeScheduler` answers `RunNow`, `CancelRun`, `SkipNext` and `QueryActive` the
+way itinerary/scheduler.py does (KeyError for an unknown or archived job, ValueError
+for one not manually runnable or not to skip, the new run id or the skipped slot
+otherwise, True/False for a cancel), and claims each manual run's slot through the
+real syncer so the run row exists. The scheduler has its own tests; the API's only need its replies.
 """
 
 from __future__ import annotations
@@ -64,7 +64,14 @@ class FakeScheduler:
                 raise ValueError(f"job {job.name!r} is not manually runnable")
             run_id, at = new_run_id(), msg.start_at or msg.at
             claim = messages.ClaimSlot(
-                run_id, job.id, at, "manual", states.SCHEDULED, msg.at, args=msg.args
+                run_id,
+                job.id,
+                at,
+                "manual",
+                states.SCHEDULED,
+                msg.at,
+                args=msg.args,
+                overrides=dict(msg.overrides) or None,
             )
             self.queues.syncer.put(claim)
             claim.reply.get(timeout=5)
@@ -82,6 +89,13 @@ class FakeScheduler:
                 self.queues.syncer.put(flush)
                 flush.reply.get(timeout=5)
             msg.reply.set(live)
+        elif isinstance(msg, messages.SkipNext):
+            job = self.jobs.get(msg.job_id)
+            if job is None:
+                raise KeyError(f"job {msg.job_id}")
+            if not job.enabled or job.cron is None:
+                raise ValueError(f"job {msg.job_id} is paused: no next run to skip")
+            msg.reply.set(job.cron.next_after(msg.at))
         elif isinstance(msg, messages.QueryActive):
             msg.reply.set([a for a in self.active.values() if msg.job_id in (None, a.job_id)])
 

@@ -7,6 +7,12 @@ apiserver (../shared/reference/protocols.md, part A), so the official
 - batch/v1 Jobs: create (POST), get, list, watch, delete (Background, Foreground
   or orphaning, with the Warning header for a delete without a policy);
 - v1 Pods: get, list, watch, delete, and `/log` (container, tailLines, follow);
+- coordination.k8s.io/v1 Leases, for leader election: create (POST: 409
+  AlreadyExists when present), get (404 when absent), replace (PUT: the body's
+  `metadata.resourceVersion` must be the stored one, else 409 Conflict; without
+  one 422 Invalid, as a Lease allows no unconditional update); MicroTimes with
+  anything but exactly six fractional digits are a 400 BadRequest, as the real
+  decoder answers;
 - `resourceVersion` on every object and list, label selectors (`k=v`, `k!=v`,
   `k in (..)`, `k notin (..)`, `k`, `!k`), watches from a version (replaying
   history) or from now (synthetic ADDED events), `allowWatchBookmarks`,
@@ -49,6 +55,7 @@ from urllib.parse import parse_qs
 
 import gevent
 import kubernetes_validate
+import pytest
 from gevent import pywsgi
 from gevent.event import Event
 from gevent.queue import Queue
@@ -59,14 +66,24 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 UID_LABEL = "batch.kubernetes.io/controller-uid"
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ROUTE = re.compile(
-    r"^/(?:apis/batch/v1|api/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>jobs|pods)"
+    r"^/(?P<group>apis/batch/v1|api/v1|apis/coordination\.k8s\.io/v1)"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>jobs|pods|leases)"
     r"(?:/(?P<name>[^/]+)(?P<log>/log)?)?$"
 )
 # What each resource is called in Status bodies and lists.
 KINDS = {
     "jobs": {"apiVersion": "batch/v1", "kind": "Job", "group": "batch", "qualified": "jobs.batch"},
     "pods": {"apiVersion": "v1", "kind": "Pod", "group": "", "qualified": "pods"},
+    "leases": {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "group": "coordination.k8s.io",
+        "qualified": "leases.coordination.k8s.io",
+    },
 }
+GROUPS = {"jobs": "apis/batch/v1", "pods": "api/v1", "leases": "apis/coordination.k8s.io/v1"}
+MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+_LEASES = KINDS["leases"]["qualified"]
 _CUT, _EXPIRE, _BOOKMARK = object(), object(), object()
 
 
@@ -310,7 +327,7 @@ class FakeKube:
             if environ.get("HTTP_AUTHORIZATION") != f"Bearer {self.token}":
                 raise ApiError(status_body(401, "Unauthorized", "Unauthorized"))
             route = ROUTE.match(path)
-            if route is None:
+            if route is None or GROUPS[route["plural"]] != route["group"]:
                 raise ApiError(
                     status_body(404, "NotFound", "the server could not find the requested resource")
                 )
@@ -329,6 +346,10 @@ class FakeKube:
                 return _json(start_response, 200, self._list(plural, ns, query))
             if method == "POST" and plural == "jobs" and not name:
                 return _json(start_response, 201, self.create_job(ns, _body(environ)))
+            if method == "POST" and plural == "leases" and not name:
+                return _json(start_response, 201, self.create_lease(ns, _body(environ)))
+            if method == "PUT" and plural == "leases" and name:
+                return _json(start_response, 200, self.replace_lease(ns, name, _body(environ)))
             if method == "DELETE" and name:
                 body, headers = self._delete(plural, ns, name, query, _body(environ))
                 return _json(start_response, 200, body, headers)
@@ -446,6 +467,91 @@ class FakeKube:
     def _expired(self, rv: str) -> dict[str, Any]:
         message = f"too old resource version: {rv} ({self.oldest_kept})"
         return status_body(410, "Expired", message)
+
+    # --- leases -------------------------------------------------------------------------
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get("leases", namespace, name)
+
+    def create_lease(self, ns: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST a Lease: 409 AlreadyExists when one of that name is there."""
+        body = body or {}
+        name = self._check_lease(body)
+        if self.lease(ns, name) is not None:
+            raise self._lease_error(
+                409, "AlreadyExists", f'{_LEASES} "{name}" already exists', name
+            )
+        lease = {**self._type_meta("leases"), **copy.deepcopy(body)}
+        lease["metadata"].pop("resourceVersion", None)
+        lease["metadata"].update(namespace=ns, uid=_uid(), creationTimestamp=now_iso())
+        self._put("leases", lease, "ADDED")
+        return copy.deepcopy(lease)
+
+    def replace_lease(self, ns: str, name: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """PUT a Lease: optimistic concurrency on `metadata.resourceVersion`."""
+        body = body or {}
+        if self._check_lease(body) != name:
+            message = f"the name of the object ({body['metadata'].get('name')}) does not match"
+            raise ApiError(
+                status_body(400, "BadRequest", f"{message} the name on the URL ({name})")
+            )
+        stored = self._read("leases", ns, name)
+        sent = body["metadata"].get("resourceVersion")
+        if not sent:
+            cause = {
+                "reason": "FieldValueInvalid",
+                "message": "Invalid value: 0x0: must be specified for an update",
+                "field": "metadata.resourceVersion",
+            }
+            details = {"name": name, "group": KINDS["leases"]["group"], "kind": "Lease"}
+            message = f'Lease.coordination.k8s.io "{name}" is invalid: metadata.resourceVersion: '
+            raise ApiError(
+                status_body(
+                    422, "Invalid", message + cause["message"], {**details, "causes": [cause]}
+                )
+            )
+        if sent != stored["metadata"]["resourceVersion"]:
+            message = (
+                f'Operation cannot be fulfilled on {_LEASES} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again"
+            )
+            raise self._lease_error(409, "Conflict", message, name)
+        lease = {**self._type_meta("leases"), **copy.deepcopy(body)}
+        kept = ("namespace", "uid", "creationTimestamp")
+        lease["metadata"].update({k: stored["metadata"][k] for k in kept})
+        self._put("leases", lease)
+        return copy.deepcopy(lease)
+
+    def _check_lease(self, body: dict[str, Any]) -> str:
+        for key in ("acquireTime", "renewTime"):
+            value = (body.get("spec") or {}).get(key)
+            if value is not None and not MICRO_TIME.match(str(value)):
+                raise ApiError(
+                    status_body(
+                        400,
+                        "BadRequest",
+                        f'Lease in version "v1" cannot be handled as a Lease: parsing time '
+                        f'"{value}" as "2006-01-02T15:04:05.000000Z07:00": '
+                        'cannot parse as ".000000"',
+                    )
+                )
+        name = (body.get("metadata") or {}).get("name", "")
+        if self.validate:  # type meta defaults to the URL's, as the apiserver's decoder does
+            typed = {**self._type_meta("leases"), **body}
+            try:
+                kubernetes_validate.validate(typed, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.path) or "<root>"
+                raise ApiError(
+                    status_body(
+                        422, "Invalid", f'Lease "{name}" is invalid: {where}: {exc.message}'
+                    )
+                ) from None
+        return name
+
+    def _lease_error(self, code: int, reason: str, message: str, name: str) -> ApiError:
+        details = {"name": name, "group": KINDS["leases"]["group"], "kind": "leases"}
+        return ApiError(status_body(code, reason, message, details))
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -862,3 +968,11 @@ def _json(
         ],
     )
     return iter([data])
+
+
+@pytest.fixture(name="kube")
+def kube_fixture() -> Iterator[FakeKube]:
+    """A started fake API server, stopped after the test (import it to use it)."""
+    server = FakeKube().start()
+    yield server
+    server.stop()

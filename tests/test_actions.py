@@ -35,6 +35,17 @@ def test_it_kicks_off_another_job_recording_the_child_run(kit, tmp_path) -> None
     assert (tmp_path / "child").read_text() == "kickoff\n"
 
 
+def test_it_stores_and_applies_a_kick_offs_env_override(kit, tmp_path) -> None:
+    kit.job("child", f"echo $WHO > {tmp_path / 'who'}", manualRunModifiableFields=["env"])
+    config = {"job": "child", "env": {"WHO": "parent"}}
+    kick = {"type": "kickOffJob", "trigger": "on_success", "config": config}
+    parent = kit.final(kit.run(kit.job("parent", "true", actions=[kick])))
+    (action,) = kit.drive(lambda: kit.actions(parent.run_id), "the kickOffJob action run")
+    child_run = kit.final(action.details["childRunId"])
+    assert child_run.overrides == {"env": {"WHO": "parent"}}
+    assert (tmp_path / "who").read_text() == "parent\n"
+
+
 def kick(job: str) -> dict:
     return {"type": "kickOffJob", "trigger": "on_success", "config": {"job": job}}
 

@@ -114,6 +114,30 @@ def test_it_pauses_and_resumes(api: Api) -> None:
     assert isinstance(api.scheduler.seen[-1], messages.JobUpserted)
 
 
+def test_it_skips_the_next_run_through_the_loop_and_says_which(api: Api) -> None:
+    job = api.create_job()  # every 5 minutes; the fake clock is at 12:00:00
+    resp = api.post(f"/jobs/{job['id']}/skip-next", json={"reason": "holiday"})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json() == {"jobId": job["id"], "scheduledAt": "2026-03-01T12:05:00Z"}
+    sent = api.scheduler.seen[-1]
+    assert isinstance(sent, messages.SkipNext) and sent.reason == "holiday"
+    assert api.post(f"/jobs/{job['id']}/skip-next", json={"why": 1}).status_code == 400
+    assert api.post(f"/jobs/{job['id']}/skip-next").status_code == 200  # reason optional
+    assert "skipped by" in api.scheduler.seen[-1].reason
+
+
+def test_it_refuses_to_skip_when_there_is_no_next_run(api: Api) -> None:
+    paused, manual = api.create_job(), api.create_job(name="manual", schedule=None)
+    api.post(f"/jobs/{paused['id']}/pause")
+    for job, code in ((paused, "paused"), (manual, "no_next")):
+        resp = api.post(f"/jobs/{job['id']}/skip-next")
+        assert resp.status_code == 409 and resp.get_json()["error"]["code"] == code
+    api.delete(f"/jobs/{manual['id']}")
+    resp = api.post(f"/jobs/{manual['id']}/skip-next")
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "archived"
+    assert api.post("/jobs/999999/skip-next").status_code == 404
+
+
 def test_it_filters_jobs(api: Api) -> None:
     api.create_job(name="etl-orders", tags=["etl", "team:sales"])
     api.create_job(name="etl-users", tags=["etl"], schedule="0 * * * *")

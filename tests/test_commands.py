@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import gevent
@@ -11,7 +11,7 @@ from itinerary import jobstore
 from itinerary.commands import Command, CommandBus, CommandReader
 from itinerary.db import JobRun
 from itinerary.jobs import parse_job
-from itinerary.messages import CancelRun, RunNow
+from itinerary.messages import CancelRun, RunNow, SkipNext
 
 RUN_ID = "rabcdefghijklmno"
 
@@ -29,6 +29,15 @@ def _command(database, clock, taken_by: str | None, job_id: int = 7) -> None:
     }
     row = {"id": 1, "kind": "run_now", "payload": payload, "sender": "b", "created_at": clock.now()}
     database.write(lambda: Command.insert(taken_by=taken_by, **row).execute(database.writer))
+
+
+def _await_reply(clock, msg, polls: int) -> None:
+    """Let the sender poll its command row (each poll a fake-clock step and real I/O)."""
+    for _ in range(polls):
+        clock.advance(0.1)
+        gevent.sleep(0.01)
+        if msg.reply.ready():
+            return
 
 
 def _done(database) -> Command:
@@ -76,11 +85,7 @@ def test_it_carries_the_refusal_back_to_the_standby(database, clock, queues) -> 
     applying = gevent.spawn(reader.apply_pending)
     queues.scheduler.get(timeout=5).reply.set(False)  # the leader's loop: not active
     assert applying.get(timeout=5) == 1
-    for _ in range(3):
-        clock.advance(0.1)
-        gevent.sleep(0.01)  # the sender's read of its command row (real I/O)
-        if msg.reply.ready():
-            break
+    _await_reply(clock, msg, polls=3)
     assert msg.reply.get(timeout=5) is False
 
 
@@ -88,12 +93,57 @@ def test_it_withdraws_a_command_no_leader_took(database, clock, queues) -> None:
     leadership = SimpleNamespace(leading=False, name="b", fenced=gevent.event.Event())
     msg = RunNow(job_id=7, at=datetime.now(clock.now().tzinfo))
     CommandBus(database, clock, queues, leadership).send(msg)
-    for _ in range(100):
-        clock.advance(0.1)
-        gevent.sleep(0.01)  # the sender's read of its command row (real I/O)
-        if msg.reply.ready():
-            break
+    _await_reply(clock, msg, polls=100)
     assert msg.reply.ready() and msg.reply.exception.status == 503
     assert "withdrawn" in str(msg.reply.exception)
     assert CommandReader(database, clock, queues, "late-leader").apply_pending() == 0
     assert queues.scheduler.empty()
+
+
+def test_it_carries_a_skip_next_and_its_slot_between_replicas(database, clock, queues) -> None:
+    leadership = SimpleNamespace(leading=False, name="b", fenced=gevent.event.Event())
+    msg = SkipNext(7, "holiday", clock.now())
+    CommandBus(database, clock, queues, leadership).send(msg)
+    reader = CommandReader(database, clock, queues, "leader")
+    applying = gevent.spawn(reader.apply_pending)
+    applied = queues.scheduler.get(timeout=5)
+    assert isinstance(applied, SkipNext) and (applied.job_id, applied.reason) == (7, "holiday")
+    applied.reply.set(slot := clock.now().replace(minute=5))
+    assert applying.get(timeout=5) == 1
+    _await_reply(clock, msg, polls=20)
+    assert datetime.fromisoformat(msg.reply.get(timeout=5)) == slot
+
+
+def test_it_records_a_skip_on_the_leader_too_and_a_new_leader_replays_it(
+    database, clock, queues
+) -> None:
+    leadership = SimpleNamespace(leading=True, name="a", fenced=gevent.event.Event())
+    CommandBus(database, clock, queues, leadership).send(SkipNext(7, "freeze", clock.now()))
+    assert queues.scheduler.empty()  # kept in the table, not only in the loop's memory
+    applying = gevent.spawn(CommandReader(database, clock, queues, "a").apply_pending)
+    queues.scheduler.get(timeout=5).reply.set(ahead := clock.now().replace(minute=5))
+    applying.get(timeout=5)
+    later = CommandReader(database, clock, queues, "b")  # a dies; b leads
+    assert later.replay_skips() == 1
+    replayed = queues.scheduler.get(timeout=5)
+    assert (replayed.job_id, replayed.reason, replayed.slot) == (7, "freeze", ahead)
+    clock.set(ahead)
+    assert later.replay_skips() == 0  # the slot came: nothing left to skip
+
+
+def test_it_keeps_an_accepted_skip_until_its_slot_passed(database, clock, queues) -> None:
+    now = clock.now()
+    for row_id, kind, value in ((1, "skip_next", now + timedelta(days=3)), (2, "cancel", None)):
+        result = {"value": value.isoformat() if value else False}
+        row = {"id": row_id, "kind": kind, "payload": {}, "sender": "b", "created_at": now}
+        database.write(
+            lambda r=row, v=result: Command.insert(done_at=now, result=v, **r).execute(
+                database.writer
+            )
+        )
+    clock.advance(timedelta(days=2).total_seconds())
+    CommandReader(database, clock, queues, "a")._clean()
+    assert [c.id for c in database.read(lambda: list(Command.select()))] == [1]
+    clock.advance(timedelta(days=2).total_seconds())
+    CommandReader(database, clock, queues, "a")._clean()
+    assert database.read(lambda: list(Command.select())) == []

@@ -54,9 +54,9 @@ def test_the_kustomize_build_validates():
         assert obj["metadata"].get("namespace", "itinerary") == "itinerary"
 
 
-def test_the_role_grants_only_what_the_executor_uses():
+def test_the_role_grants_only_what_the_executor_and_the_lease_use():
     rules = {
-        (group, resource): sorted(rule["verbs"])
+        (group, resource, *rule.get("resourceNames", [])): sorted(rule["verbs"])
         for rule in by_kind("Role")["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
@@ -65,7 +65,23 @@ def test_the_role_grants_only_what_the_executor_uses():
         ("batch", "jobs"): sorted(["create", "get", "list", "watch", "delete"]),
         ("", "pods"): ["get", "list", "watch"],
         ("", "pods/log"): ["get"],
+        ("coordination.k8s.io", "leases"): ["create"],
+        ("coordination.k8s.io", "leases", "itinerary-scheduler"): ["get", "update"],
     }
+
+
+def test_the_deployment_elects_its_leader_through_the_granted_lease():
+    [container] = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ITINERARY_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"
+    }
+    plain = {k: e["value"] for k, e in env.items() if "value" in e}
+    config = load(None, {**plain, "ITINERARY_HOST": "0.0.0.0"})
+    assert config.leader_election == "kubernetes"
+    assert [config.lease_name] == [
+        r["resourceNames"] for r in by_kind("Role")["rules"] if "resourceNames" in r
+    ][0]
 
 
 def test_the_role_is_bound_to_the_deployments_service_account():

@@ -18,7 +18,7 @@ from itinerary import states
 from itinerary.clock import Clock, FakeClock, RealClock
 from itinerary.db import Database, JobRun
 from itinerary.executors.local import LocalExecutor
-from itinerary.jobs import JobSpec
+from itinerary.jobs import JobSpec, parse_job
 from itinerary.messages import CancelRun, Flush, JobUpserted, Queues, RunNow, SaveJob, ShutDown
 from itinerary.scheduler import Scheduler
 from itinerary.syncer import Syncer
@@ -182,3 +182,29 @@ def test_it_adopts_a_running_run_after_a_restart(database, config) -> None:
     assert (row.run_id, row.status, row.exit_code) == (run_id, states.FAILED, 5)
     log = Path(row.handle["log"]).read_text()
     assert log.count("started") == 1
+
+
+def test_it_applies_a_recovered_runs_env_override_to_its_retry(database, config) -> None:
+    clock = RealClock()
+    one = boot(database, real(config), clock)
+    retry = {"type": "retry", "trigger": "on_failure", "config": {"maxRetries": 1}}
+    command = 'sleep 1; echo "greeting=$GREETING"; exit 5'
+    spec = parse_job(
+        {"name": "e2e", "commands": [["sh", "-c", command]], "actions": [retry]}
+        | {"manualRunModifiableFields": ["env"]}
+    )
+    msg = SaveJob(spec, clock.now())
+    one.queues.syncer.put(msg)
+    job = msg.reply.get(timeout=5)
+    one.queues.scheduler.put(JobUpserted(job, clock.now()))
+    gevent.sleep(0.1)
+    ask = RunNow(job.id, clock.now(), overrides={"env": {"GREETING": "hi"}})
+    one.queues.scheduler.put(ask)
+    ask.reply.get(timeout=5)
+    wait_for(database, lambda rs: rs and rs[0].status == states.RUNNING and rs[0].handle)
+    one.stop()  # attempt 1 is left running; process two adopts it, then retries
+    two = boot(database, real(config), clock)
+    (row,) = wait_for(database, lambda rs: rs[0].status in states.TERMINAL)
+    two.stop()
+    assert (row.status, row.attempt, row.overrides) == ("failed", 2, {"env": {"GREETING": "hi"}})
+    assert "greeting=hi" in Path(row.handle["log"]).read_text()

@@ -193,3 +193,23 @@ def test_it_says_a_container_is_waiting_when_logs_are_asked_too_early(api, kube)
         core.read_namespaced_pod_log(pod, "ns")
     assert err.value.status == 400
     assert status_of(err)["message"].endswith("is waiting to start: ContainerCreating")
+
+
+def test_it_keeps_leases_with_optimistic_concurrency(kube):
+    cfg = client.Configuration()
+    cfg.host, cfg.api_key = kube.url, {"authorization": "Bearer " + TOKEN}
+    leases = client.CoordinationV1Api(client.ApiClient(cfg))
+    with pytest.raises(ApiException) as err:
+        leases.read_namespaced_lease("l", "ns")
+    assert err.value.status == 404
+    assert status_of(err)["message"] == 'leases.coordination.k8s.io "l" not found'
+    created = leases.create_namespaced_lease("ns", {"metadata": {"name": "l"}, "spec": {}})
+    body = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}
+    with pytest.raises(ApiException) as err:  # no resourceVersion: no unconditional update
+        leases.replace_namespaced_lease("l", "ns", body)
+    assert err.value.status == 422
+    body["metadata"]["resourceVersion"] = created.metadata.resource_version
+    assert leases.replace_namespaced_lease("l", "ns", body).spec.holder_identity == "a"
+    with pytest.raises(ApiException) as err:  # the same version again: stale now
+        leases.replace_namespaced_lease("l", "ns", body)
+    assert err.value.status == 409 and status_of(err)["reason"] == "Conflict"

@@ -99,7 +99,7 @@ def _delete_last(operation) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
     return (operation.method.upper() == "DELETE", operation.label)
 
 
-@pytest.mark.timeout(600)  # EXAMPLES requests for each of 23 operations
+@pytest.mark.timeout(600)  # EXAMPLES requests for each of 24 operations
 def test_it_finds_no_server_error_in_any_operation(server: str) -> None:
     ids = seed(server)
     schema = schemathesis.openapi.from_url(f"{server}/api/v1/openapi.json")

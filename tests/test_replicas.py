@@ -7,6 +7,7 @@ one SQLite file); side effects are counted in the workloads' own files.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -76,5 +77,55 @@ def test_it_cancels_through_a_standby_and_says_why_a_second_cancel_is_refused(
         wait_for(lambda: running() == "killed", 30, "the run to be killed")
         again = requests.delete(replicas[1].url + f"/api/v1/runs/{run_id}", timeout=15)
         assert again.status_code == 409 and again.json()["error"]["code"] == "not_active"
+    finally:
+        stop(replicas)
+
+
+def _past_a_boundary_soon() -> None:
+    """Start well clear of a minute boundary: a slot launched before a change is not at issue."""
+    if time.time() % 60 > 30:
+        time.sleep(61 - time.time() % 60)
+
+
+def test_it_skips_the_next_slot_through_a_standby_once(empty_dsn, tmp_path) -> None:
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    replicas = start(_names(empty_dsn), empty_dsn, tmp_path)
+    try:
+        standby = replicas[-1]
+        _past_a_boundary_soon()
+        body = effect_job("tick", effects, schedule="* * * * *")
+        job_id = standby.post("/api/v1/jobs", body).json()["id"]
+        skipped = standby.post(f"/api/v1/jobs/{job_id}/skip-next", {"reason": "maintenance"})
+        assert skipped.status_code == 200, skipped.text
+        slot = skipped.json()["scheduledAt"]
+        runs = lambda: standby.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]  # noqa: E731
+        recorded = wait_for(lambda: [r for r in runs() if r["scheduledAt"] == slot], 90, "slot")
+        time.sleep(2)  # a second record or a start would show by now
+        recorded = [r for r in runs() if r["scheduledAt"] == slot]
+        assert [(r["state"], r["reason"]) for r in recorded] == [("skipped", "maintenance")]
+        at = datetime.fromisoformat(slot).timestamp()  # an earlier slot may have run
+        assert [t for _, t, _ in effects_of(effects / "tick") if at <= t < at + 60] == []
+    finally:
+        stop(replicas)
+
+
+@pytest.mark.parametrize("empty_dsn", ["postgres"], indirect=True)  # two minute boundaries
+def test_it_pauses_and_resumes_through_a_standby(empty_dsn, tmp_path) -> None:
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    replicas = start(["a", "b"], empty_dsn, tmp_path)
+    try:
+        standby = replicas[-1]
+        _past_a_boundary_soon()
+        body = effect_job("tick", effects, schedule="* * * * *")
+        job_id = standby.post("/api/v1/jobs", body).json()["id"]
+        paused = standby.post(f"/api/v1/jobs/{job_id}/pause", {"reason": "freeze"})
+        assert paused.status_code == 200 and paused.json()["enabled"] is False
+        time.sleep(61 - time.time() % 60 + 8)  # past the next boundary
+        assert effects_of(effects / "tick") == [] and replicas[0].leads()
+        assert standby.post(f"/api/v1/jobs/{job_id}/resume").status_code == 200
+        ran = wait_for(lambda: effects_of(effects / "tick"), 75, "a run after resuming")
+        assert [(r, tag) for r, _, tag in ran] == [("a", "scheduled")]
     finally:
         stop(replicas)

@@ -302,10 +302,11 @@ def test_it_kills_only_the_latest_instance_when_asked(parts, clock) -> None:
 def test_it_skips_the_next_instance(parts, clock) -> None:
     scheduler, executor, syncer = parts
     add(scheduler, job())
-    scheduler.inbox.put(SkipNext(1, "skipNextInstance by rX", clock.now()))
+    scheduler.inbox.put(msg := SkipNext(1, "skipNextInstance by rX", clock.now()))
     tick_to(scheduler, clock, T0 + timedelta(seconds=121))
     skipped = [c for c in syncer.claims if c.status == states.SKIPPED]
     assert [c.scheduled_at for c in skipped] == [T0 + timedelta(minutes=1)]
+    assert msg.reply.get(timeout=1) == T0 + timedelta(minutes=1)  # the API shows it
     assert [r.scheduled_at for r in executor.requests] == [T0 + timedelta(minutes=2)]
 
 
@@ -314,10 +315,37 @@ def test_it_skips_a_launched_run_that_has_not_started(parts, clock) -> None:
     add(scheduler, job())
     tick_to(scheduler, clock, T0 + timedelta(seconds=55))
     (run_id,) = scheduler.active
-    scheduler.inbox.put(SkipNext(1, "skip it", clock.now()))
+    scheduler.inbox.put(msg := SkipNext(1, "skip it", clock.now()))
     tick_to(scheduler, clock, T0 + timedelta(seconds=61))
     assert executor.requests == []
     assert syncer.final(run_id).status == states.SKIPPED
+    assert msg.reply.get(timeout=1) == T0 + timedelta(minutes=1)
+
+
+def test_it_skips_exactly_the_slot_a_previous_leader_accepted(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job())
+    third = T0 + timedelta(minutes=3)
+    scheduler.inbox.put(msg := SkipNext(1, "accepted before", clock.now(), slot=third))
+    tick_to(scheduler, clock, T0 + timedelta(seconds=241))
+    skipped = [c.scheduled_at for c in syncer.claims if c.status == states.SKIPPED]
+    assert skipped == [third] and msg.reply.get(timeout=1) == third
+    assert [r.scheduled_at for r in executor.requests] == [
+        T0 + timedelta(minutes=m) for m in (1, 2, 4)
+    ]
+
+
+def test_it_refuses_to_skip_for_a_paused_unknown_or_unscheduled_job(parts, clock) -> None:
+    scheduler, executor, syncer = parts
+    add(scheduler, job(1, enabled=False), job(2, schedule=None))
+    for job_id, error, text in ((1, ValueError, "is paused"), (2, ValueError, "no schedule")):
+        scheduler.handle(msg := SkipNext(job_id, "x", clock.now()), clock.now())
+        with pytest.raises(error, match=text):
+            msg.reply.get(timeout=1)
+    scheduler.handle(msg := SkipNext(3, "x", clock.now()), clock.now())
+    with pytest.raises(KeyError):
+        msg.reply.get(timeout=1)
+    assert scheduler._skips == {}
 
 
 def test_it_answers_queries_about_active_runs(parts, clock) -> None:

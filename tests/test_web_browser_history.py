@@ -61,23 +61,43 @@ def _wait_state(server: Server, run_id: str, state: str, timeout: float = 20) ->
     raise AssertionError(f"{run_id} never became {state}")
 
 
-def _colour(tab: Tab, selector: str, token: str) -> tuple[str, str]:
-    """The element's computed background and the token's colour, both as rgb()."""
-    return tab.page.evaluate(
-        """([sel, token]) => {
-            const probe = document.createElement('span');
-            probe.style.color = getComputedStyle(document.documentElement).getPropertyValue(token);
-            document.body.appendChild(probe);
-            const want = getComputedStyle(probe).color; probe.remove();
-            return [getComputedStyle(document.querySelector(sel)).backgroundColor, want];
-        }""",
-        [selector, token],
+# The Gantt is a canvas: what it drew comes from the page's `itineraryGantt` hook (each run's
+# state, colour, row and position), and the colour is read back from the canvas's pixels.
+PIXEL_JS = """([id, token]) => {
+  const g = window.itineraryGantt, xy = g.at(id), c = g.chart.getDom().querySelector('canvas');
+  const box = c.getBoundingClientRect(), k = c.width / box.width;
+  const px = c.getContext('2d').getImageData(
+    Math.round((xy[0] - box.left) * k), Math.round((xy[1] - box.top) * k), 1, 1).data;
+  const probe = document.createElement('span');
+  probe.style.color = getComputedStyle(document.documentElement).getPropertyValue(token);
+  document.body.appendChild(probe);
+  const want = getComputedStyle(probe).color.match(/\\d+/g).map(Number); probe.remove();
+  return [[px[0], px[1], px[2]], want];
+}"""
+
+
+def _pixel_is(tab: Tab, run_id: str, token: str) -> bool:
+    """The canvas pixel at the middle of the run's bar has the token's colour."""
+    got, want = tab.page.evaluate(PIXEL_JS, [run_id, token])
+    return all(abs(a - b) <= 2 for a, b in zip(got, want, strict=True))
+
+
+def _drawn(tab: Tab, run_id: str, state: str, timeout: float = 10000) -> None:
+    tab.page.wait_for_function(
+        "([id, s]) => window.itineraryGantt.items().some(d => d.id === id && d.state === s)",
+        arg=[run_id, state],
+        timeout=timeout,
     )
 
 
 def _bars(tab: Tab) -> int:
     tab.page.wait_for_selector("#gantt[data-ready]")
-    return tab.page.locator("#gantt .vis-item.g-bar, #gantt .vis-item.g-point").count()
+    return tab.page.evaluate("window.itineraryGantt.items().length")
+
+
+def _at(tab: Tab, run_id: str) -> tuple[float, float]:
+    tab.page.locator("#gantt").scroll_into_view_if_needed()
+    return tab.page.evaluate("id => window.itineraryGantt.at(id)", run_id)
 
 
 def test_it_draws_a_run_that_turns_from_running_to_succeeded_and_opens_it(
@@ -87,20 +107,57 @@ def test_it_draws_a_run_that_turns_from_running_to_succeeded_and_opens_it(
     job_id = _job(server, name, tags=["gantt"])
     run_id = _run(server, job_id, 6)
     _wait_state(server, run_id, "running")
-    admin.go(f"/history?range=1h&name={name}")
-    bar = f"#gantt .vis-item.r-{run_id}"
-    admin.page.wait_for_selector(f"{bar}.g-running", timeout=10000)
-    got, want = _colour(admin, bar, "--st-running")
-    assert got == want
-    admin.page.wait_for_selector(f"{bar}.g-succeeded", timeout=30000)  # a poll, no reload
-    got, want = _colour(admin, bar, "--st-succeeded")
-    assert (
-        got == want
-        and admin.page.evaluate("performance.getEntriesByType('navigation').length") == 1
-    )
+    admin.go(f"/history?range=5m&name={name}")
+    _drawn(admin, run_id, "running")
+    assert _pixel_is(admin, run_id, "--st-running")
+    _drawn(admin, run_id, "succeeded", timeout=30000)  # a poll, no reload
+    assert _pixel_is(admin, run_id, "--st-succeeded")
+    assert admin.page.evaluate("performance.getEntriesByType('navigation').length") == 1
     admin.audit("history")
-    admin.page.click(bar)
+    admin.page.mouse.click(*_at(admin, run_id))
     admin.page.wait_for_url(re.compile(rf".*/runs/{run_id}$"))
+
+
+def test_it_stacks_overlapping_runs_of_a_job_and_opens_one_by_keyboard(
+    admin: Tab, server: Server
+) -> None:
+    name = f"e2e-stack-{admin.theme}"
+    job_id = _job(server, name, constraints={"maxConcurrentRuns": 2})
+    first, second = _run(server, job_id, 30), _run(server, job_id, 30)
+    _wait_state(server, first, "running")
+    _wait_state(server, second, "running")
+    admin.go(f"/history?range=5m&name={name}")
+    _drawn(admin, second, "running")
+    rows = admin.page.evaluate("window.itineraryGantt.items().map(d => d.row).sort()")
+    assert rows == [0, 1]  # one row each, so neither hides the other
+    admin.page.focus("#gantt")
+    admin.page.keyboard.press("ArrowDown")
+    assert name in admin.page.inner_text("#gantt-tip")
+    assert "State: running" in admin.page.inner_text("#gantt-said")
+    admin.page.keyboard.press("Enter")
+    admin.page.wait_for_url(re.compile(rf".*/runs/({first}|{second})$"))
+
+
+def test_it_fetches_the_window_it_pans_to_and_labels_it_in_the_chosen_zone(
+    admin: Tab, server: Server
+) -> None:
+    name = f"e2e-pan-{admin.theme}"
+    run_id = _run(server, _job(server, name), 1)
+    _wait_state(server, run_id, "succeeded")
+    admin.go(f"/history?range=1h&name={name}")
+    _drawn(admin, run_id, "succeeded")
+    admin.page.select_option("#zone-select", "UTC")
+    assert "UTC" in admin.page.get_attribute("#gantt", "aria-label")
+    _, y = _at(admin, run_id)
+    left = admin.page.locator("#gantt").bounding_box()["x"]
+    admin.page.mouse.move(left + 150, y)  # the row's label: the full job name as a tooltip
+    admin.page.wait_for_selector("#gantt-tip:not([hidden])")
+    assert admin.page.inner_text("#gantt-tip").endswith(name)
+    for _ in range(4):  # half a window each: two hours back, outside the loaded hour
+        admin.page.click("[data-gantt=earlier]")
+    admin.page.wait_for_url(re.compile(".*from=.*&to=.*"))
+    admin.page.wait_for_function("() => window.itineraryGantt.items().length === 0")
+    assert "range=" not in admin.page.url and f"name={name}" in admin.page.url
 
 
 def test_it_changes_the_url_and_the_bars_with_each_filter(admin: Tab, server: Server) -> None:
@@ -116,7 +173,7 @@ def test_it_changes_the_url_and_the_bars_with_each_filter(admin: Tab, server: Se
         admin.page.click("#history-filters button[type=submit]")
         admin.page.wait_for_url(re.compile(".*" + re.escape(expect_url)))
         admin.page.wait_for_function(
-            "n => document.querySelectorAll('#gantt .vis-item.g-bar').length === n", arg=expect_bars
+            "n => window.itineraryGantt.items().length === n", arg=expect_bars
         )
 
     apply("#f-min", "1h", "min=1h", 0)
@@ -149,16 +206,18 @@ def test_it_changes_the_url_and_the_bars_with_each_filter(admin: Tab, server: Se
 
 def test_it_builds_tooltips_as_text(admin: Tab, server: Server) -> None:
     name = f"e2e-xss-{admin.theme}"
-    job_id = _job(server, name)
+    job_id = _job(server, name, tags=[XSS])
     run_id = _run(server, job_id, 60)
     _wait_state(server, run_id, "running")
     _api(server, "DELETE", f"/runs/{run_id}?reason={quote(XSS)}")
     _wait_state(server, run_id, "killed")
-    admin.go(f"/history?range=1h&name={name}")
-    admin.page.hover(f"#gantt .vis-item.r-{run_id}")
+    admin.go(f"/history?range=1h&name={name}&tags={quote(XSS)}")  # echoed in the tags field
+    _drawn(admin, run_id, "killed")
+    admin.page.mouse.move(*_at(admin, run_id))
     admin.page.wait_for_selector("#gantt-tip:not([hidden])")
     assert XSS in admin.page.inner_text("#gantt-tip")
-    assert admin.page.locator("#gantt-tip img, #gantt img").count() == 0
+    assert admin.page.input_value("#f-tags") == XSS
+    assert admin.page.locator("main img").count() == 0
     assert admin.page.evaluate("window.pwned === undefined")
 
 

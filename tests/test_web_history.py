@@ -153,6 +153,19 @@ def test_it_lists_the_same_runs_as_a_paginated_table_escaping_reasons(api: Api) 
     html = browser.text("/history?view=table&tags=nightly")
     assert html.count('href="/runs/r') == 4 and "report" not in html.split("<tbody>")[1]
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+    assert "echarts" not in html  # ECharts is loaded by the chart view only
     chart = browser.text("/history?range=6h")
-    assert 'id="gantt"' in chart and "vis-timeline-8.5.4.min.js" in chart
+    assert 'id="gantt"' in chart and "/static/vendor/echarts-6.1.0.min.js" in chart
     assert 'data-src="/history/data.json?range=6h"' in chart
+    assert '<link rel="preload" href="/history/data.json?range=6h" as="fetch"' in chart
+
+
+def test_it_offers_the_zones_of_the_filtered_jobs_on_the_zone_switch(api: Api) -> None:
+    api.create_job(name="paris", timezone="Europe/Paris")
+    api.create_job(name="tokyo", timezone="Asia/Tokyo")
+    browser = Browser(api)
+    both = browser.text("/history")
+    assert '<option value="Asia/Tokyo">' in both and '<option value="Europe/Paris">' in both
+    one = browser.text("/history?name=paris")
+    assert '<option value="Europe/Paris">' in one and "Asia/Tokyo" not in one
+    assert "Europe/Paris" not in browser.text("/history?name=nothing")

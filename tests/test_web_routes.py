@@ -359,7 +359,9 @@ def test_it_shows_a_kickoff_cycle_beside_the_actions_field(web: Browser) -> None
     cyclic = {
         **JOB_FORM,
         "name": "b",
-        "actions": "- {type: kickOffJob, trigger: on_success, config: {job: a}}",
+        "actions.0.type": "kickOffJob",
+        "actions.0.trigger": "on_success",
+        "actions.0.config.job": "a",
     }
     resp = web.post("/jobs", cyclic)
     assert resp.status_code == 422 and 'id="err-actions"' in resp.get_data(as_text=True)

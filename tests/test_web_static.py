@@ -22,8 +22,7 @@ def test_it_vendors_files_whose_hashes_match_the_manifest() -> None:
     entries = _manifest()
     assert [e[:3] for e in entries] == [
         ["htmx-2.0.11.min.js", "htmx.org", "2.0.11"],
-        ["vis-timeline-8.5.4.min.js", "vis-timeline", "8.5.4"],
-        ["vis-timeline-8.5.4.min.css", "vis-timeline", "8.5.4"],
+        ["echarts-6.1.0.min.js", "echarts", "6.1.0"],
         ["uPlot-1.6.32.min.js", "uplot", "1.6.32"],
         ["uPlot-1.6.32.min.css", "uplot", "1.6.32"],
     ]

@@ -1,4 +1,4 @@
-"""Job routes: list, read, create, update, archive, pause/resume, next runs.
+"""Job routes: list, read, create, update, archive, pause/resume, skip next, next runs.
 
 Reads go through `Database.read`; writes go through `itinerary.operations`
 (shared with the web pages): the syncer stores, then the loop reschedules.
@@ -104,7 +104,8 @@ def archive_job(call: Call) -> Any:
     return Reply(204)
 
 
-def pause_job(call: Call) -> Any:
+def _reason(call: Call) -> str | None:
+    """The optional `reason` of a body holding nothing else (pause, skip next)."""
     body = call.body or {}
     unknown = sorted(set(body) - {"reason"}) if isinstance(body, dict) else ["body"]
     if unknown:
@@ -112,8 +113,20 @@ def pause_job(call: Call) -> Any:
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise invalid({"reason": "must be a string of at most 500 characters"})
+    return reason
+
+
+def pause_job(call: Call) -> Any:
+    reason = _reason(call)
     job = load_job(call, call.path["job_id"], live=True)
     return operations.pause_job(call.ctx, job, reason, call.now, call.actor).to_dict()
+
+
+def skip_next(call: Call) -> Any:
+    reason = _reason(call)
+    job = load_job(call, call.path["job_id"], live=True)
+    slot = operations.skip_next(call.ctx, job, reason, call.now, call.actor)
+    return {"jobId": job.id, "scheduledAt": params.iso(slot)}
 
 
 def resume_job(call: Call) -> Any:
@@ -237,6 +250,19 @@ ROUTES = (
         "jobs",
         response="Job",
         path_params=(JOB_ID,),
+        errors=(404, 409),
+    ),
+    Route(
+        "POST",
+        "/jobs/{job_id}/skip-next",
+        skip_next,
+        "operator",
+        "Skip the job's next scheduled run (it is recorded as skipped, with the reason)",
+        "jobs",
+        response="SkippedSlot",
+        path_params=(JOB_ID,),
+        body="PauseInput",
+        body_required=False,
         errors=(404, 409),
     ),
     Route(

@@ -203,6 +203,12 @@ RUN = _obj(
     {
         **RUN_FIELDS,
         "attempts": {"type": "array", "items": ATTEMPT},
+        "overrides": _obj(
+            {"resources": OBJ, "env": ENV},
+            (),
+            description="GET /runs/{id} only: the run's resources and env overrides ({} when "
+            "none); env values whose names look secret (token, password, key, …) are masked",
+        ),
         "anomaly": {"oneOf": [ANOMALY, {"type": "null"}], "description": "the latest, if any"},
     },
     tuple(RUN_FIELDS),
@@ -232,6 +238,7 @@ SCHEMAS: dict[str, Any] = {
     "Job": _obj({**READ_ONLY, **JOB_FIELDS}),
     "JobPage": _obj({"items": {"type": "array", "items": ref("Job")}, "nextCursor": NSTR}),
     "PauseInput": _obj({"reason": NSTR}, (), additionalProperties=False),
+    "SkippedSlot": _obj({"jobId": INT, "scheduledAt": TIME}),
     "NextRuns": _obj(
         {
             "jobId": INT,
@@ -391,6 +398,7 @@ JOB_OPS = (
     "delete_jobs_job_id",
     "post_jobs_job_id_pause",
     "post_jobs_job_id_resume",
+    "post_jobs_job_id_skip_next",
     "get_jobs_job_id_next_runs",
     "get_jobs_job_id_runs",
 )

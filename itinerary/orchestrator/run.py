@@ -119,6 +119,19 @@ class Slot:
     def effective_args(self) -> tuple[str, ...]:
         return self.job.args if self.args is None else tuple(self.args)
 
+    def request(self, attempt: int) -> RunRequest:
+        """What the executor runs for an attempt: the job, with this run's args and overrides."""
+        return RunRequest(
+            run_id=self.run_id,
+            job=self.job,
+            scheduled_at=self.scheduled_at,
+            attempt=attempt,
+            args=self.effective_args,
+            resources=self.overrides.get("resources"),
+            env=dict(self.overrides.get("env") or {}),
+            trigger=self.trigger,
+        )
+
 
 @dataclass
 class _Outcome:
@@ -291,6 +304,7 @@ class Orchestrator:
             args=slot.effective_args,
             reason=reason,
             parent_run_id=slot.parent_run_id,
+            overrides=dict(slot.overrides) or None,
         )
         self.queues.syncer.put(msg)
         return msg
@@ -333,17 +347,7 @@ class Orchestrator:
         return None
 
     def _make_request(self, attempt: int) -> RunRequest:
-        slot = self.slot
-        return RunRequest(
-            run_id=slot.run_id,
-            job=slot.job,
-            scheduled_at=slot.scheduled_at,
-            attempt=attempt,
-            args=slot.effective_args,
-            resources=slot.overrides.get("resources"),
-            env=dict(slot.overrides.get("env") or {}),
-            trigger=slot.trigger,
-        )
+        return self.slot.request(attempt)
 
     def launch(self, attempt: int | None = None) -> None:
         """Ask the executor to start an attempt (the first by default); nothing else.

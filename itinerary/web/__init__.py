@@ -16,13 +16,24 @@ from itinerary.context import Context
 
 
 def install(root: Any, ctx: Context) -> None:
-    from itinerary.web import history, integrations, jobpage, jobs, manual, pipeline, running, runs
+    from itinerary.web import (
+        history,
+        integrations,
+        joblist,
+        jobpage,
+        jobs,
+        manual,
+        pipeline,
+        running,
+        runs,
+    )
 
     pipeline.install(root, ctx)
     running.install(root, ctx)
     runs.install(root, ctx)
     history.install(root, ctx)
     jobpage.install(root, ctx)
+    joblist.install(root, ctx)
     jobs.install(root, ctx)
     manual.install(root, ctx)
     integrations.install(root, ctx)

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from itinerary.jobs import JobSpec
+from itinerary.web import formrows
 
-SIMPLE_CONSTRAINTS = (
-    ("maxConcurrentRuns", "At most this many runs at a time; others are skipped", "1"),
+DURATION_CONSTRAINTS = (
     ("catchUpWindow", "After downtime, start missed slots up to this long ago", "1h"),
     ("maxExpectedRunTime", "Flag a run as behind schedule after this long", "20m"),
     ("maxAllowedRunTime", "Kill a run still going after this long", "1h"),
@@ -74,15 +74,12 @@ def values_of(job: JobSpec | None) -> dict[str, Any]:
             "podSpec": "",
             "resources": {f"{a}.{b}": "" for a, b in RESOURCE_KEYS},
             "resourcesExtra": "",
-            "constraints": {"catchUp": False, **{k: "" for k, _, _ in SIMPLE_CONSTRAINTS}},
-            "moreConstraints": "",
-            "actions": "",
+            "rows": {},
             "manuallyRunnable": True,
             "modifiable": [],
             "updatedAt": "",
         }
     resources = job.resources or {}
-    simple = {k for k, _, _ in SIMPLE_CONSTRAINTS} | {"catchUp"}
     return {
         "name": job.name,
         "description": job.description,
@@ -104,14 +101,7 @@ def values_of(job: JobSpec | None) -> dict[str, Any]:
             f"{a}.{b}": str((resources.get(a) or {}).get(b, "")) for a, b in RESOURCE_KEYS
         },
         "resourcesExtra": _yaml_dump(_extra_resources(resources)),
-        "constraints": {
-            "catchUp": bool(job.constraints.get("catchUp")),
-            **{k: str(job.constraints.get(k, "")) for k, _, _ in SIMPLE_CONSTRAINTS},
-        },
-        "moreConstraints": _yaml_dump(
-            {k: v for k, v in job.constraints.items() if k not in simple}
-        ),
-        "actions": _yaml_dump([a.to_dict() for a in job.actions]),
+        "rows": formrows.rows_of(job),
         "manuallyRunnable": job.manually_runnable,
         "modifiable": list(job.manual_run_modifiable_fields),
         "updatedAt": job.updated_at.isoformat() if job.updated_at else "",
@@ -145,8 +135,11 @@ def _structured(text: str, field: str, errors: dict[str, str]) -> Any:
         return None
 
 
-def to_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """The job JSON the API would take, and errors for text that could not be read."""
+def to_body(form: Any, stored: JobSpec | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The job JSON the API would take, and errors for text that could not be read.
+
+    `stored` is the job being edited: a masked header value sent back keeps its value.
+    """
     errors: dict[str, str] = {}
     get = lambda name: (form.getunicode(name) or "").replace("\r\n", "\n")  # noqa: E731
     commands = []
@@ -178,28 +171,15 @@ def to_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
                     resources[group] = {**value, **resources[group]}
                 else:
                     resources[group] = value
-    constraints: dict[str, Any] = {}
-    raw = get("constraints.maxConcurrentRuns").strip()
-    if raw:
-        constraints["maxConcurrentRuns"] = int(raw) if raw.isdigit() else raw
-    if form.get("constraints.catchUp"):
-        constraints["catchUp"] = True
-    for key, _, _ in SIMPLE_CONSTRAINTS[1:]:
-        if get(f"constraints.{key}").strip():
-            constraints[key] = get(f"constraints.{key}").strip()
-    more = _structured(get("moreConstraints"), "constraints", errors)
-    if more is not None:
-        if isinstance(more, dict):
-            constraints.update(more)
-        else:
-            errors["constraints"] = "more constraints must be a mapping (name: value)"
+    rows = formrows.Reader(get, list(form.keys()), stored)
+    constraints, actions = rows.constraints(), rows.actions()
+    errors.update(rows.errors)
     env_secret_text = get("envSecret")
     env_secret: Any = None
     if ":" in env_secret_text:
         env_secret = _structured(env_secret_text, "envSecret", errors)
     elif _lines(env_secret_text):
         env_secret = _lines(env_secret_text)
-    actions = _structured(get("actions"), "actions", errors)
     body = {
         "name": get("name").strip(),
         "description": get("description"),
@@ -217,15 +197,16 @@ def to_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         "resources": resources or None,
         "podSpec": _structured(get("podSpec"), "podSpec", errors),
         "constraints": constraints,
-        "actions": actions or [],
+        "actions": actions,
         "manuallyRunnable": bool(form.get("manuallyRunnable")),
         "manualRunModifiableFields": [m for m in MODIFIABLE if form.get(f"modifiable.{m}")],
     }
     return body, errors
 
 
-def form_values(form: Any) -> dict[str, Any]:
-    """What the user typed, to show the form again after a refusal."""
+def form_values(form: Any, drop: int | None = None, add: str | None = None) -> dict[str, Any]:
+    """What the user typed, to show the form again after a refusal (or with a row
+    removed or added: see `formrows.resubmitted`)."""
     get = lambda name: form.getunicode(name) or ""  # noqa: E731
     out = values_of(None)
     for key in (
@@ -242,8 +223,7 @@ def form_values(form: Any) -> dict[str, Any]:
         "env",
         "envSecret",
         "podSpec",
-        "moreConstraints",
-        "actions",
+        "resourcesExtra",
         "updatedAt",
     ):
         out[key] = get(key)
@@ -251,10 +231,7 @@ def form_values(form: Any) -> dict[str, Any]:
     out["manuallyRunnable"] = bool(form.get("manuallyRunnable"))
     out["modifiable"] = [m for m in MODIFIABLE if form.get(f"modifiable.{m}")]
     out["resources"] = {f"{a}.{b}": get(f"resources.{a}.{b}") for a, b in RESOURCE_KEYS}
-    out["constraints"] = {
-        "catchUp": bool(form.get("constraints.catchUp")),
-        **{k: get(f"constraints.{k}") for k, _, _ in SIMPLE_CONSTRAINTS},
-    }
+    out["rows"] = formrows.resubmitted(form, drop, add)
     return out
 
 

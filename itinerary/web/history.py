@@ -7,7 +7,7 @@ with its offset `tzo`, or RFC 3339), run length `min`/`max`, a job name pattern,
 tags that must all match, states and triggers. A bad value is reported per field:
 on the page beside the field, in the JSON as the API's error shape, so the
 chart's script can show it and keep the chart it has. The chart itself is drawn
-by `static/gantt.js` from `itinerary.gantt`'s compact arrays.
+by `static/gantt.js` (ECharts' canvas custom series) from `itinerary.gantt`'s compact arrays.
 """
 
 from __future__ import annotations
@@ -28,30 +28,6 @@ from itinerary.errors import ApiError
 from itinerary.web import render
 from itinerary.web.pipeline import Req, page
 
-# vis-timeline's standalone build injects its own stylesheet as <style> elements (the same
-# rules as vis-timeline-8.5.4.min.css, which the page also links). The page's CSP allows
-# exactly those texts by hash (and the empty <style> created first), not 'unsafe-inline':
-# no other inline style can apply. The vendored file is pinned by sha256 (MANIFEST.txt).
-VIS_STYLE_HASHES = (
-    "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
-    "4cgFR0//m8/eHo2G/esYsuZetUHlzCUWYM59sfgE9zY=",
-    "ATJNJCL6Wpn/tPBpNaKy3Ig13EdPxHee6ABd7iI5mws=",
-    "JpD3E+Z6xKRloIXUfvynO2x74VKoQhS46cmzKyphJl4=",
-    "Pp9TeUBeLNGvSpG/WQNr6F3PYBi3hh26KmQ3FkCtS/s=",
-    "QuPewnJYr+SnQiTnCNHFBw99ExTsz9f8w5320PimEPw=",
-    "U3cY7+F4GcTGxjocx4JSltmifCzwxxzq20dqKX4Tpyc=",
-    "XBP/Oxjt3ECoRQDQ/Oy5mLhrX1dQxCIiptFACGjUcTs=",
-    "baaZQ3ax85WnC7GoHJg/b0c0Mc2RCKGK73AZ1RkuJn8=",
-    "c5RgAgDBfjnEymw+IboUyFPkkpdh8YEBSEryb+t1dMk=",
-    "gGUn/VMBXCeWm86qX/pOf+4ZDSbe0JcaXXb4rJjw1mA=",
-    "q+AlK1feXh8YLw+gxDqtezQZl8UqsWOM3W5c0pt//tg=",
-    "v0QGAkPIWT/V4bfkkxL6vDfyRDULSXZUBrHxAFR30lY=",
-    "w0Te9S8PSkCwFxTBObrIR3XmcxltdxckbplgXIG85qk=",
-    "w6U1+htdQc1k4FTNbX5Rk8gOIBBM7jVgmCKvXCQklGE=",
-)
-GANTT_CSP = render.CSP.replace(
-    "style-src 'self'", "style-src 'self' " + " ".join(f"'sha256-{h}'" for h in VIS_STYLE_HASHES)
-)
 QUICK_RANGES = ("5m", "1h", "6h", "24h", "7d")
 DEFAULT_RANGE = "24h"
 MAX_RANGE = timedelta(days=90)
@@ -239,10 +215,10 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
                 cap=gantt.CAP,
                 page_size=TABLE_PAGE,
                 first_page=not req.request.query.get("cursor"),
+                job_zones=ctx.database.read(gantt.job_zones, f.given["name"], f.tags),
             ),
         )
-        headers = {"Content-Security-Policy": GANTT_CSP} if view == "chart" else {}
-        return render.html(body, 400 if f.errors else 200, headers)
+        return render.html(body, 400 if f.errors else 200)
 
     @root.get("/history/data.json")
     @page(ctx)

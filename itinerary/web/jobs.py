@@ -1,5 +1,5 @@
-"""Job pages: the list (P4), one job's definition (P6), new/edit (P7), and the
-pause/resume/archive buttons (manual runs, P8, are in manual.py).
+"""Job pages: one job's definition (P6), new/edit (P7), and the pause/resume/archive
+buttons (the list, P4, is in joblist.py; manual runs, P8, in manual.py).
 
 Writes go through `itinerary.operations`, as the API's do. A form that does not
 validate answers 422 with the same form and every error beside its field,
@@ -13,20 +13,18 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
 
 import bottle
-import gevent
 
-from itinerary import apply, operations, queries
+from itinerary import apply, operations
 from itinerary.context import Context
 from itinerary.cron import CronError, Schedule
 from itinerary.errors import ApiError, not_found
 from itinerary.jobs import JobSpec, ValidationError, parse_job
-from itinerary.web import forms, reads
+from itinerary.web import formrows, forms, reads
 from itinerary.web.pipeline import Req, page, see_other
+from itinerary.webhooks import store
 
-PAGE_SIZES = (25, 50, 100, 500)
 MAX_ID = 2**63 - 1
 SENTENCES = {
     "maxConcurrentRuns": "At most {v} run(s) at a time; others are skipped",
@@ -56,6 +54,12 @@ def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
         return "archived"
     if not job.enabled:
         return "paused"
+    return run_status(last)
+
+
+def run_status(last: dict[str, Any] | None) -> str:
+    """A live, enabled job's badge, from its latest run: running, behind, failing, healthy
+    or new (the job list's status filter scans these without reading whole jobs)."""
     if last is None:
         return "new"
     if last["state"] in ("running", "starting", "waiting", "scheduled"):
@@ -85,31 +89,6 @@ def sentences(job: JobSpec) -> list[str]:
     return out
 
 
-def _list_filter(req: Req) -> tuple[queries.JobFilter, dict[str, str]]:
-    q = req.request.query
-    size = int(q.get("limit")) if (q.get("limit") or "").isdigit() else 50
-    size = size if size in PAGE_SIZES else 50
-    status = q.get("status", "")
-    given = {
-        "name": q.getunicode("name") or "",
-        "tags": q.getunicode("tags") or "",
-        "schedule": q.getunicode("schedule") or "",
-        "status": status if status in ("enabled", "paused") else "",
-        "archived": "1" if q.get("archived") else "",
-        "limit": str(size),
-    }
-    f = queries.JobFilter(
-        name_pattern=given["name"].strip()[:200] or None,
-        tags=tuple(t.strip() for t in given["tags"].split(",") if t.strip()),
-        schedule=given["schedule"].strip() or None,
-        enabled={"enabled": True, "paused": False}.get(given["status"]),
-        include_archived=bool(given["archived"]),
-        limit=size,
-        cursor=(q.get("cursor") or None),
-    )
-    return f, given
-
-
 def _form_page(
     req: Req,
     job: JobSpec | None,
@@ -117,20 +96,46 @@ def _form_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
     conflict: list[tuple[str, Any, Any]] | None = None,
+    template: str = "jobs/form.html",
 ) -> bottle.HTTPResponse:
+    placed = formrows.place(errors or {})
+    shown = [*(k for k, v in values["rows"].items() if v), *placed]
     return req.render(
-        "jobs/form.html",
+        template,
         status=status,
         job=job,
         v=values,
-        errors=errors or {},
+        r=values["rows"],
+        filled=lambda prefix: any(k.startswith(prefix) for k in shown),  # open its <details>
+        action_rows=formrows.action_rows(values["rows"]),
+        choices=formrows.CHOICES,
+        action_fields=formrows.ACTION_FIELDS,
+        integration_names=[i.name for i in req.ctx.database.read(store.load_all)],
+        errors=placed,
+        anchor=formrows.anchor,
         conflict=conflict or [],
-        constraints=forms.SIMPLE_CONSTRAINTS,
+        durations=forms.DURATION_CONSTRAINTS,
         resource_keys=forms.RESOURCE_KEYS,
         zones=forms.COMMON_ZONES,
         modifiable=forms.MODIFIABLE,
         preview=_preview(values["schedule"], values["timezone"], req.now),
     )
+
+
+def _row_edit(req: Req, job: JobSpec | None) -> bottle.HTTPResponse | None:
+    """ "Add action", "Remove" or a changed action type: the form again, nothing saved.
+
+    They are submit buttons, so they work without JavaScript (the whole form again);
+    for htmx the answer is the actions fieldset alone, which it swaps in.
+    """
+    form = req.request.forms
+    drop = form.get("_remove_action") or ""
+    if not (form.get("_add_action") or drop.isdigit() or form.get("_refresh")):
+        return None
+    add = form.get("_new_action_type") if form.get("_add_action") else None
+    values = forms.form_values(form, int(drop) if drop.isdigit() else None, add)
+    template = "jobs/_actions.html" if req.htmx else "jobs/form.html"
+    return _form_page(req, job, values, template=template)
 
 
 def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
@@ -145,51 +150,6 @@ def _preview(schedule: str, timezone: str, now: datetime) -> dict[str, Any]:
 
 
 def install(root: bottle.Bottle, ctx: Context) -> None:
-    @root.get("/jobs")
-    @page(ctx)
-    def job_list(req: Req) -> Any:
-        f, given = _list_filter(req)
-        versions, cursor = ctx.database.read(queries.list_jobs, f)
-        jobs = [v.spec for v in versions]
-        last = ctx.database.read(reads.last_runs, [j.id for j in jobs], req.now)
-        rows = [
-            {
-                "job": j,
-                "last": last.get(j.id),
-                "status": status_of(j, last.get(j.id)),
-                "next": next_run(j, req.now),
-            }
-            for j in jobs
-        ]
-        filtered = any(given[k] for k in ("name", "tags", "schedule", "status"))
-        next_query = (
-            urlencode({**{k: v for k, v in given.items() if v}, "cursor": cursor}) if cursor else ""
-        )
-        return req.render(
-            "jobs/index.html",
-            rows=rows,
-            given=given,
-            next_query=next_query,
-            filtered=filtered,
-            sizes=PAGE_SIZES,
-            first_page=not req.request.query.get("cursor"),
-            describe=describe,
-        )
-
-    @root.get("/jobs/export.yaml")
-    @page(ctx)
-    def export(req: Req) -> Any:
-        versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
-        text = gevent.get_hub().threadpool.apply(apply.export_yaml, ([v.spec for v in versions],))
-        return bottle.HTTPResponse(
-            body=text,
-            headers={
-                "Content-Type": "application/yaml; charset=utf-8",
-                "Content-Disposition": 'attachment; filename="jobs.yaml"',
-                "Cache-Control": "no-store",
-            },
-        )
-
     @root.get("/jobs/new")
     @page(ctx, "admin")
     def new_form(req: Req) -> Any:
@@ -198,6 +158,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.post("/jobs")
     @page(ctx, "admin", write=True)
     def create(req: Req) -> Any:
+        edited = _row_edit(req, None)
+        if edited is not None:
+            return edited
         body, errors = forms.to_body(req.request.forms)
         try:
             spec = parse_job(body)
@@ -237,6 +200,20 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             env_shown=[(k, v) for k, v in sorted(job.env.items())],
         )
 
+    @root.get("/jobs/<job_id>/definition.yaml")
+    @page(ctx)
+    def definition_yaml(req: Req, job_id: str) -> Any:
+        """The job as `export` writes it, as a file (names are [a-z0-9-], safe to quote)."""
+        job = operations.load_job(ctx, job_id_of(job_id))
+        return bottle.HTTPResponse(
+            body=apply.export_yaml([job]),
+            headers={
+                "Content-Type": "text/yaml; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{job.name}.yaml"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     @root.get("/jobs/<job_id>/edit")
     @page(ctx, "admin")
     def edit_form(req: Req, job_id: str) -> Any:
@@ -247,8 +224,11 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @page(ctx, "admin", write=True)
     def update(req: Req, job_id: str) -> Any:
         job = operations.load_job(ctx, job_id_of(job_id), live=True)
+        edited = _row_edit(req, job)
+        if edited is not None:
+            return edited
         form = req.request.forms
-        body, errors = forms.to_body(form)
+        body, errors = forms.to_body(form, job)
         opened = form.get("updatedAt") or ""
         current = job.updated_at.isoformat() if job.updated_at else ""
         if opened != current:

@@ -25,12 +25,6 @@ from itinerary.web.running import max_attempts, reads_time
 
 LOG_LINES = 200
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|key|credential)")
-
-
-def masked_env(env: dict[str, str]) -> list[tuple[str, str]]:
-    """Env values whose names look secret are shown as ••••••."""
-    return [(k, "••••••" if SECRET_KEY.search(k) else v) for k, v in sorted(env.items())]
 
 
 def load(ctx: Context, run_id: str, now: datetime) -> dict[str, Any]:
@@ -103,7 +97,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     def run_page(req: Req, run_id: str) -> Any:
         found = load(ctx, run_id, req.now)
         output = logs(ctx, found["run"], _attempt(req))
-        return req.render("runs/show.html", logs=output, env=masked_env, **found)
+        return req.render("runs/show.html", logs=output, **found)
 
     @root.get("/runs/<run_id>/_status")
     @page(ctx)
@@ -111,7 +105,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         found = load(ctx, run_id, req.now)
         if req.request.query.get("v") == found["version"]:
             return bottle.HTTPResponse(status=204)
-        return req.render("runs/_status.html", env=masked_env, **found)
+        return req.render("runs/_status.html", **found)
 
     @root.get("/runs/<run_id>/_logs")
     @page(ctx)

@@ -1,0 +1,204 @@
+"""P4, the job list: search, the job-level status filter, cursor pages, live rows.
+
+A row's status (and what the status filter picks) is the job page header's
+(`jobs.status_of`). Archived and paused come from the job row, so those filters
+are SQL. Running, behind, failing, healthy and new depend on the job's latest
+run: the list reads jobs in name order a chunk at a time with each chunk's
+latest runs (one index seek per job, `reads.last_runs`), keeps the matches, and
+stops at a full page or after SCAN_CAP jobs. A page cut short says so, and its
+"Next page" goes on from where the scan stopped: bounded work per request, and
+no derived status column to keep in step with every run update.
+
+`_rows` (the table body) is polled every 15 s with the same query; it answers
+204 while each row's job, status, last run and next run are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import bottle
+import gevent
+
+from itinerary import apply, queries
+from itinerary.context import Context
+from itinerary.errors import invalid
+from itinerary.jobs import JobSpec
+from itinerary.web import reads
+from itinerary.web.jobs import describe, next_run, run_status, status_of
+from itinerary.web.pipeline import Req, page
+
+PAGE_SIZES = (25, 50, 100, 500)
+STATUSES = ("running", "behind", "failing", "healthy", "new", "paused", "archived")
+FROM_RUNS = frozenset(("running", "behind", "failing", "healthy", "new"))
+SCAN_CAP = 1000  # jobs looked at per request for a status that depends on the last run
+SCAN_CHUNK = 200
+
+
+@dataclass
+class ListPage:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    cursor: str | None = None  # the next page's
+    scanned: int | None = None  # set when the scan stopped at SCAN_CAP before a full page
+
+
+def list_filter(req: Req) -> tuple[queries.JobFilter, dict[str, str]]:
+    """The list's query string as a filter, and as given (for the form and the links)."""
+    q = req.request.query
+    size = int(q.get("limit")) if (q.get("limit") or "").isdigit() else 50
+    size = size if size in PAGE_SIZES else 50
+    status = q.get("status", "")
+    if status and status not in STATUSES:
+        raise invalid({"status": f"must be one of {', '.join(STATUSES)}"})
+    given = {
+        "name": q.getunicode("name") or "",
+        "tags": q.getunicode("tags") or "",
+        "schedule": q.getunicode("schedule") or "",
+        "status": status,
+        "archived": "1" if q.get("archived") or status == "archived" else "",
+        "limit": str(size),
+    }
+    f = queries.JobFilter(
+        name_pattern=given["name"].strip()[:200] or None,
+        tags=tuple(t.strip() for t in given["tags"].split(",") if t.strip()),
+        schedule=given["schedule"].strip() or None,
+        enabled={"paused": False, **dict.fromkeys(FROM_RUNS, True)}.get(status),
+        include_archived=bool(given["archived"]) and status not in FROM_RUNS | {"paused"},
+        archived_only=status == "archived",
+        limit=size,
+        cursor=(q.get("cursor") or None),
+    )
+    return f, given
+
+
+def _row(job: JobSpec, last: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    return {"job": job, "last": last, "status": status_of(job, last), "next": next_run(job, now)}
+
+
+def _rows(versions: list[queries.JobVersion], now: datetime) -> list[dict[str, Any]]:
+    """One read: each job's latest run, then the rows (status, next run) the table shows."""
+    last = reads.last_runs([v.spec.id for v in versions if v.spec.id is not None], now)
+    return [_row(v.spec, last.get(v.spec.id or 0), now) for v in versions]
+
+
+def _page(f: queries.JobFilter, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
+    versions, cursor = queries.list_jobs(f)
+    return _rows(versions, now), cursor
+
+
+def _kept(ids: list[int], now: datetime) -> list[dict[str, Any]]:
+    return _rows(queries.jobs_by_id(ids), now)
+
+
+def _scan(
+    f: queries.JobFilter, status: str, want: int, now: datetime
+) -> tuple[list[int], str | None, bool]:
+    """Up to `want` ids of jobs in the status from one chunk of `f`; the cursor after what
+    was looked at (None at the end), and whether the chunk was used up."""
+    keys = queries.job_keys(f)
+    more = f.limit is not None and len(keys) > f.limit
+    keys = keys[: f.limit]
+    last = reads.last_runs([job_id for job_id, _ in keys], now)
+    kept: list[int] = []
+    for n, (job_id, name) in enumerate(keys, 1):
+        if run_status(last.get(job_id)) == status:
+            kept.append(job_id)
+            if len(kept) == want:
+                rest = more or n < len(keys)
+                return kept, queries.job_cursor(name, job_id) if rest else None, False
+    cursor = queries.job_cursor(keys[-1][1], keys[-1][0]) if more else None
+    return kept, cursor, True
+
+
+def read_page(ctx: Context, f: queries.JobFilter, status: str, now: datetime) -> ListPage:
+    """A page of rows matching `f` and the status (see the module's note on the scan)."""
+    if status not in FROM_RUNS:
+        rows, cursor = ctx.database.read(_page, f, now)
+        return ListPage(rows, cursor)
+    kept: list[int] = []
+    cursor, scanned, limit = f.cursor, 0, f.limit or PAGE_SIZES[1]
+    stopped_at: int | None = None
+    while True:
+        size = min(SCAN_CHUNK, SCAN_CAP - scanned)
+        chunk = replace(f, limit=size, cursor=cursor)
+        found, cursor, used_up = ctx.database.read(_scan, chunk, status, limit - len(kept), now)
+        kept += found
+        scanned += size
+        if not used_up or cursor is None:
+            break
+        if scanned >= SCAN_CAP:
+            stopped_at = scanned
+            break
+    return ListPage(ctx.database.read(_kept, kept, now), cursor, stopped_at)
+
+
+def version(rows: list[dict[str, Any]]) -> str:
+    """What the polled rows show, as a short hash: equal hash, nothing to send (204)."""
+    parts = []
+    for r in rows:
+        last = r["last"] or {}
+        parts.append(
+            f"{r['job'].id}:{r['job'].updated_at}:{r['status']}:{last.get('runId')}:"
+            f"{last.get('state')}:{last.get('updatedAt')}:{r['next']}"
+        )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _query(given: dict[str, str], cursor: str | None) -> str:
+    params = {k: v for k, v in given.items() if v}
+    if cursor:
+        params["cursor"] = cursor
+    return urlencode(params)
+
+
+def install(root: bottle.Bottle, ctx: Context) -> None:
+    def render(req: Req, template: str) -> Any:
+        f, given = list_filter(req)
+        found = read_page(ctx, f, given["status"], req.now)
+        rows_version = version(found.rows)
+        if template == "jobs/_rows.html" and req.request.query.get("v") == rows_version:
+            return bottle.HTTPResponse(status=204)
+        this_page = _query(given, f.cursor)
+        return req.render(
+            template,
+            rows=found.rows,
+            scanned=found.scanned,
+            given=given,
+            statuses=STATUSES,
+            next_query=_query(given, found.cursor) if found.cursor else "",
+            rows_query=this_page,
+            back_url="/jobs" + (f"?{this_page}" if this_page else ""),
+            rows_version=rows_version,
+            filtered=any(given[k] for k in ("name", "tags", "schedule", "status")),
+            sizes=PAGE_SIZES,
+            first_page=not f.cursor,
+            describe=describe,
+        )
+
+    @root.get("/jobs")
+    @page(ctx)
+    def job_list(req: Req) -> Any:
+        return render(req, "jobs/index.html")
+
+    @root.get("/jobs/_rows")
+    @page(ctx)
+    def job_rows(req: Req) -> Any:
+        return render(req, "jobs/_rows.html")
+
+    @root.get("/jobs/export.yaml")
+    @page(ctx)
+    def export(req: Req) -> Any:
+        versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
+        text = gevent.get_hub().threadpool.apply(apply.export_yaml, ([v.spec for v in versions],))
+        return bottle.HTTPResponse(
+            body=text,
+            headers={
+                "Content-Type": "application/yaml; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="jobs.yaml"',
+                "Cache-Control": "no-store",
+            },
+        )
