@@ -21,8 +21,11 @@ boundary (the realistic mix's biggest burst) only if it lasts long enough: `bega
 says when it started.
 With `--hooks N` the first N jobs have a preRunHook on a loopback HTTP server (a
 process of its own) that answers 200 after `--hook-latency`; lateness is then also reported for
-the jobs with and without hooks separately (a hooked run's start includes its hook).
-One JSON line per run.
+the jobs with and without hooks separately (a hooked run's start includes its hook), and per
+instant when its first hook call began, against its last start of a job without a hook.
+`lateness_cpu` counts, within each instant's starts, only this process's CPU time (the
+wall lateness less what other processes took of the cores meanwhile): on a shared machine it
+tells the pass's own cost from the load. One JSON line per run.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from itinerary.executors.instant import InstantExecutor  # noqa: E402
 from itinerary.index import IndexBuilder  # noqa: E402
 from itinerary.jobs import JobSpec  # noqa: E402
 from itinerary.messages import ClaimSlot, Queues, RunCompleted, ShutDown  # noqa: E402
+from itinerary.orchestrator import hooks as hookmod  # noqa: E402
 from itinerary.scheduler import Scheduler  # noqa: E402
 
 ZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo")
@@ -118,19 +122,64 @@ def make_jobs(count: int, every_minute: bool, hooks: int = 0, url: str = "") -> 
 
 
 class TimedExecutor(InstantExecutor):
-    """The instant executor, noting (scheduled time, now) the moment `start` is called."""
+    """The instant executor, noting (scheduled time, now) the moment `start` is called.
+
+    For jobs without hooks also the thread's CPU time then, and the moment each instant's
+    first hook call began (the hook module's `call`, wrapped while the benchmark runs).
+    """
 
     def __init__(self, clock: RealClock) -> None:
         super().__init__(clock)
         self.starts: list[tuple[datetime, datetime]] = []
+        self.start_cpu: list[float] = []
         self.hooked_starts: list[tuple[datetime, datetime]] = []
+        self.first_hook: dict[str, datetime] = {}  # scheduledAt as the hook's body says it
+        self._call = hookmod.call
+        hookmod.call = self._hook_call  # type: ignore[assignment]
 
     def start(self, request: RunRequest) -> Execution:
-        hooked = "preRunHook" in request.job.constraints
-        (self.hooked_starts if hooked else self.starts).append(
-            (request.scheduled_at, self.clock.now())
-        )
+        if "preRunHook" in request.job.constraints:
+            self.hooked_starts.append((request.scheduled_at, self.clock.now()))
+        else:
+            self.starts.append((request.scheduled_at, self.clock.now()))
+            self.start_cpu.append(time.thread_time())
         return super().start(request)
+
+    def _hook_call(self, config: dict[str, Any], body: dict[str, Any], pause: Any) -> Any:
+        self.first_hook.setdefault(body["scheduledAt"], self.clock.now())
+        return self._call(config, body, pause)
+
+    def close(self) -> None:
+        hookmod.call = self._call  # type: ignore[assignment]
+
+    def instants(self, began: datetime) -> tuple[list[float], list[dict[str, Any]]]:
+        """Lateness in CPU terms of the jobs without hooks, and per instant what happened when.
+
+        A start's CPU lateness: its instant's first start's lateness, plus the CPU time the
+        process spent from that start to this one.
+        """
+        by_at: dict[datetime, list[tuple[datetime, float]]] = {}
+        for (at, now), cpu in zip(self.starts, self.start_cpu, strict=True):
+            if at >= began:
+                by_at.setdefault(at, []).append((now, cpu))
+        cpu_lateness: list[float] = []
+        instants: list[dict[str, Any]] = []
+        for at, starts in sorted(by_at.items()):
+            (first, cpu0), (last, cpu1) = starts[0], starts[-1]
+            lag = (first - at).total_seconds()
+            cpu_lateness.extend(lag + cpu - cpu0 for _, cpu in starts)
+            hook = self.first_hook.get(at.isoformat().replace("+00:00", "Z"))
+            instants.append(
+                {
+                    "at": at.strftime("%H:%M"),
+                    "runs": len(starts),
+                    "first_ms": round(lag * 1000, 1),
+                    "last_ms": round((last - at).total_seconds() * 1000, 1),
+                    "pass_cpu_ms": round((cpu1 - cpu0) * 1000, 1),
+                    "first_hook_ms": round((hook - at).total_seconds() * 1000, 1) if hook else None,
+                }
+            )
+        return cpu_lateness, instants
 
 
 class TimedScheduler(Scheduler):
@@ -298,6 +347,8 @@ def _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, s
     # Slots due before the benchmark began are near-misses of its start, not lateness.
     lateness = [(now - at).total_seconds() for at, now in executor.starts if at >= began]
     hooked = [(now - at).total_seconds() for at, now in executor.hooked_starts if at >= began]
+    cpu_lateness, instants = executor.instants(began)
+    executor.close()
     every = executor.starts + executor.hooked_starts
     started = sum(1 for at, _ in every if began <= at <= until)
     expected = expected_slots(jobs, config, began, until)
@@ -326,6 +377,9 @@ def _bench(clock, config, jobs, minutes, every_minute, hooks, latency, server, s
         "lateness_p50_ms": round(percentile(lateness, 50) * 1000, 2),
         "lateness_p99_ms": round(percentile(lateness, 99) * 1000, 2),
         "lateness_max_ms": round(max(lateness, default=0.0) * 1000, 2),
+        "lateness_cpu_p50_ms": round(percentile(cpu_lateness, 50) * 1000, 2),
+        "lateness_cpu_p99_ms": round(percentile(cpu_lateness, 99) * 1000, 2),
+        "instants": instants,
         "loop_p50_ms": round(percentile(loops, 50) * 1000, 2),
         "loop_p99_ms": round(percentile(loops, 99) * 1000, 2),
         "loop_max_ms": round(max(loops, default=0.0) * 1000, 2),

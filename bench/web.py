@@ -15,8 +15,12 @@ A ticker in the server process measures how late the gevent loop (and so the
 scheduler loop) wakes. One JSON line per page.
 
 History pages (issue 10): the Gantt data for the last 24 h of the seeded runs over the
-1,000 jobs, and the overview of a job with a run every minute for 30 days (43,200
-runs, paused so the scheduler leaves it alone) for the 24 h and 30 d windows.
+1,000 jobs, and a job with a run every minute for 30 days (43,200 runs, paused so the
+scheduler leaves it alone): its overview for the 24 h and 30 d windows (figures cached
+10 s per job and window), `GET /api/v1/jobs/{id}/stats?window=30d` (not cached: the
+roll-up of itinerary/rollup.py each time) and its charts' JSON in a random display zone
+per request (a cache miss each time). Before the load, the first (cold: no roll-up yet)
+and second stats request are timed once and printed as `cold_stats_ms`.
 `--only A,B` measures only the pages whose label contains A or B.
 """
 
@@ -118,8 +122,11 @@ def add_minutely_job(database: Database) -> int:
 def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> None:
     """The load generator (its own process): like bench/api.py's, but 204 counts as an answer."""
     import random
+    import zoneinfo
 
     import requests
+
+    ZONES = sorted(z for z in zoneinfo.available_timezones() if "/" in z)
 
     sessions = [requests.Session() for _ in range(64)]
     latencies: list[float] = []
@@ -131,6 +138,7 @@ def client(url: str, rate: float, seconds: float, runs: int, warmup: float) -> N
         nonlocal errors
         gevent.sleep(max(0.0, start + i / rate - time.monotonic()))
         target = url.replace("{n}", str(random.randrange(runs)).rjust(15, "0"))
+        target = target.replace("{zone}", random.choice(ZONES))
         t = time.monotonic()
         try:
             ok = sessions[i % len(sessions)].get(target, timeout=10).status_code in (200, 204)
@@ -181,11 +189,24 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
     )
     pages[f"/jobs/{minutely} (43,200 runs, 24h)"] = f"{base}/jobs/{minutely}?window=24h"
     pages[f"/jobs/{minutely} (43,200 runs, 30d)"] = f"{base}/jobs/{minutely}?window=30d"
+    pages[f"/api/v1/jobs/{minutely}/stats?window=30d (43,200 runs)"] = (
+        f"{base}/api/v1/jobs/{minutely}/stats?window=30d"
+    )
+    pages[f"/jobs/{minutely}/charts.json (43,200 runs, 30d, random zone)"] = (
+        f"{base}/jobs/{minutely}/charts.json?window=30d&zone={{zone}}"
+    )
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         pages = {k: v for k, v in pages.items() if any(w in k for w in wanted)}
     import requests
 
+    cold = []
+    for _ in range(2):  # the first builds the roll-up (handed to the syncer), the second reads it
+        t = time.monotonic()
+        requests.get(f"{base}/api/v1/jobs/{minutely}/stats?window=30d", timeout=60)
+        cold.append(round((time.monotonic() - t) * 1000, 1))
+        gevent.sleep(2)  # the syncer's flush
+    print(json.dumps({"cold_stats_ms": cold[0], "second_stats_ms": cold[1]}), flush=True)  # noqa: T201
     if "/running/_cards (unchanged, 204)" in pages:
         first = requests.get(f"{base}/running/_cards", timeout=10).text
         version = first.split("/running/_cards?v=")[1].split('"')[0]

@@ -55,10 +55,11 @@ from itinerary.models import (
     WebhookDelivery,
     WebhookHandlerStats,
 )
+from itinerary.rollup import JobRunHour
 
 STATS_MODELS: dict[str, type[pw.Model]] = {
     m._meta.table_name: m
-    for m in (SchedulerStats, OrchestratorStats, SyncerStats, WebhookHandlerStats)
+    for m in (SchedulerStats, OrchestratorStats, SyncerStats, WebhookHandlerStats, JobRunHour)
 }
 RUN_FIELDS = (
     "status",

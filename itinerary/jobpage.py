@@ -4,13 +4,18 @@ Pure reads (call through `Database.read`), each a range of the job's own rows on
 `job_run` primary key (job_id, scheduled_at): slots per hour or day stacked by
 state, the duration trend (a point per run, a rolling median, anomalies with their
 explanation), and the last slots as a strip, skipped and missed ones with their
-reason. Buckets are UTC hours (24 h window) or UTC days (7 d, 30 d).
+reason. Buckets are hours (24 h window) or days (7 d, 30 d) of the display zone, so
+a day in the chart is the viewer's day, DST changes included.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import bisect
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import peewee as pw
 
 from itinerary import jobstats, rawread, states
 from itinerary.history import Anomaly
@@ -20,36 +25,66 @@ STACKED = (states.SUCCEEDED, states.FAILED, states.MISSED, states.SKIPPED, state
 ROLLING = 20  # runs in the rolling median
 STRIP = 60
 TREND_MAX = 5000  # points drawn; the newest when a window has more
+HOUR_TD = timedelta(hours=1)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def _utc(value: Any) -> datetime | None:
     return jobstats._utc(value)
 
 
-def _bucket_start(at: datetime, hourly: bool) -> datetime:
-    at = at.astimezone(UTC)
-    if hourly:
-        return at.replace(minute=0, second=0, microsecond=0)
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+def bucket_edges(since: datetime, now: datetime, hourly: bool, zone: str) -> list[datetime]:
+    """The starts of the hours or days, in `zone`, that cover [since, now], in UTC.
+    Days follow the zone's calendar: a DST change makes a day of 23 or 25 hours."""
+    tz = ZoneInfo(zone)
+    local = since.astimezone(tz)
+    if hourly:  # an hour is 3,600 s everywhere; only where it starts depends on the zone
+        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return [start + timedelta(hours=i) for i in range(int((now - start) // HOUR_TD) + 1)]
+    day, edges = local.date(), list[datetime]()
+    while True:
+        edge = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+        if edge > now:
+            return edges
+        edges.append(edge)
+        day += timedelta(days=1)
 
 
-def window_rows(job_id: int, window: str, now: datetime) -> dict[str, Any]:
-    """The reads behind `build`: the window's runs as raw rows, and its anomalies."""
+def window_rows_queries(job_id: int, window: str, now: datetime, zone: str) -> tuple[Any, Any]:
+    """The slots counted per bucket and state, and the newest runs with a duration."""
     since = now - jobstats.WINDOWS[window]
-    query = (
-        JobRun.select(
-            JobRun.run_id,
-            JobRun.scheduled_at,
-            JobRun.status,
-            JobRun.started_at,
-            JobRun.completed_at,
-        )
-        .where(
-            (JobRun.job_id == job_id) & (JobRun.scheduled_at >= since) & (JobRun.scheduled_at < now)
-        )
-        .order_by(JobRun.scheduled_at)
+    edges = bucket_edges(since, now, window == "24h", zone)
+    slot = (JobRun.job_id == job_id) & (JobRun.scheduled_at >= since) & (JobRun.scheduled_at < now)
+    bucket = pw.Case(
+        None, [(JobRun.scheduled_at < e, i - 1) for i, e in enumerate(edges[1:], 1)], len(edges) - 1
     )
-    return {"rows": rawread.fetch(query), "anomalies": _anomalies(job_id, since)}
+    counts = (
+        JobRun.select(bucket.alias("b"), JobRun.status, pw.fn.COUNT(pw.SQL("*")))
+        .where(slot & JobRun.status.in_(STACKED))
+        .group_by(pw.SQL("b"), JobRun.status)
+    )
+    trend = (
+        JobRun.select(JobRun.run_id, JobRun.status, JobRun.started_at, JobRun.completed_at)
+        .where(slot & JobRun.started_at.is_null(False) & JobRun.completed_at.is_null(False))
+        .order_by(JobRun.scheduled_at.desc())
+        .limit(TREND_MAX)
+    )
+    return counts, trend
+
+
+def window_rows(job_id: int, window: str, now: datetime, zone: str = "UTC") -> dict[str, Any]:
+    """The reads behind `build`: slots per bucket and state counted by the database (one
+    GROUP BY over the primary-key range, no row reaches Python), the newest `TREND_MAX`
+    runs with a duration, and the window's anomalies."""
+    counts, trend = window_rows_queries(job_id, window, now, zone)
+    since = now - jobstats.WINDOWS[window]
+    edges = bucket_edges(since, now, window == "24h", zone)
+    return {
+        "edges": [int(e.timestamp()) for e in edges],
+        "counts": list(counts.tuples()),
+        "rows": rawread.fetch(trend)[::-1],
+        "anomalies": _anomalies(job_id, since),
+    }
 
 
 def _epoch(value: Any) -> float | None:
@@ -58,37 +93,29 @@ def _epoch(value: Any) -> float | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC).timestamp() if value.tzinfo is None else value.timestamp()
+    if value.tzinfo is None:  # the drivers' form; a quarter of `timestamp()`'s time
+        return (value - _NAIVE_EPOCH).total_seconds()
+    return value.timestamp()
 
 
-def build(read: dict[str, Any], window: str, now: datetime) -> dict[str, Any]:
-    """Slots per bucket by state, and the duration trend (pure: runs in a worker thread,
-    43,200 runs take ~0.1 s of Python that would otherwise hold the gevent hub)."""
+def build(read: dict[str, Any], window: str, now: datetime, zone: str = "UTC") -> dict[str, Any]:
+    """Slots per bucket by state, and the duration trend (pure: runs in a worker thread)."""
     since = now - jobstats.WINDOWS[window]
-    hourly = window == "24h"
-    step = 3600 if hourly else 86400
-    first = _bucket_start(since, hourly).timestamp()
-    count = int((_bucket_start(now, hourly).timestamp() - first) // step) + 1
-    stacks = {s: [0] * count for s in STACKED}
+    edges = read["edges"]
+    stacks = {s: [0] * len(edges) for s in STACKED}
+    for index, status, count in read["counts"]:
+        stacks[status][int(index)] += count
     points: list[tuple[float, float, str, str]] = []
-    for run_id, scheduled, status, started, completed in read["rows"]:
-        index = int((_epoch(scheduled) - first) // step)  # type: ignore[operator]
-        if status in stacks and 0 <= index < count:
-            stacks[status][index] += 1
-        if started is not None and completed is not None:
-            start = _epoch(started)
-            points.append((start, _epoch(completed) - start, status, run_id))  # type: ignore[arg-type, operator]
-    points = points[-TREND_MAX:]
+    for run_id, status, started, completed in read["rows"]:
+        start = _epoch(started)
+        points.append((start, _epoch(completed) - start, status, run_id))  # type: ignore[arg-type, operator]
     explained = read["anomalies"]
     return {
         "window": window,
+        "zone": zone,
         "from": int(since.timestamp()),
         "to": int(now.timestamp()),
-        "buckets": {
-            "hourly": hourly,
-            "t": [int(first) + i * step for i in range(count)],
-            **{s: stacks[s] for s in STACKED},
-        },
+        "buckets": {"hourly": window == "24h", "t": edges, **stacks},
         "trend": {
             "t": [p[0] for p in points],
             "duration": [round(p[1], 3) for p in points],
@@ -100,15 +127,19 @@ def build(read: dict[str, Any], window: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def charts(job_id: int, window: str, now: datetime) -> dict[str, Any]:
+def charts(job_id: int, window: str, now: datetime, zone: str = "UTC") -> dict[str, Any]:
     """`build` of `window_rows`, in one call (read connection)."""
-    return build(window_rows(job_id, window, now), window, now)
+    return build(window_rows(job_id, window, now, zone), window, now, zone)
 
 
 def _rolling_median(values: list[float]) -> list[float]:
-    out = []
-    for i in range(len(values)):
-        window = sorted(values[max(0, i - ROLLING + 1) : i + 1])
+    """The median of each value and the `ROLLING` - 1 before it (a sorted sliding window)."""
+    out: list[float] = []
+    window: list[float] = []
+    for i, value in enumerate(values):
+        bisect.insort(window, value)
+        if i >= ROLLING:
+            del window[bisect.bisect_left(window, values[i - ROLLING])]
         out.append(round(jobstats.percentile(window, 50) or 0.0, 3))
     return out
 

@@ -41,6 +41,7 @@ DATA_TABLES = (
     "constraint_violations",
     "run_attempts",
     "job_run",
+    "job_run_hours",
     "job_actions",
     "job_tags",
     "job",

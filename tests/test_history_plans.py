@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from itinerary import history, jobstats
+from itinerary import history, jobpage, jobstats, rollup
 from itinerary.anomaly import detector
 from itinerary.db import Database
 from tests.test_query_plans import NOW, _full_scan, _plan, _seed
@@ -22,6 +22,9 @@ def seeded(database: Database) -> Database:
 def test_it_reads_a_job_window_its_history_and_recent_slots_from_an_index(seeded: Database):
     plans = {
         "job stats window": jobstats.window_query(3, NOW - timedelta(days=7), NOW),
+        "job stats hour counts": rollup.stamp_query(3, NOW - timedelta(days=30), NOW),
+        "job chart buckets": jobpage.window_rows_queries(3, "30d", NOW, "Asia/Kolkata")[0],
+        "job chart trend": jobpage.window_rows_queries(3, "30d", NOW, "Asia/Kolkata")[1],
         "detector history": detector.history_query(3, "r000000000000042"),
         "silence check": detector.recorded_query(NOW - timedelta(minutes=2), NOW),
     }

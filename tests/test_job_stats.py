@@ -121,3 +121,15 @@ def test_it_serves_job_stats_and_refuses_an_unknown_window(api: Api):
     bad = api.get(f"/jobs/{job['id']}/stats?window=1y")
     assert bad.status_code == 400 and "window" in bad.get_json()["error"]["fields"]
     assert api.get("/jobs/999999/stats").status_code == 404
+
+
+def test_it_reuses_a_jobs_figures_for_five_seconds_in_the_api(api: Api):
+    job = api.create_job()
+    t = api.clock.now() - timedelta(hours=2)
+    api.add_run(job["id"], t, started_at=t, completed_at=t + timedelta(seconds=90))
+    first = api.get(f"/jobs/{job['id']}/stats?window=24h").get_json()
+    api.add_run(job["id"], t + timedelta(minutes=1), started_at=t, completed_at=t)
+    assert api.get(f"/jobs/{job['id']}/stats?window=24h").get_json() == first
+    api.clock.advance(jobstats.RECENT_S)
+    again = api.get(f"/jobs/{job['id']}/stats?window=24h").get_json()
+    assert again["runs"] == 2 and again["to"] > first["to"]

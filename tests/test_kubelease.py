@@ -20,7 +20,7 @@ from itinerary import lease as leasemod
 from itinerary.app import App
 from itinerary.clock import FakeClock
 from itinerary.config import load
-from itinerary.db import ConfigError
+from itinerary.errors import ConfigError
 from itinerary.kubelease import LOST_RACE, KubeLease, MicroTimeClient, kube_lease
 from itinerary.lease import Lease, NoCluster, make_elector
 from tests.replicas import start, stop, wait_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itinerary import jobpage
@@ -138,12 +138,49 @@ def test_it_says_failing_in_the_title_and_the_favicon(api: Api) -> None:
     assert "<title>flaky – Itinerary</title>" in healthy and "failing.svg" not in healthy
 
 
-def test_it_recomputes_the_figures_at_most_once_a_minute(api: Api) -> None:
+def test_it_recomputes_the_figures_at_most_every_ten_seconds(api: Api) -> None:
     ids = _seed(api)
     browser = Browser(api)
     assert _tiles(browser.text(f"/jobs/{ids['job']}"))["runs"] == "13"
     t = api.clock.now() - timedelta(minutes=1)
     api.add_run(ids["job"], t, started_at=t, completed_at=t + timedelta(seconds=1))
     assert _tiles(browser.text(f"/jobs/{ids['job']}"))["runs"] == "13"  # cached
-    api.clock.advance(61)
+    api.clock.advance(11)
     assert _tiles(browser.text(f"/jobs/{ids['job']}"))["runs"] == "14"
+
+
+def test_it_shows_tags_the_description_and_the_next_run_in_the_jobs_zone(api: Api) -> None:
+    job = api.create_job(
+        name="zoned",
+        tags=["etl", "nightly"],
+        description="Loads the <b>warehouse</b>",
+        schedule="30 2 * * *",
+        timezone="Asia/Tokyo",
+    )
+    html = Browser(api).text(f"/jobs/{job['id']}")
+    header = html.split('id="job-status"')[1].split("</dl>")[0]
+    assert 'href="/jobs?tags=nightly"' in header and "Loads the &lt;b&gt;warehouse" in header
+    assert re.search(r"· \w{3} \w{3} \d\d, 02:30 Asia/Tokyo", header)
+    assert "First run:" in html and "data-due=" in html.split("First run:")[1][:200]
+    assert f'href="/jobs/{job["id"]}/definition#meta-h">Archive…' in header  # admin
+
+
+def test_it_says_since_when_and_by_whom_a_job_is_paused(api: Api) -> None:
+    job = api.create_job(name="held")
+    browser = Browser(api)
+    resp = browser.post(
+        f"/jobs/{job['id']}/pause", {"reason": "disk full", "back": f"/jobs/{job['id']}"}
+    )
+    assert resp.status_code == 303
+    banner = browser.text(f"/jobs/{job['id']}").split('class="banner warn"')[1].split("</div>")[0]
+    assert re.search(r"Paused since <time[^>]*>[^<]+</time> by \S+: disk full", banner), banner
+
+
+def test_it_flags_the_next_run_after_a_dst_change(api: Api) -> None:
+    api.clock.set(datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # Paris: CET until March 29
+    job = api.create_job(name="dst", schedule="30 2 * * *", timezone="Europe/Paris")
+    html = Browser(api).text(f"/jobs/{job['id']}")
+    rows = html.split('id="next-h"')[1].split("</tbody>")[0].split("<tr>")[2:]
+    flagged = [r for r in rows if "clocks change" in r]
+    assert len(flagged) == 1 and "(UTC+01:00 → UTC+02:00)" in flagged[0]
+    assert "Sun Mar 29, 03:00" in flagged[0]  # 02:30 does not exist that day: run at 03:00

@@ -29,7 +29,8 @@ def run_events(call: Call) -> Any:
 
 def job_stats(call: Call) -> Any:
     job = load_job(call, call.path["job_id"])
-    return jobstats.compute(call.ctx.database, job.stored_id, call.query["window"], call.now)
+    store = jobstats.rollup_store(call.ctx.queues.syncer, call.now)
+    return jobstats.recent(call.ctx.database, job.stored_id, call.query["window"], call.now, store)
 
 
 def job_anomalies(call: Call) -> Any:

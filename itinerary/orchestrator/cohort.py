@@ -179,9 +179,15 @@ class Cohort:
         return ready
 
     def _hand_over(self, members: list[Orchestrator]) -> None:
-        """Give each member its own greenlet to follow its run from here."""
+        """Give each member its own greenlet to follow its run from here.
+
+        Members with checks first: greenlets run in the order they were made, so every run
+        waiting for its hook has sent its request before the first started run is followed,
+        and the hooks' answers take their time while those are.
+        """
         for member in members:
             member.cohort = None
+        for member in sorted(members, key=lambda m: not m.checks):  # stable: order kept
             self._spawn(member.proceed)
 
 

@@ -2,22 +2,30 @@
 
 A hook is the user's endpoint that must answer 200 for a run to start (pre) or
 to count as succeeded (post). It is called from the run's orchestrator greenlet,
-never from the scheduler loop or a cohort's start pass, and `requests` under
-gevent waits on the socket without blocking the hub, so a slow hook delays only
-its own run. A refused connection, a timeout or a 5xx is retried `retries` times
-with a doubling pause on the clock; any other answer is final. The outcome keeps
-the status and the first 500 bytes of the answer (never the hook's headers,
-which may carry a token, nor the URL's query string).
+never from the scheduler loop or a cohort's start pass, and its socket under
+gevent waits without blocking the hub, so a slow hook delays only its own run.
+A refused connection, a timeout or a 5xx is retried `retries` times with a
+doubling pause on the clock; any other answer is final. The outcome keeps the
+status and the first 500 bytes of the answer (never the hook's headers, which
+may carry a token, nor the URL's query string).
+
+urllib3 directly rather than `requests`: 1,000 hooks due at one instant all run
+on the one hub, and `requests` made each call cost more CPU for nothing a hook
+needs. An answer read to its end leaves its connection kept alive for the next
+call to that host (urllib3 checks it is still open before reusing it).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import requests
+import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from itinerary.durations import parse_duration
 
@@ -26,10 +34,36 @@ EXCERPT_BYTES = 500
 FIRST_PAUSE_S, MAX_PAUSE_S = 1.0, 30.0
 
 POOL = 100  # kept-alive connections per hook host (many runs of one minute call one hook)
-_session = requests.Session()
-_adapter = requests.adapters.HTTPAdapter(pool_connections=POOL, pool_maxsize=POOL)
-_session.mount("http://", _adapter)
-_session.mount("https://", _adapter)
+HOSTS = 100  # hook hosts whose connections are kept (the least recently used is let go)
+
+
+class _Keeping:
+    """A host's pool that lets a connection beyond its size go quietly.
+
+    More calls than POOL at once to one host is the normal case (a minute's runs of many
+    jobs sharing one hook); urllib3 would log a warning for each connection it cannot keep.
+    """
+
+    pool: Any
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None and self.pool is not None and self.pool.full():
+            conn.close()
+            return
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_Keeping, HTTPConnectionPool):
+    pass
+
+
+class _HTTPSPool(_Keeping, HTTPSConnectionPool):
+    pass
+
+
+_pool = urllib3.PoolManager(num_pools=HOSTS, maxsize=POOL, block=False, retries=False)
+_pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+_DEFAULT_HEADERS = {"User-Agent": "itinerary-hook", "Accept": "*/*"}
 
 
 @dataclass(frozen=True)
@@ -88,23 +122,36 @@ def call(
 def _once(
     url: str, method: str, headers: dict[str, str], body: dict[str, Any], timeout: float, n: int
 ) -> HookResult:
+    sent = urllib3.HTTPHeaderDict(_DEFAULT_HEADERS)
+    data = None
+    if method == "GET":  # a GET hook gets the context as query parameters
+        url = _with_query(url, _flat(body))
+    else:
+        sent["Content-Type"] = "application/json"
+        data = json.dumps(body, allow_nan=False).encode()
+    sent.update(headers)
     try:
-        kwargs: dict[str, Any] = {"params": _flat(body)} if method == "GET" else {"json": body}
-        with _session.request(
+        resp = _pool.request(
             method,
             url,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            **kwargs,
-        ) as resp:
-            raw = resp.raw.read(EXCERPT_BYTES, decode_content=True) or b""
-            text = raw.decode("utf-8", "replace")
-            return HookResult(resp.status_code == 200, resp.status_code, text, n)
-    except requests.Timeout:
+            body=data,
+            headers=sent,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            redirect=False,
+            preload_content=False,
+        )
+        try:
+            raw = resp.read(EXCERPT_BYTES, decode_content=True) or b""
+        finally:
+            if not resp.closed:  # more than the excerpt: not worth reading, nor the connection
+                resp.close()
+            resp.release_conn()
+        return HookResult(resp.status == 200, resp.status, raw.decode("utf-8", "replace"), n)
+    except NewConnectionError as exc:  # before TimeoutError: urllib3 derives it from that
+        return HookResult(False, None, f"ConnectionError: {_short(exc)}", n)
+    except TimeoutError:
         return HookResult(False, None, f"timed out after {timeout:g}s", n)
-    except requests.RequestException as exc:
+    except (HTTPError, OSError, ValueError) as exc:  # ValueError: a URL or header it refused
         return HookResult(False, None, f"{type(exc).__name__}: {_short(exc)}", n)
 
 
@@ -117,6 +164,13 @@ def _short(exc: Exception) -> str:
     return text.split("?", 1)[0][:200]
 
 
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """The URL with `params` added to any query string it has already."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 def _flat(body: dict[str, Any]) -> dict[str, str]:
-    """A GET hook gets the context as query parameters."""
+    """The context as query parameters (a list joined with commas)."""
     return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in body.items()}

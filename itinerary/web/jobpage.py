@@ -10,22 +10,22 @@ tab pages `itinerary.jobevents` back in time. The Definition tab is part 1's pag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import bottle
 import gevent
-from gevent.event import AsyncResult
 from markupsafe import Markup
 
-from itinerary import jobevents, jobpage, jobstats, operations, queries, states
+from itinerary import audit, jobevents, jobpage, jobstats, operations, queries, states
 from itinerary.context import Context
 from itinerary.errors import ApiError
 from itinerary.jobs import JobSpec
-from itinerary.web import history, reads
+from itinerary.web import history, jobfigures, reads, render
 from itinerary.web.jobs import job_id_of, next_run, status_of
 from itinerary.web.pipeline import Req, page
 
@@ -59,15 +59,105 @@ def in_zone(at: datetime, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%a %b %d, %H:%M")
 
 
-def header(ctx: Context, req: Req, job: JobSpec) -> dict[str, Any]:
-    """What every tab's header shows."""
+TAB_PATHS = {"overview": "", "runs": "/runs", "events": "/events"}
+VERSION_SLOT = "@@version@@"
+
+
+def header(ctx: Context, req: Req, job: JobSpec, tab: str, polled: bool = False) -> dict[str, Any]:
+    """What every tab's header shows (jobs/_status.html), with its version."""
     last = ctx.database.read(reads.last_runs, [job.stored_id], req.now).get(job.stored_id)
-    return {
+    following = next_run(job, req.now)
+    values = {
         "job": job,
+        "tab": tab,
         "last": last,
         "job_status": status_of(job, last),
-        "next": next_run(job, req.now),
+        "next": following,
+        "next_local": in_zone(following, job.timezone) if following else "",
+        "paused": _paused(ctx, job),
+        "back": f"/jobs/{job.id}{TAB_PATHS[tab]}",
     }
+
+    def html(polled: bool) -> str:
+        slot = dict(status_version=VERSION_SLOT, polled=polled)
+        return render.render("jobs/_status.html", **req.base(**values, **slot))
+
+    page = html(False)  # the version: of what the page shows
+    out = (html(True) if polled else page).replace(VERSION_SLOT, _hash(page))
+    return {**values, "status_version": _hash(page), "status_html": Markup(out)}
+
+
+def _paused(ctx: Context, job: JobSpec) -> dict[str, Any] | None:
+    """When and by whom a paused job was paused (its latest `paused` audit record)."""
+    if job.enabled or job.archived_at:
+        return None
+    entries = ctx.database.read(audit.of_job, job.id, None, 20)
+    return next((e for e in entries if e["action"] == "paused"), None)
+
+
+def _hash(value: Any) -> str:
+    """A polled fragment's version: equal versions, nothing to send (204)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _unchanged(req: Req, version: str) -> bool:
+    return req.request.query.get("v") == version
+
+
+def _partial(req: Req, version: str, template: str, **values: Any) -> Any:
+    """A polled fragment: 204 when the poll's `v` is its version (htmx swaps nothing)."""
+    if _unchanged(req, version):
+        return bottle.HTTPResponse(status=204)
+    return req.render(template, **values)
+
+
+def _feed(items: list[dict[str, Any]], chosen: tuple[str, ...], since: str) -> dict[str, Any]:
+    """The events feed's first page, the events newer than `since` (what the page showed
+    before this poll) marked new, and the query of the next poll."""
+    version = _hash(items)
+    newest = items[0]["at"] if items else since
+    query = [("type", t) for t in chosen] + [("since", newest), ("v", version)]
+    return {
+        "events": items,
+        "fresh": {e["at"] for e in items if since and e["at"] > since},
+        "feed_version": version,
+        "feed_query": urlencode(query),
+    }
+
+
+def _tiles_version(stats: dict[str, Any]) -> str:
+    return _hash({k: v for k, v in stats.items() if k not in ("from", "to")})
+
+
+def _zone(req: Req) -> str:
+    zone = req.request.query.get("zone") or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ApiError(400, f"zone: {zone!r} is not an IANA time zone") from None
+    return zone
+
+
+def _next_runs(job: JobSpec, now: datetime) -> list[tuple[datetime, str, str]]:
+    """The next 10 fire times, each also as text in the job's zone, and a note on the
+    first after the zone's clocks change (a DST gap or fold shifts or skips runs)."""
+    if not (job.cron and job.enabled and not job.archived_at):
+        return []
+    zone = ZoneInfo(job.timezone)
+    out, before = [], now.astimezone(zone).utcoffset()
+    for at in job.cron.next_n(now, 10):
+        offset = at.astimezone(zone).utcoffset()
+        note = f"clocks change before this run ({_utc_offset(before)} → {_utc_offset(offset)})"
+        out.append((at, in_zone(at, job.timezone), note if offset != before else ""))
+        before = offset
+    return out
+
+
+def _utc_offset(offset: Any) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _chart_summary(data: dict[str, Any]) -> str:
@@ -96,69 +186,28 @@ def _slot_rows(data: dict[str, Any]) -> list[tuple[datetime, list[int]]]:
     return rows
 
 
-class Figures:
-    """Each job's statistics and charts per window, computed at most once a minute.
-
-    A job that runs every minute has 43,200 runs in 30 days; reading and summing them
-    takes about a second, too much for every view and every poll (ui.md §7). Figures
-    up to `CACHE_S` old are served (the page says when they were computed), and
-    concurrent views of the same job and window wait for one computation. The charts'
-    arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
-    """
-
-    CACHE_S = 60.0
-    MAX_ENTRIES = 1000
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.cache: dict[tuple[int, str], tuple[datetime, dict[str, Any], dict[str, Any]]] = {}
-        self.pending: dict[tuple[int, str], AsyncResult] = {}
-
-    def get(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict, dict]:
-        key = (job_id, window)
-        hit = self.cache.get(key)
-        if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
-            return hit
-        waiting = self.pending.get(key)
-        if waiting is not None:
-            return waiting.get()
-        result = AsyncResult()
-        self.pending[key] = result
-        try:
-            database = self.ctx.database
-            stats = jobstats.compute(database, job_id, window, now)
-            rows = database.read(jobpage.window_rows, job_id, window, now)
-            charts = gevent.get_hub().threadpool.apply(jobpage.build, (rows, window, now))
-        except BaseException as exc:
-            result.set_exception(exc)
-            raise
-        finally:
-            self.pending.pop(key, None)
-        if len(self.cache) >= self.MAX_ENTRIES:
-            self.cache.clear()
-        self.cache[key] = (now, stats, charts)
-        result.set(self.cache[key])
-        return self.cache[key]
-
-
 def install(root: bottle.Bottle, ctx: Context) -> None:
-    figures = Figures(ctx)
+    figures = jobfigures.Figures(ctx)
 
     @root.get("/jobs/<job_id>")
     @page(ctx)
     def overview(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, job_id_of(job_id))
+        jid = job_id_of(job_id)
+        job = operations.load_job(ctx, jid)
         window = _window(req)
-        computed, stats, charts = figures.get(job.stored_id, window, req.now)
+        # The two are independent reads (each with its arithmetic in the thread pool):
+        # together, a page whose figures expired waits for the slower one, not both.
+        both = [
+            gevent.spawn(figures.stats, jid, window, req.now),
+            gevent.spawn(figures.charts, jid, window, req.now, job.timezone),
+        ]
         strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
-        nexts = (
-            job.cron.next_n(req.now, 10) if job.cron and job.enabled and not job.archived_at else []
-        )
+        gevent.joinall(both, raise_error=True)
+        (computed, stats), charts = both[0].value, both[1].value
         alerts = ctx.database.read(jobevents.job_events, job.id, ("delivery",), None, 5)
         return req.render(
             "jobs/show.html",
-            **header(ctx, req, job),
-            tab="overview",
+            **header(ctx, req, job, "overview"),
             window=window,
             windows=tuple(jobstats.WINDOWS),
             stats=stats,
@@ -171,7 +220,9 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
                 "allowed": job.seconds("maxAllowedRunTime"),
             },
             strip=strip,
-            next_runs=[(at, in_zone(at, job.timezone)) for at in nexts],
+            strip_version=_hash(strip),
+            tiles_version=_tiles_version(stats),
+            next_runs=_next_runs(job, req.now),
             recent=ctx.database.read(reads.job_runs, job.id, req.now),
             alerts=alerts["items"],
             stacked=jobpage.STACKED,
@@ -181,11 +232,81 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/<job_id>/charts.json")
     @page(ctx)
     def charts_json(req: Req, job_id: str) -> Any:
-        job = operations.load_job(ctx, job_id_of(job_id))
-        _, _, data = figures.get(job.stored_id, _window(req), req.now)
+        jid = job_id_of(job_id)
+        operations.load_job(ctx, jid)  # 404 for an unknown job
+        data = figures.charts(jid, _window(req), req.now, _zone(req))
         return bottle.HTTPResponse(
             body=json.dumps(data, separators=(",", ":")),
             headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+        )
+
+    @root.get("/jobs/<job_id>/_status")
+    @page(ctx)
+    def status_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        tab = req.request.query.get("tab") or "overview"
+        if tab not in TAB_PATHS:
+            raise ApiError(400, f"tab must be one of {', '.join(TAB_PATHS)}")
+        values = header(ctx, req, job, tab, polled=True)
+        if _unchanged(req, values["status_version"]):
+            return bottle.HTTPResponse(status=204)
+        return render.html(values["status_html"])
+
+    @root.get("/jobs/<job_id>/_tiles")
+    @page(ctx)
+    def tiles_partial(req: Req, job_id: str) -> Any:
+        jid = job_id_of(job_id)
+        job = operations.load_job(ctx, jid)
+        window = _window(req)
+        computed, stats = figures.stats(jid, window, req.now)
+        version = _tiles_version(stats)
+        return _partial(
+            req,
+            version,
+            "jobs/_tiles.html",
+            job=job,
+            window=window,
+            windows=tuple(jobstats.WINDOWS),
+            stats=stats,
+            computed=computed,
+            tiles_version=version,
+            last=ctx.database.read(reads.last_runs, [jid], req.now).get(jid),
+            next_runs=_next_runs(job, req.now)[:1],
+        )
+
+    @root.get("/jobs/<job_id>/_strip")
+    @page(ctx)
+    def strip_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        strip = ctx.database.read(jobpage.slot_strip, job.id, req.now)
+        version = _hash(strip)
+        return _partial(
+            req,
+            version,
+            "jobs/_strip.html",
+            job=job,
+            strip=strip,
+            strip_version=version,
+            constraints={"allowed": job.seconds("maxAllowedRunTime")},
+        )
+
+    @root.get("/jobs/<job_id>/_events")
+    @page(ctx)
+    def events_partial(req: Req, job_id: str) -> Any:
+        job = operations.load_job(ctx, job_id_of(job_id))
+        q = req.request.query
+        chosen = tuple(t for t in q.getall("type") if t in jobevents.TYPES)
+        found = ctx.database.read(jobevents.job_events, job.id, chosen, None, EVENTS_PAGE)
+        values = _feed(found["items"], chosen, q.get("since") or "")
+        return _partial(
+            req,
+            values["feed_version"],
+            "jobs/_events_feed.html",
+            job=job,
+            **values,
+            chosen=chosen,
+            type_labels=TYPE_LABELS,
+            first_page=True,
         )
 
     @root.get("/jobs/<job_id>/runs")
@@ -217,8 +338,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
         return req.render(
             "jobs/runs.html",
             status=400 if f.errors else 200,
-            **header(ctx, req, job),
-            tab="runs",
+            **header(ctx, req, job, "runs"),
             f=f,
             rows=rows,
             next_query=f.query_string(cursor=nxt) if nxt else "",
@@ -245,9 +365,8 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             more = urlencode([("type", t) for t in chosen] + [("before", found["nextBefore"])])
         return req.render(
             "jobs/events.html",
-            **header(ctx, req, job),
-            tab="events",
-            events=found["items"],
+            **header(ctx, req, job, "events"),
+            **_feed(found["items"], chosen, ""),
             chosen=chosen,
             type_labels=TYPE_LABELS,
             more_query=more,
