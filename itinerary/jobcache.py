@@ -16,6 +16,7 @@ from typing import Any
 MAX_JOBS = 4096
 
 _json: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # job id -> (updated_at, JSON)
+_generation = [0]  # bumped by every job change in this process
 
 
 def get(job_id: int) -> tuple[Any, str] | None:
@@ -35,7 +36,15 @@ def forget(job_id: int | None) -> None:
     """This process changed the job: never answer from its cached JSON again."""
     if job_id is not None:
         _json.pop(job_id, None)
+    _generation[0] += 1
+
+
+def generation() -> int:
+    """A number that changes whenever this process changes a job: part of the keys of
+    answers that show jobs (`itinerary/briefcache.py`), so an edit shows at once."""
+    return _generation[0]
 
 
 def clear() -> None:
     _json.clear()
+    _generation[0] += 1
