@@ -25,8 +25,9 @@ def _job(web: Browser, name: str, state: str | None = None, **run: object) -> in
     return job_id
 
 
-def _signed_in(api: Api, role: str) -> Browser:
-    browser, token = Browser(api), tokens.create(api.database, role, role, api.clock.now())
+def _signed_in(api: Api, role: str, name: str = "") -> Browser:
+    browser = Browser(api)
+    token = tokens.create(api.database, name or role, role, api.clock.now())
     assert browser.open("POST", "/login", data={"token": token}).status_code == 303
     return browser
 
@@ -87,7 +88,7 @@ def test_it_answers_204_while_the_rows_are_unchanged_and_the_new_state_after(
     assert rows_url.startswith("/jobs/_rows?status=healthy&limit=50&v=")
     assert web.get(rows_url).status_code == 204
     web.api.add_run(job_id, web.api.clock.now(), "failed")
-    web.api.clock.advance(6)  # past the latest-run cache's 5 s
+    web.api.clock.advance(6)  # past the list cache's 5 s
     assert web.get(rows_url).status_code == 200
     assert "etl" not in web.text(rows_url) and "etl" in web.text("/jobs/_rows?status=failing")
 
@@ -113,3 +114,30 @@ def test_it_lets_a_viewer_download_a_jobs_yaml(sqlite_database, clock, queues) -
     assert viewer.get(f"/jobs/{job_id}/definition.yaml").status_code == 200
     assert Browser(api).get(f"/jobs/{job_id}/definition.yaml").status_code in (302, 303)
     api.close()
+
+
+def test_it_keeps_the_list_5_s_and_reads_the_runs_again_after(web: Browser) -> None:
+    job_id = _job(web, "etl", "succeeded")
+    assert "js-healthy" in web.text("/jobs")
+    web.api.add_run(job_id, web.api.clock.now(), "failed")
+    web.api.clock.advance(4)
+    assert "js-healthy" in web.text("/jobs")  # the cached page
+    web.api.clock.advance(2)
+    assert "js-failing" in web.text("/jobs")
+
+
+def test_it_shows_a_paused_job_at_once_though_the_list_is_cached(web: Browser) -> None:
+    job_id = _job(web, "etl", "succeeded")
+    assert ">Pause</button>" in web.text("/jobs")
+    assert web.post(f"/jobs/{job_id}/pause", {"back": "/jobs"}).status_code == 303
+    page = web.text("/jobs")
+    assert ">Resume</button>" in page and "js-paused" in page
+
+
+def test_it_gives_each_visitor_its_own_csrf_token_in_the_cached_rows(api: Api) -> None:
+    _job(Browser(api), "etl")
+    first, second = _signed_in(api, "operator", "ann"), _signed_in(api, "operator", "bob")
+    pages = [first.text("/jobs"), second.text("/jobs")]
+    for browser, page in zip((first, second), pages, strict=True):
+        assert f'name="_csrf" value="{browser.csrf}"' in page and joblist.CSRF_MARK not in page
+    assert first.csrf != second.csrf

@@ -185,35 +185,11 @@ def last_run_query(job_id: int) -> pw.Query:
 
 _LAST_RUN_SQL: dict[type, str] = {}
 UNION_CHUNK = 100
-LAST_RUN_TTL_S = 5.0
-_last_run_cache: dict[int, tuple[float, dict[str, Any] | None]] = {}
 
 
 def last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
-    """Each job's latest run (by slot), kept 5 s per job: a list page open in several tabs,
-    or paged back and forth, reads the database once."""
-    clock_s = now.timestamp()
-    out: dict[int, dict[str, Any]] = {}
-    missing = []
-    for job_id in job_ids:
-        hit = _last_run_cache.get(job_id)
-        if hit is not None and clock_s - hit[0] < LAST_RUN_TTL_S:
-            if hit[1] is not None:
-                out[job_id] = hit[1]
-        else:
-            missing.append(job_id)
-    found = _read_last_runs(missing, now) if missing else {}
-    if len(_last_run_cache) > 20000:
-        _last_run_cache.clear()
-    _today_cache.clear()
-    for job_id in missing:
-        _last_run_cache[job_id] = (clock_s, found.get(job_id))
-    out.update(found)
-    return out
-
-
-def _read_last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
-    """Each job's latest run (by slot): one index range read per job, all in one statement.
+    """Each job's latest run (by slot): one index range read per job, all in one statement
+    (the job list keeps its pages a few seconds, `itinerary/web/joblist.py`).
 
     `(SELECT ... WHERE job_id = ? ORDER BY scheduled_at DESC LIMIT 1) UNION ALL ...`, each
     part wrapped so that SQLite accepts its ORDER BY; PostgreSQL has no loose index scan
@@ -253,5 +229,4 @@ def clear_caches() -> None:
     """Forget every cached read (tests: a new database behind the same process)."""
     _upcoming_cache.clear()
     _median_cache.clear()
-    _last_run_cache.clear()
     _today_cache.clear()
