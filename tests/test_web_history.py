@@ -7,6 +7,7 @@ from typing import Any
 
 from itinerary import gantt
 from itinerary.history import Anomaly
+from itinerary.web import history
 from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
 from tests.web_fakes import Browser
 
@@ -169,3 +170,25 @@ def test_it_offers_the_zones_of_the_filtered_jobs_on_the_zone_switch(api: Api) -
     one = browser.text("/history?name=paris")
     assert '<option value="Europe/Paris">' in one and "Asia/Tokyo" not in one
     assert "Europe/Paris" not in browser.text("/history?name=nothing")
+
+
+def test_it_keeps_the_gantt_data_2_s_then_reads_again(api: Api) -> None:
+    ids = _seed(api)
+    browser = Browser(api)
+    assert _data(browser)[1]["total"] == 5
+    api.add_run(ids["report"], api.clock.now() - timedelta(minutes=1))
+    api.clock.advance(1)
+    assert _data(browser)[1]["total"] == 5  # the cached answer
+    api.clock.advance(history.DATA_TTL_S)
+    assert _data(browser)[1]["total"] == 6
+
+
+def test_it_sends_a_change_after_a_cached_poll_late_but_never_lost(api: Api) -> None:
+    ids = _seed(api)
+    browser = Browser(api)
+    query = f"updated_after={_data(browser)[1]['cursor'] + 1}"
+    assert _data(browser, query)[1]["runs"] == []
+    new = api.add_run(ids["etl"], api.clock.now(), status="running", started_at=api.clock.now())
+    assert _data(browser, query)[1]["runs"] == []  # cached: the poll's cursor stays put
+    api.clock.advance(history.DATA_TTL_S)
+    assert [r[0] for r in _data(browser, query)[1]["runs"]] == [new]

@@ -8,6 +8,12 @@ tags that must all match, states and triggers. A bad value is reported per field
 on the page beside the field, in the JSON as the API's error shape, so the
 chart's script can show it and keep the chart it has. The chart itself is drawn
 by `static/gantt.js` (ECharts' canvas custom series) from `itinerary.gantt`'s compact arrays.
+
+The JSON (~40 ms for a day of 1,000 jobs) is kept `DATA_TTL_S` per query string and job
+generation (`itinerary/briefcache.py`): every open page polls it. A poll's
+`updated_after` is part of the key and the answer's `cursor` is the newest change it
+saw, so a change made after a cached answer was computed comes with the next poll that
+follows it: late by at most `DATA_TTL_S`, never lost.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from urllib.parse import urlencode
 
 import bottle
 
-from itinerary import gantt, queries, states
+from itinerary import gantt, jobcache, queries, states
+from itinerary.briefcache import BriefCache
 from itinerary.context import Context
 from itinerary.durations import parse_duration
 from itinerary.errors import ApiError
@@ -32,6 +39,7 @@ QUICK_RANGES = ("5m", "1h", "6h", "24h", "7d")
 DEFAULT_RANGE = "24h"
 MAX_RANGE = timedelta(days=90)
 TABLE_PAGE = 50
+DATA_TTL_S = 2.0
 KEYS = ("range", "from", "to", "tzo", "min", "max", "name", "tags", "state", "trigger")
 
 
@@ -159,9 +167,10 @@ def read_filters(query: Any, now: datetime, default_range: str = DEFAULT_RANGE) 
     return f
 
 
-def _json(body: dict[str, Any], status: int = 200) -> bottle.HTTPResponse:
+def _json(body: dict[str, Any] | str, status: int = 200) -> bottle.HTTPResponse:
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
     return bottle.HTTPResponse(
-        body=json.dumps(body, separators=(",", ":")),
+        body=text,
         status=status,
         headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
     )
@@ -185,6 +194,13 @@ def _table(ctx: Context, f: Filters, cursor: str | None, now: datetime) -> tuple
 
 
 def install(root: bottle.Bottle, ctx: Context) -> None:
+    answers = BriefCache(DATA_TTL_S)
+
+    def chart_data(f: Filters, updated_after: datetime | None, now: datetime) -> str:
+        body = gantt.compute(ctx.database, f.gantt(updated_after), now)
+        body["relative"] = f.relative
+        return json.dumps(body, separators=(",", ":"))
+
     @root.get("/history")
     @page(ctx)
     def history(req: Req) -> Any:
@@ -235,6 +251,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             message = "; ".join(f"{k}: {v}" for k, v in f.errors.items())
             error = {"code": "invalid", "message": message, "fields": f.errors}
             return _json({"error": error}, 400)
-        body = gantt.compute(ctx.database, f.gantt(updated_after), req.now)
-        body["relative"] = f.relative
-        return _json(body)
+        key = (tuple(sorted(req.request.query.allitems())), jobcache.generation())
+        return _json(
+            answers.get(key, req.now.timestamp(), chart_data, f, updated_after, req.now)[1]
+        )
