@@ -12,7 +12,10 @@ polled rows partial, changed and unchanged), a job page and a
 run page, once `--settle` seconds have passed since start-up (the scheduler's index
 and the anomaly detector's baselines over a million runs are not what a page costs).
 A ticker in the server process measures how late the gevent loop (and so the
-scheduler loop) wakes. One JSON line per page.
+scheduler loop) wakes. Between pages the bench waits until the server has answered
+every request it was sent (a page that fell behind leaves a backlog that would
+otherwise be charged to the next page) and the loop has been quiet for a second;
+`drain_s` says how long that took. One JSON line per page.
 
 History pages (issue 10): the Gantt data for the last 24 h of the seeded runs over the
 1,000 jobs, and a job with a run every minute for 30 days (43,200 runs, paused so the
@@ -56,6 +59,40 @@ _spec.loader.exec_module(api_bench)  # type: ignore[union-attr]
 
 ACTIVE = 200
 TICK_S = 0.05
+DRAIN_TIMEOUT_S = 300.0
+IN_FLIGHT = [0]  # requests the server is working on (counted by `counting`)
+
+
+def counting(app):  # type: ignore[no-untyped-def]
+    """The server's WSGI app, counting the requests in flight (see `drain`)."""
+
+    def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+        IN_FLIGHT[0] += 1
+        try:
+            return app(environ, start_response)
+        finally:
+            IN_FLIGHT[0] -= 1
+
+    return wsgi
+
+
+def drain(lateness: list[float]) -> float:
+    """Wait until no request is in flight and the loop has been on time for a second
+    (at most DRAIN_TIMEOUT_S); the seconds waited."""
+    t = time.monotonic()
+    quiet_since = None
+    while time.monotonic() - t < DRAIN_TIMEOUT_S:
+        busy = IN_FLIGHT[0] > 0 or any(late > 20 for late in lateness[-20:])
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            break
+        gevent.sleep(0.1)
+    return round(time.monotonic() - t, 1)
+
+
 MINUTELY_RUNS = 43_200  # 30 days of a job that runs every minute
 
 
@@ -216,6 +253,7 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
         query = first.split('hx-get="/jobs/_rows?')[1].split('"')[0].replace("&amp;", "&")
         pages["/jobs/_rows (unchanged, 204)"] = f"{base}/jobs/_rows?{query}"
     for label, url in pages.items():
+        drained = drain(lateness)
         lateness.clear()
         proc = subprocess.Popen(
             [
@@ -249,6 +287,7 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
                     "p99_ms": round(result["p99"], 2),
                     "errors": result["errors"],
                     "loop_lateness_p99_ms": round(api_bench.percentile(lateness, 0.99), 2),
+                    "drain_s": drained,
                     "runs": args.runs,
                     "active": ACTIVE,
                 }
@@ -293,9 +332,11 @@ def main() -> None:
             log_level="warning",
             log_dir=tempfile.mkdtemp(),
         )
-        from itinerary.app import App
+        import itinerary.app as app_module
 
-        app = App(config)
+        make_root = app_module.make_root
+        app_module.make_root = lambda *a: counting(make_root(*a))
+        app = app_module.App(config)
         app.start()
         try:
             add_active_runs(app.database, ACTIVE)  # after start-up: the loop does not adopt them
