@@ -5,9 +5,10 @@ milliseconds to compute; at 50 requests/s that is more than one process has. Wit
 `ttl_s` (clock seconds, so tests drive it with the fake clock) the same key gets the
 same answer, and a key asked for while it is being computed waits for that computation
 instead of starting another. Past half its life an answer is still served while one
-greenlet computes its successor, so requests rarely wait for a computation; none is
-ever served older than `ttl_s`. Callers put into the key everything the answer
-depends on, including `jobcache.generation()` when a job change must show at once.
+greenlet computes its successor (unless `refresh` is off), so requests rarely wait for
+a computation; none is ever served older than `ttl_s`. Callers put into the key
+everything the answer depends on, including `jobcache.generation()` when a job change
+must show at once.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class BriefCache:
-    def __init__(self, ttl_s: float, max_entries: int = 1000) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 1000, refresh: bool = True) -> None:
         self.ttl_s = ttl_s
+        self.refresh = refresh
         self.max_entries = max_entries
         self.entries: dict[Hashable, tuple[float, Any]] = {}
         self.pending: dict[Hashable, AsyncResult] = {}
@@ -35,7 +37,8 @@ class BriefCache:
         `fn` may run in another greenlet: its arguments must not be request-local."""
         hit = self.entries.get(key)
         if hit is not None and 0 <= now_s - hit[0] < self.ttl_s:
-            if now_s - hit[0] >= self.ttl_s / 2 and key not in self.pending:
+            stale = self.refresh and now_s - hit[0] >= self.ttl_s / 2
+            if stale and key not in self.pending:
                 self.pending[key] = AsyncResult()
                 gevent.spawn(self._refresh, key, now_s, fn, args)
             return hit

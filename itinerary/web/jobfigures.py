@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import gevent
-from gevent.event import AsyncResult
 
 from itinerary import jobpage, jobstats
+from itinerary.briefcache import BriefCache
 from itinerary.context import Context
 
 
@@ -29,8 +29,7 @@ class Figures:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache: dict[tuple[Any, ...], tuple[datetime, dict]] = {}
-        self.pending: dict[tuple[Any, ...], AsyncResult] = {}
+        self.cache = BriefCache(self.CACHE_S, self.MAX_ENTRIES, refresh=False)
 
     def stats(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict]:
         """(when computed, `jobstats` figures)."""
@@ -52,23 +51,8 @@ class Figures:
     def _get(
         self, key: tuple[Any, ...], now: datetime, fn: Any, *args: Any
     ) -> tuple[datetime, dict]:
-        hit = self.cache.get(key)
-        if hit is not None and 0 <= (now - hit[0]).total_seconds() < self.CACHE_S:
-            return hit
-        waiting = self.pending.get(key)
-        if waiting is not None:
-            return waiting.get()
-        result = AsyncResult()
-        self.pending[key] = result
-        try:
-            value = fn(*args)
-        except BaseException as exc:
-            result.set_exception(exc)
-            raise
-        finally:
-            self.pending.pop(key, None)
-        if len(self.cache) >= self.MAX_ENTRIES:
-            self.cache.clear()
-        self.cache[key] = (now, value)
-        result.set(self.cache[key])
-        return self.cache[key]
+        def computed() -> tuple[datetime, dict]:
+            return now, fn(*args)
+
+        got: tuple[datetime, dict] = self.cache.get(key, now.timestamp(), computed)[1]
+        return got
