@@ -331,6 +331,7 @@ def main() -> None:
             port=0,
             log_level="warning",
             log_dir=tempfile.mkdtemp(),
+            shutdown_timeout=5.0,  # the 200 seeded active runs are not waited for at the end
         )
         import itinerary.app as app_module
 

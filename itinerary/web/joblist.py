@@ -15,8 +15,9 @@ no derived status column to keep in step with every run update.
 At 50 requests/s a page's reads and its 50 rendered rows (~60 ms) are more than one
 process has, so the rows' HTML is kept `LIST_TTL_S` (`itinerary/briefcache.py`), keyed by
 the query, the cursor, the visitor's role (which buttons show) and the job generation
-(an edit or pause shows at once). The last runs were already up to 5 s old
-(`reads.last_runs`). The visitor's CSRF token is put into the cached HTML per request.
+(an edit or pause shows at once). Its last runs are read fresh (`reads.last_runs` with
+`max_age_s=0`), so a page is at most `LIST_TTL_S` old. The visitor's CSRF token is put
+into the cached HTML per request.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _row(job: JobSpec, last: dict[str, Any] | None, now: datetime) -> dict[str, 
 
 def _rows(versions: list[queries.JobVersion], now: datetime) -> list[dict[str, Any]]:
     """One read: each job's latest run, then the rows (status, next run) the table shows."""
-    last = reads.last_runs([v.spec.id for v in versions if v.spec.id is not None], now)
+    ids = [v.spec.id for v in versions if v.spec.id is not None]
+    last = reads.last_runs(ids, now, max_age_s=0)
     return [_row(v.spec, last.get(v.spec.id or 0), now) for v in versions]
 
 
@@ -114,7 +116,7 @@ def _scan(
     keys = queries.job_keys(f)
     more = f.limit is not None and len(keys) > f.limit
     keys = keys[: f.limit]
-    last = reads.last_runs([job_id for job_id, _ in keys], now)
+    last = reads.last_runs([job_id for job_id, _ in keys], now, max_age_s=0)
     kept: list[int] = []
     for n, (job_id, name) in enumerate(keys, 1):
         if run_status(last.get(job_id)) == status:

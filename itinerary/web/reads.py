@@ -185,11 +185,38 @@ def last_run_query(job_id: int) -> pw.Query:
 
 _LAST_RUN_SQL: dict[type, str] = {}
 UNION_CHUNK = 100
+LAST_RUN_TTL_S = 5.0
+_last_run_cache: dict[int, tuple[float, dict[str, Any] | None]] = {}
 
 
-def last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
-    """Each job's latest run (by slot): one index range read per job, all in one statement
-    (the job list keeps its pages a few seconds, `itinerary/web/joblist.py`).
+def last_runs(
+    job_ids: list[int], now: datetime, max_age_s: float = LAST_RUN_TTL_S
+) -> dict[int, dict[str, Any]]:
+    """Each job's latest run (by slot), kept 5 s per job: a job page and its polled header
+    read the database once. The job list, which keeps whole pages a few seconds itself,
+    asks with `max_age_s=0` so that its pages are never older than its own cache."""
+    clock_s = now.timestamp()
+    out: dict[int, dict[str, Any]] = {}
+    missing = []
+    for job_id in job_ids:
+        hit = _last_run_cache.get(job_id)
+        if hit is not None and clock_s - hit[0] < max_age_s:
+            if hit[1] is not None:
+                out[job_id] = hit[1]
+        else:
+            missing.append(job_id)
+    found = _read_last_runs(missing, now) if missing else {}
+    if len(_last_run_cache) > 20000:
+        _last_run_cache.clear()
+    _today_cache.clear()
+    for job_id in missing:
+        _last_run_cache[job_id] = (clock_s, found.get(job_id))
+    out.update(found)
+    return out
+
+
+def _read_last_runs(job_ids: list[int], now: datetime) -> dict[int, dict[str, Any]]:
+    """Each job's latest run (by slot): one index range read per job, all in one statement.
 
     `(SELECT ... WHERE job_id = ? ORDER BY scheduled_at DESC LIMIT 1) UNION ALL ...`, each
     part wrapped so that SQLite accepts its ORDER BY; PostgreSQL has no loose index scan
@@ -229,4 +256,5 @@ def clear_caches() -> None:
     """Forget every cached read (tests: a new database behind the same process)."""
     _upcoming_cache.clear()
     _median_cache.clear()
+    _last_run_cache.clear()
     _today_cache.clear()
