@@ -19,7 +19,9 @@ class Figures:
     A job that runs every minute has 43,200 runs in 30 days; even from the roll-up
     (`itinerary/rollup.py`) its figures take tens of milliseconds, and every open page
     polls its tiles. Figures up to `CACHE_S` old are served (the page says when they
-    were computed), and concurrent views of the same key wait for one computation. The
+    were computed), concurrent views of the same key wait for one computation, and past
+    half that age the next view starts their successor in the background
+    (`itinerary/briefcache.py`), so views seldom wait for one. The
     statistics do not depend on the zone, so a new zone costs only its charts. The
     arithmetic runs in the hub's thread pool, so the gevent loop keeps turning.
     """
@@ -29,7 +31,7 @@ class Figures:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cache = BriefCache(self.CACHE_S, self.MAX_ENTRIES, refresh=False)
+        self.cache = BriefCache(self.CACHE_S, self.MAX_ENTRIES)
 
     def stats(self, job_id: int, window: str, now: datetime) -> tuple[datetime, dict]:
         """(when computed, `jobstats` figures)."""
