@@ -14,7 +14,8 @@ and the anomaly detector's baselines over a million runs are not what a page cos
 A ticker in the server process measures how late the gevent loop (and so the
 scheduler loop) wakes. Between pages the bench waits until the server has answered
 every request it was sent (a page that fell behind leaves a backlog that would
-otherwise be charged to the next page) and the loop has been quiet for a second;
+otherwise be charged to the next page, and stopping the app under it hung it) and the
+loop has been quiet for a second;
 `drain_s` says how long that took. One JSON line per page.
 
 History pages (issue 10): the Gantt data for the last 24 h of the seeded runs over the
@@ -294,6 +295,7 @@ def run(base: str, args: argparse.Namespace, minutely: int = 0) -> None:
             ),
             flush=True,
         )
+    drain(lateness)  # stopping the app with requests in flight hung it in Database.close
     tick.kill()
 
 
