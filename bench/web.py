@@ -15,8 +15,8 @@ A ticker in the server process measures how late the gevent loop (and so the
 scheduler loop) wakes. Between pages the bench waits until the server has answered
 every request it was sent (a page that fell behind leaves a backlog that would
 otherwise be charged to the next page, and stopping the app under it hung it) and the
-loop has been quiet for a second;
-`drain_s` says how long that took. One JSON line per page.
+loop has been quiet for a second; `drain_s` says how long that took. One JSON line per
+page.
 
 History pages (issue 10): the Gantt data for the last 24 h of the seeded runs over the
 1,000 jobs, and a job with a run every minute for 30 days (43,200 runs, paused so the
