@@ -112,12 +112,12 @@ def test_it_draws_a_run_that_turns_from_running_to_succeeded_and_opens_it(
 ) -> None:
     name = f"e2e-gantt-{admin.theme}"
     job_id = _job(server, name, tags=["gantt"])
-    run_id = _run(server, job_id, 6)
+    run_id = _run(server, job_id, 12)  # still running when the page has drawn it
     _wait_state(server, run_id, "running")
     admin.go(f"/history?range=5m&name={name}")
     _drawn(admin, run_id, "running")
     _paints(admin, run_id, "--st-running")
-    _drawn(admin, run_id, "succeeded", timeout=30000)  # a poll, no reload
+    _drawn(admin, run_id, "succeeded", timeout=40000)  # a poll, no reload
     _paints(admin, run_id, "--st-succeeded")
     assert admin.page.evaluate("performance.getEntriesByType('navigation').length") == 1
     admin.audit("history")
