@@ -38,6 +38,7 @@ import logging
 import os
 import secrets
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,7 +92,7 @@ def new_holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class Elector:
+class Elector(ABC):
     """What `Leadership` and `FencedExecutor` need of a lease, whatever keeps it.
 
     A subclass says how one attempt goes (`_attempt`: None when this process holds the
@@ -110,11 +111,13 @@ class Elector:
         self._renewed = float("-inf")  # monotonic: when the latest successful renewal began
         self._next = Event()  # set (and replaced) by the next successful renewal
 
+    @abstractmethod
     def _attempt(self) -> Holder | None:
-        raise NotImplementedError
+        """One try to take or renew: None when this process holds the lease afterwards."""
 
+    @abstractmethod
     def release(self) -> None:
-        raise NotImplementedError
+        """Let the lease go at a clean stop, so another process takes over at once."""
 
     def take(self) -> Holder | None:
         """Take or renew the lease; None when this process holds it, else who does."""
