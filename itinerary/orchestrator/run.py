@@ -359,6 +359,12 @@ class Orchestrator:
     def _make_request(self, attempt: int) -> RunRequest:
         return self.slot.request(attempt)
 
+    def warm(self) -> None:
+        """Read what `launch` will read, so that a cohort's pass finds it in the caches."""
+        request = self._request
+        if request is not None:
+            _ = (self.released, self.cancel_reason, request.run_id, request.job.constraints)
+
     def launch(self, attempt: int | None = None) -> None:
         """Ask the executor to start an attempt (the first by default); nothing else.
 
