@@ -204,7 +204,34 @@ RUN_CACHE_SIZE = 8192
 
 
 def _runs_select() -> pw.Query:
-    return JobRun.select(*RUN_COLUMNS).join(Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id))
+    """`RUN_COLUMNS` of job_run joined to its job: add WHERE, ORDER BY and LIMIT, read `_raw`."""
+    return JobRun.select(_run_columns()).join(
+        Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id)
+    )
+
+
+# RUN_COLUMNS as SQL text, per reader class (dialect).
+_COLUMNS_TEXT: dict[type, pw.SQL] = {}
+
+
+def _run_columns() -> pw.SQL:
+    """`RUN_COLUMNS` as the bound dialect's SQL text, rendered once.
+
+    peewee took 0.3 ms to render these twenty columns for every page of runs, more than
+    PostgreSQL took to answer it (bench/api.py, a job's failed runs at 500 req/s). They
+    take no parameters, and the aliases are the same as they would be: the FROM clause
+    names job_run first ("t1") and the joined job second ("t2").
+    """
+    database = JobRun._meta.database.obj
+    node = _COLUMNS_TEXT.get(type(database))
+    if node is None:
+        full = JobRun.select(*RUN_COLUMNS).join(
+            Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id)
+        )
+        sql, params = database.get_sql_context().sql(full).query()
+        assert not params and sql.startswith("SELECT "), sql
+        node = _COLUMNS_TEXT[type(database)] = pw.SQL(sql[len("SELECT ") : sql.index(" FROM ")])
+    return node
 
 
 def runs_query(f: RunFilter, job_ids: list[int] | None, now: datetime | None = None) -> pw.Query:
