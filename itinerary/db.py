@@ -252,7 +252,8 @@ class Database:
             # The server closed it (restarted, or the session was killed): so it may have
             # closed the idle ones too. The read has no effect, so it is made again.
             log.info("a read's connection was gone (%s): retrying on a new one", exc)
-            db.close_idle()
+            if isinstance(db, PooledPostgresqlDatabase | PooledMySQLDatabase):
+                db.close_idle()
             with db.connection_context():
                 return fn(*args)
 

@@ -205,9 +205,7 @@ RUN_CACHE_SIZE = 8192
 
 def _runs_select() -> pw.Query:
     """`RUN_COLUMNS` of job_run joined to its job: add WHERE, ORDER BY and LIMIT, read `_raw`."""
-    return JobRun.select(_run_columns()).join(
-        Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id)
-    )
+    return JobRun.select(_run_columns()).join(Job, pw.JOIN.LEFT_OUTER, on=(Job.id == JobRun.job_id))
 
 
 # RUN_COLUMNS as SQL text, per reader class (dialect).
