@@ -12,13 +12,14 @@ process, straight to the database (`apply_to_database`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from itinerary import audit, jobchecks, jobstore
+from itinerary import audit, jobchecks, jobstore, masking
 from itinerary.clock import RealClock
 from itinerary.db import Database
 from itinerary.jobs import JobSpec, ValidationError, parse_job
@@ -38,9 +39,11 @@ class Change:
     job: JobSpec
 
 
-def definition(spec: JobSpec) -> dict[str, Any]:
-    """A job as it is written in a file: the API's JSON without the server-assigned keys."""
-    out = {k: v for k, v in spec.to_dict().items() if k not in READ_ONLY}
+def definition(spec: JobSpec, *, masked: bool = True) -> dict[str, Any]:
+    """A job as it is written in a file: the API's JSON without the server-assigned keys,
+    header values masked unless it is to be sent (`masked=False`)."""
+    shown = spec.public_dict() if masked else spec.to_dict()
+    out = {k: v for k, v in shown.items() if k not in READ_ONLY}
     out["tags"] = sorted(out["tags"])
     return out
 
@@ -82,8 +85,15 @@ def plan(
     seen: set[str] = set()
     for i, body in enumerate(bodies):
         label = f"jobs[{i}] ({body.get('name', '?')})"
+        # A masked header value (an exported file) stands for the live job's value there.
+        body = copy.deepcopy({k: v for k, v in body.items() if k not in READ_ONLY})
+        live_job = by_name.get(body["name"]) if isinstance(body.get("name"), str) else None
+        unmasked = masking.unmasked_job(body, live_job.to_dict() if live_job else None)
+        if unmasked:
+            errors.extend(f"{label}: {field}: {reason}" for field, reason in unmasked.items())
+            continue
         try:
-            spec = parse_job({k: v for k, v in body.items() if k not in READ_ONLY})
+            spec = parse_job(body, keep_masked=True)
         except ValidationError as exc:
             errors.extend(f"{label}: {field}: {reason}" for field, reason in exc.fields.items())
             continue
@@ -94,7 +104,7 @@ def plan(
         current = by_name.get(spec.name)
         if current is None:
             changes.append(Change(spec.name, "created", spec))
-        elif definition(spec) == definition(current):
+        elif definition(spec, masked=False) == definition(current, masked=False):
             changes.append(Change(spec.name, "unchanged", current))
         else:
             changes.append(Change(spec.name, "updated", spec.with_id(current.id)))  # type: ignore[arg-type]

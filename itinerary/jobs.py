@@ -10,6 +10,7 @@ checks of each constraint and action are apart (jobchecks.py).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any, cast
 
 import kubernetes_validate
 
-from itinerary import jobchecks
+from itinerary import jobchecks, masking
 from itinerary.cron import CronError, Schedule, zone
 from itinerary.durations import parse_duration
 from itinerary.ids import JobId
@@ -131,8 +132,12 @@ class JobSpec:
             raise ValueError(f"job {self.name!r} has not been saved")
         return JobId(self.id)
 
+    def public_dict(self) -> dict[str, Any]:
+        """`to_dict` as readers see it: header values masked (`itinerary.masking`)."""
+        return masking.masked_job(self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
-        """The API's JSON shape (camelCase)."""
+        """The API's JSON shape (camelCase), secrets in clear: for comparing and storing."""
         return {
             "id": self.id,
             "name": self.name,
@@ -371,11 +376,22 @@ KNOWN_KEYS = (
 )
 
 
-def parse_job(body: Any, *, base: JobSpec | None = None) -> JobSpec:
-    """Validate a job body; `base` is the stored job for a partial update (PUT keeps the rest)."""
+def parse_job(body: Any, *, base: JobSpec | None = None, keep_masked: bool = False) -> JobSpec:
+    """Validate a job body; `base` is the stored job for a partial update (PUT keeps the rest).
+
+    A masked header value takes `base`'s value at the same place, and is refused where there
+    is none; `keep_masked` leaves masked values as they are (a file compared with the jobs
+    another server shows, which that server resolves when they are sent to it).
+    """
     if not isinstance(body, dict):
         raise ValidationError({"body": "must be a JSON object"})
+    body = dict(body)  # masked header values are put back below, never in the caller's body
+    for key in ("constraints", "actions"):
+        if key in body:
+            body[key] = copy.deepcopy(body[key])
     errors: dict[str, str] = {}
+    if not keep_masked:
+        errors = masking.unmasked_job(body, base.to_dict() if base else None)
     for key in sorted(set(body) - KNOWN_KEYS):
         errors[key] = "unknown field"
     values: dict[str, Any] = {}

@@ -602,7 +602,7 @@ def job_version(
         for a in actions
     ]
     spec = jobstore.to_spec(job, list(tags), acts)
-    return JobVersion(spec, json.dumps(spec.to_dict(), separators=(",", ":")))
+    return JobVersion(spec, json.dumps(spec.public_dict(), separators=(",", ":")))
 
 
 def _tags_of(job_ids: list[int]) -> pw.Query:

@@ -83,9 +83,9 @@ def test_it_never_shows_a_stored_header_value_and_keeps_it_unless_replaced(
     fields = {**_edit(web, job), "actions.3.config.headers": "Authorization: Bearer new"}
     web.api.clock.advance(1)
     assert web.post(f"/jobs/{job['id']}", fields).status_code == 303
-    after = web.api.get(f"/jobs/{job['id']}").get_json()
-    assert after["constraints"]["preRunHook"]["headers"] == {"X-Token": SECRET}
-    assert after["actions"][3]["config"]["headers"] == {"Authorization": "Bearer new"}
+    (stored,) = web.api.database.read(jobstore.load_jobs)
+    assert stored.constraints["preRunHook"]["headers"] == {"X-Token": SECRET}
+    assert stored.actions[3].config["headers"] == {"Authorization": "Bearer new"}
 
 
 def test_it_refuses_a_masked_header_it_does_not_hold(web: Browser) -> None:
@@ -162,10 +162,9 @@ def test_it_keeps_a_rows_stored_header_when_an_earlier_row_is_removed(web: Brows
     assert fields["actions.2.type"] == "webhook"  # was row 3
     web.api.clock.advance(1)
     assert web.post(f"/jobs/{job['id']}", fields).status_code == 303
-    after = web.api.get(f"/jobs/{job['id']}").get_json()
-    assert len(after["actions"]) == 6 and after["actions"][2]["config"]["headers"] == {
-        "Authorization": SECRET
-    }
+    (stored,) = web.api.database.read(jobstore.load_jobs)
+    assert len(stored.actions) == 6
+    assert stored.actions[2].config["headers"] == {"Authorization": SECRET}
 
 
 def test_it_puts_a_kickoff_override_error_beside_its_field(web: Browser) -> None:

@@ -85,19 +85,19 @@ def list_jobs(call: Call) -> Any:
 
 
 def get_job(call: Call) -> Any:
-    return load_job(call, call.path["job_id"]).to_dict()
+    return load_job(call, call.path["job_id"]).public_dict()
 
 
 def create_job(call: Call) -> Any:
     stored = save(call, _parse(call.body))
-    return Reply(201, stored.to_dict(), headers={"Location": f"jobs/{stored.id}"})
+    return Reply(201, stored.public_dict(), headers={"Location": f"jobs/{stored.id}"})
 
 
 def update_job(call: Call) -> Any:
     job = load_job(call, call.path["job_id"], live=True)
     if isinstance(call.body, dict) and call.body.get("id") not in (None, job.id):
         raise invalid({"id": f"does not match the job in the path ({job.id})"})
-    return save(call, _parse(call.body, base=job)).to_dict()
+    return save(call, _parse(call.body, base=job)).public_dict()
 
 
 def archive_job(call: Call) -> Any:
@@ -120,7 +120,7 @@ def _reason(call: Call) -> str | None:
 def pause_job(call: Call) -> Any:
     reason = _reason(call)
     job = load_job(call, call.path["job_id"], live=True)
-    return operations.pause_job(call.ctx, job, reason, call.now, call.actor).to_dict()
+    return operations.pause_job(call.ctx, job, reason, call.now, call.actor).public_dict()
 
 
 def skip_next(call: Call) -> Any:
@@ -132,7 +132,7 @@ def skip_next(call: Call) -> Any:
 
 def resume_job(call: Call) -> Any:
     job = load_job(call, call.path["job_id"], live=True)
-    return operations.resume_job(call.ctx, job, call.now, call.actor).to_dict()
+    return operations.resume_job(call.ctx, job, call.now, call.actor).public_dict()
 
 
 def next_runs(call: Call) -> Any:

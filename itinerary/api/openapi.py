@@ -49,7 +49,12 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] | None = None, **extra
 
 
 DURATION = {"type": ["string", "number"], "description": "a duration: 30s, 5m, 1h30m, 2d"}
-HEADERS = {"type": "object", "additionalProperties": STR, "description": "HTTP headers"}
+HEADERS = {
+    "type": "object",
+    "additionalProperties": STR,
+    "description": "HTTP headers; their values are shown masked (••••abcd), and a masked "
+    "value sent back keeps the stored one",
+}
 HOOK = {
     "oneOf": [
         {"type": "string", "description": "the hook's URL"},

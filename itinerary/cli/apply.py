@@ -72,7 +72,7 @@ class Server:
                 "GET", "/jobs", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}
             )
             for item in page["items"]:
-                found.append(replace(parse_job(item), id=item["id"]))
+                found.append(replace(parse_job(item, keep_masked=True), id=item["id"]))
             cursor = page["nextCursor"]
             if not cursor:
                 return found
@@ -80,9 +80,11 @@ class Server:
     def apply(self, changes: list[Change]) -> None:
         for change in changes:
             if change.action == "created":
-                self.call("POST", "/jobs", json=definition(change.job))
+                self.call("POST", "/jobs", json=definition(change.job, masked=False))
             elif change.action == "updated":
-                self.call("PUT", f"/jobs/{change.job.id}", json=definition(change.job))
+                self.call(
+                    "PUT", f"/jobs/{change.job.id}", json=definition(change.job, masked=False)
+                )
             elif change.action == "archived":
                 self.call("DELETE", f"/jobs/{change.job.id}")
 

@@ -7,8 +7,8 @@ edit save the identical job JSON: scalars are shown as text that reads back as
 the same JSON type (a number bare, a string that looks like a number quoted),
 and a hidden `.shape` field remembers a shorthand (`preRunHook: "https://…"`,
 `maxConcurrentRuns: 3`) or an empty map. Header values are secrets: shown as
-`integrations.mask()` shows them, and a masked value sent back keeps the stored
-one, as the integrations API does (and as the job API does not: it shows them).
+`masking.mask()` shows them, and a masked value sent back keeps the stored
+one, as the integrations and job APIs do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from itinerary.jobs import ACTION_TYPES, CONSTRAINT_TYPES, TRIGGERS, JobSpec
-from itinerary.webhooks.integrations import MASK, mask
+from itinerary.masking import MASK, mask
 
 Get = Callable[[str], str]
 DURATIONS = ("catchUpWindow", "maxExpectedRunTime", "maxAllowedRunTime")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from itinerary import masking
 from itinerary.jobs import JobSpec
 from itinerary.web import formrows
 
@@ -236,14 +237,13 @@ def form_values(form: Any, drop: int | None = None, add: str | None = None) -> d
 
 
 def differences(stored: JobSpec, body: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Fields where the stored job and the submitted form differ: (field, stored, yours)."""
-    now = stored.to_dict()
+    """Fields where the stored job and the submitted form differ: (field, stored, yours),
+    header values compared in clear and shown masked."""
+    now, shown, yours = stored.to_dict(), stored.public_dict(), masking.masked_job(body)
     out = []
     for key, value in body.items():
-        mine = value
-        theirs = now.get(key)
-        if json.dumps(theirs, sort_keys=True, default=str) != json.dumps(
-            mine, sort_keys=True, default=str
+        if json.dumps(now.get(key), sort_keys=True, default=str) != json.dumps(
+            value, sort_keys=True, default=str
         ):
-            out.append((key, theirs, mine))
+            out.append((key, shown.get(key), yours.get(key)))
     return out

@@ -20,11 +20,11 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from itinerary import templating
+from itinerary.masking import MASK, mask
 
 TYPES = ("slack", "pagerduty", "newrelic", "custom")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 NAME_MAX = 100
-MASK = "••••"
 SEVERITIES = ("critical", "error", "warning", "info")
 # Run states (and "violation") that can be mapped to a PagerDuty severity.
 SEVERITY_STATES = ("failed", "lost", "killed", "violation", "test")
@@ -80,11 +80,6 @@ class Integration:
         if self.type == "custom":
             out += [str(v) for v in (self.config.get("headers") or {}).values() if v]
         return out
-
-
-def mask(value: Any) -> str:
-    text = str(value)
-    return MASK + (text[-4:] if len(text) >= 12 else "")
 
 
 def masked_url(url: str) -> str:
