@@ -28,7 +28,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import secrets  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -46,54 +45,11 @@ from itinerary import config as cfg  # noqa: E402
 from itinerary.db import Database, parse_dsn  # noqa: E402
 from itinerary.migrate import migrate  # noqa: E402
 
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+from dbadmin import create_database, drop_database  # noqa: E402
+
 JOBS = 1000
 TICK_S = 0.05
-
-
-def _admin(dsn: str, sql: str) -> None:
-    d = parse_dsn(dsn)
-    if d.driver == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host=d.host, port=d.port or 5432, user=d.user, password=d.password, dbname=d.database
-        )
-        conn.autocommit = True
-    else:
-        import pymysql
-
-        conn = pymysql.connect(
-            host=d.host, port=d.port or 3306, user=d.user, password=d.password or ""
-        )
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
-
-
-def create_database(dsn: str) -> tuple[str, str]:
-    """A new empty database on the DSN's server: (its DSN, its name)."""
-    d = parse_dsn(dsn)
-    if d.driver == "sqlite":
-        path = Path(tempfile.mkdtemp()) / "bench.db"
-        return f"sqlite:///{path}", str(path)
-    name = f"itinerary_bench_{secrets.token_hex(4)}"
-    _admin(dsn, f"CREATE DATABASE {name}")
-    auth = (d.user or "") + (f":{d.password}" if d.password else "")
-    scheme = "postgresql" if d.driver == "postgres" else "mysql"
-    return (
-        f"{scheme}://{auth}@{d.host}:{d.port or (5432 if scheme == 'postgresql' else 3306)}/{name}",
-        name,
-    )
-
-
-def drop_database(dsn: str, name: str) -> None:
-    d = parse_dsn(dsn)
-    if d.driver == "sqlite":
-        Path(name).unlink(missing_ok=True)
-    elif d.driver == "postgres":
-        _admin(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    else:
-        _admin(dsn, f"DROP DATABASE IF EXISTS {name}")
 
 
 SEQ = {  # n = 0 .. N-1, one row each

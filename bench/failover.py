@@ -40,25 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from itinerary.db import parse_dsn  # noqa: E402
 
-
-def _admin(dsn: str, sql: str) -> None:
-    d = parse_dsn(dsn)
-    if d.driver == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host=d.host, port=d.port or 5432, user=d.user, password=d.password, dbname=d.database
-        )
-        conn.autocommit = True
-    else:
-        import pymysql
-
-        conn = pymysql.connect(
-            host=d.host, port=d.port or 3306, user=d.user, password=d.password or ""
-        )
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+import dbadmin  # noqa: E402
 
 
 class Replica:
@@ -137,7 +120,7 @@ def main() -> None:
     auth = admin.user + (f":{admin.password}" if admin.password else "")
     port = admin.port or (5432 if admin.driver == "postgres" else 3306)
     dsn = f"{scheme}://{auth}@{admin.host}:{port}/{name}"
-    _admin(args.dsn, f"CREATE DATABASE {name}")
+    dbadmin.admin(args.dsn, f"CREATE DATABASE {name}")
     workdir = Path(tempfile.mkdtemp(prefix="itinerary-failover-"))
     effects = workdir / "effects"
     effects.mkdir()
@@ -225,7 +208,7 @@ def main() -> None:
         for replica in replicas:
             replica.kill()
         try:
-            _admin(
+            dbadmin.admin(
                 args.dsn,
                 f"DROP DATABASE IF EXISTS {name}"
                 + (" WITH (FORCE)" if admin.driver == "postgres" else ""),
