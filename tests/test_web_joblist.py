@@ -106,6 +106,18 @@ def test_it_downloads_a_jobs_yaml_exactly_as_export_writes_it(web: Browser) -> N
     assert f'href="/jobs/{job_id}/definition.yaml"' in web.text(f"/jobs/{job_id}/definition")
 
 
+def test_it_exports_the_jobs_the_list_filters_select(web: Browser) -> None:
+    web.api.create_job(name="etl", tags=["nightly"])
+    _job(web, "report", "failed")
+    page = web.text("/jobs?tags=nightly")
+    assert 'href="/jobs/export.yaml?tags=nightly"' in page
+    by_tag = yaml.safe_load(web.text("/jobs/export.yaml?tags=nightly"))["jobs"]
+    by_status = yaml.safe_load(web.text("/jobs/export.yaml?status=failing"))["jobs"]
+    everything = yaml.safe_load(web.text("/jobs/export.yaml"))["jobs"]
+    assert [j["name"] for j in by_tag] == ["etl"] and [j["name"] for j in by_status] == ["report"]
+    assert sorted(j["name"] for j in everything) == ["etl", "report"]
+
+
 def test_it_lets_a_viewer_download_a_jobs_yaml(sqlite_database, clock, queues) -> None:  # type: ignore[no-untyped-def]
     api = start_api(sqlite_database, clock, queues, host="0.0.0.0", allowed_hosts="*")
     admin, viewer = _signed_in(api, "admin"), _signed_in(api, "viewer")

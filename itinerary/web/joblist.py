@@ -216,6 +216,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             given=given,
             statuses=STATUSES,
             next_query=_query(given, got.found.cursor) if got.found.cursor else "",
+            export_query=_query({k: v for k, v in given.items() if k != "limit"}, None),
             filtered=any(given[k] for k in ("name", "tags", "schedule", "status")),
             sizes=PAGE_SIZES,
             first_page=not f.cursor,
@@ -234,10 +235,14 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
     @root.get("/jobs/export.yaml")
     @page(ctx)
     def export(req: Req) -> Any:
-        versions, _ = ctx.database.read(queries.list_jobs, queries.JobFilter(limit=None))
-        text = gevent.get_hub().threadpool.apply(
-            jobfiles.export_yaml, ([v.spec for v in versions],)
-        )
+        """The jobs the list's filters select (all pages), as `export` writes them."""
+        f, given = list_filter(req)
+        versions, _ = ctx.database.read(queries.list_jobs, replace(f, limit=None, cursor=None))
+        specs = [v.spec for v in versions]
+        if given["status"] in FROM_RUNS:
+            rows = ctx.database.read(_rows, versions, req.now)
+            specs = [r["job"] for r in rows if r["status"] == given["status"]]
+        text = gevent.get_hub().threadpool.apply(jobfiles.export_yaml, (specs,))
         return bottle.HTTPResponse(
             body=text,
             headers={
