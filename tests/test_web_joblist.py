@@ -42,6 +42,7 @@ def test_it_filters_the_job_list_by_the_job_pages_status(web: Browser) -> None:
     _job(web, "c-running", "running", started_at=web.api.clock.now())
     _job(web, "d-behind", "running", started_at=web.api.clock.now(), behind_schedule=True)
     _job(web, "e-new")
+    _job(web, "h-skipped", "skipped")
     web.api.post(f"/jobs/{_job(web, 'f-paused', 'succeeded')}/pause", json={})
     web.api.delete(f"/jobs/{_job(web, 'g-archived')}")
     for status in joblist.STATUSES:

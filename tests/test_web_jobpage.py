@@ -184,3 +184,11 @@ def test_it_flags_the_next_run_after_a_dst_change(api: Api) -> None:
     flagged = [r for r in rows if "clocks change" in r]
     assert len(flagged) == 1 and "(UTC+01:00 → UTC+02:00)" in flagged[0]
     assert "Sun Mar 29, 03:00" in flagged[0]  # 02:30 does not exist that day: run at 03:00
+
+
+def test_it_says_skipped_not_healthy_when_the_last_slot_did_not_run(api: Api) -> None:
+    job = api.create_job(name="gated")
+    api.add_run(job["id"], api.clock.now() - timedelta(minutes=2), "succeeded")
+    api.add_run(job["id"], api.clock.now() - timedelta(minutes=1), "skipped")
+    page = Browser(api).text(f"/jobs/{job['id']}")
+    assert 'data-job-status="skipped"' in page and 'data-job-status="healthy"' not in page

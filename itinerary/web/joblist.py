@@ -2,7 +2,7 @@
 
 A row's status (and what the status filter picks) is the job page header's
 (`jobs.status_of`). Archived and paused come from the job row, so those filters
-are SQL. Running, behind, failing, healthy and new depend on the job's latest
+are SQL. Running, behind, failing, skipped, healthy and new depend on the job's latest
 run: the list reads jobs in name order a chunk at a time with each chunk's
 latest runs (one index seek per job, `reads.last_runs`), keeps the matches, and
 stops at a full page or after SCAN_CAP jobs. A page cut short says so, and its
@@ -44,8 +44,8 @@ from itinerary.web.jobs import describe, next_run, run_status, status_of
 from itinerary.web.pipeline import Req, page
 
 PAGE_SIZES = (25, 50, 100, 500)
-STATUSES = ("running", "behind", "failing", "healthy", "new", "paused", "archived")
-FROM_RUNS = frozenset(("running", "behind", "failing", "healthy", "new"))
+STATUSES = ("running", "behind", "failing", "skipped", "healthy", "new", "paused", "archived")
+FROM_RUNS = frozenset(("running", "behind", "failing", "skipped", "healthy", "new"))
 SCAN_CAP = 1000  # jobs looked at per request for a status that depends on the last run
 SCAN_CHUNK = 200
 LIST_TTL_S = 5.0

@@ -49,7 +49,7 @@ def _see(location: str, flash: str = "") -> bottle.HTTPResponse:
 
 
 def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
-    """The job-level badge: archived, paused, running, failing, behind, healthy or new."""
+    """The job-level badge: archived, paused, running, failing, behind, skipped, healthy or new."""
     if job.archived_at is not None:
         return "archived"
     if not job.enabled:
@@ -58,14 +58,17 @@ def status_of(job: JobSpec, last: dict[str, Any] | None) -> str:
 
 
 def run_status(last: dict[str, Any] | None) -> str:
-    """A live, enabled job's badge, from its latest run: running, behind, failing, healthy
-    or new (the job list's status filter scans these without reading whole jobs)."""
+    """A live, enabled job's badge, from its latest run: running, behind, failing, skipped
+    (it did not run: a constraint, an overlap or an operator said so), healthy or new (the
+    job list's status filter scans these without reading whole jobs)."""
     if last is None:
         return "new"
     if last["state"] in ("running", "starting", "waiting", "scheduled"):
         return "behind" if last["behindSchedule"] else "running"
     if last["state"] in ("failed", "killed", "missed", "lost"):
         return "failing"
+    if last["state"] == "skipped":
+        return "skipped"
     return "healthy"
 
 
