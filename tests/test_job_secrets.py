@@ -7,7 +7,8 @@ import json
 
 from itinerary import jobfiles, jobstore
 from itinerary.db import Database
-from tests.api_fakes import Api, api_fixture  # noqa: F401 - the `api` fixture
+from tests.api_fakes import JOB, Api, api_fixture  # noqa: F401 - the `api` fixture
+from tests.web_fakes import Browser
 
 SECRET = "Bearer s3cr3t-token-abcd"
 HOOKED = {
@@ -68,6 +69,10 @@ def test_it_applies_a_file_with_a_new_secret_in_clear(api: Api) -> None:
 
 
 def api_job() -> dict[str, object]:
-    from tests.api_fakes import JOB
-
     return dict(JOB)
+
+
+def test_it_shows_no_header_value_on_the_definition_page(api: Api) -> None:
+    job = api.create_job(**HOOKED)
+    page = Browser(api).text(f"/jobs/{job['id']}/definition")
+    assert SECRET not in page and "••••abcd" in page and "hooks.example" in page

@@ -84,9 +84,10 @@ def next_run(job: JobSpec, now: datetime) -> datetime | None:
     return job.cron.next_after(now)
 
 
-def sentences(job: JobSpec) -> list[str]:
+def sentences(constraints: dict[str, Any]) -> list[str]:
+    """The constraints in words (pass them masked: `JobSpec.public_dict`)."""
     out = []
-    for key, value in job.constraints.items():
+    for key, value in constraints.items():
         shown = value if isinstance(value, str | int | bool) else forms._yaml_dump(value).strip()
         out.append(SENTENCES.get(key, key + ": {v}").format(v=shown))
     return out
@@ -191,6 +192,7 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             job.cron.next_n(req.now, 5) if job.cron and job.enabled and not job.archived_at else []
         )
         text = jobfiles.export_yaml([job])
+        shown = job.public_dict()  # header values masked
         return req.render(
             "jobs/definition.html",
             job=job,
@@ -198,7 +200,8 @@ def install(root: bottle.Bottle, ctx: Context) -> None:
             runs=runs,
             next_runs=nexts,
             job_status=status_of(job, last),
-            sentences=sentences(job),
+            sentences=sentences(shown["constraints"]),
+            actions=shown["actions"],
             yaml_text=text,
             env_shown=[(k, v) for k, v in sorted(job.env.items())],
         )
