@@ -62,7 +62,7 @@ class RealClock:
 
         A core left idle for a second here (a virtual machine) is slow to wake: the first
         start of a burst came 12-15 ms late after one, against 1 ms when the process kept
-        turning through the last 30 ms (bench/scheduler.py).
+        turning through the last few tens of ms (bench/scheduler.py; orchestrator/cohort.py).
         """
         deadline = time.monotonic() + max(0.0, timeout)
         while not event.is_set() and time.monotonic() < deadline:
